@@ -1,0 +1,270 @@
+//! Map keys, values and wire helpers shared by the XDP program and the daemon.
+//!
+//! Everything here is `no_std`, `#[repr(C)]` and free of padding the compiler
+//! chooses: each struct's size is pinned by a `const` assertion, so a change
+//! on one side that the other side does not see fails the build.
+//!
+//! Byte order: integers inside map values are in host byte order unless the
+//! field says otherwise; the XDP program converts to network order when it
+//! writes them into a packet.
+#![no_std]
+
+pub mod checksum;
+pub mod name;
+
+/// Longest qname in wire format, root label included (RFC 1035 3.1).
+pub const MAX_QNAME_LEN: usize = 255;
+/// Size of the lower-cased qname buffer in an [`Answer`] (power of two so the
+/// XDP program can bound indexes with a mask).
+pub const QNAME_BUF: usize = 256;
+/// Largest answer body (answer, authority and additional sections without
+/// the OPT record) the fast path can carry. Larger answers stay with the
+/// daemon.
+pub const MAX_BODY_LEN: usize = 512;
+/// Largest DNS query the fast path parses; anything longer goes to the daemon.
+pub const MAX_QUERY_LEN: usize = 512;
+/// Length of the OPT record the server appends: root name, type, class
+/// (payload size), TTL (extended rcode, version, flags), zero RDLENGTH.
+pub const OPT_RR_LEN: usize = 11;
+/// Smallest UDP payload a DNS responder may always use (RFC 1035 4.2.1).
+pub const MIN_UDP_PAYLOAD: u16 = 512;
+
+/// DNS header flag masks on the host-order flags word.
+pub mod flags {
+    pub const QR: u16 = 0x8000;
+    pub const OPCODE: u16 = 0x7800;
+    pub const AA: u16 = 0x0400;
+    pub const TC: u16 = 0x0200;
+    pub const RD: u16 = 0x0100;
+    pub const RA: u16 = 0x0080;
+    pub const AD: u16 = 0x0020;
+    pub const CD: u16 = 0x0010;
+    pub const RCODE: u16 = 0x000f;
+    /// Bits a responder copies from the query into its answer (RFC 1035 4.1.1
+    /// for RD, RFC 4035 3.2.2 / RFC 6840 5.9 for CD).
+    pub const COPIED_FROM_QUERY: u16 = RD | CD;
+}
+
+/// EDNS(0) constants (RFC 6891).
+pub mod edns {
+    pub const OPT_TYPE: u16 = 41;
+    /// The DO bit in the OPT TTL's flags half (RFC 3225).
+    pub const DO: u16 = 0x8000;
+    /// DNS COOKIE option code (RFC 7873). The server does not implement
+    /// cookies, so it ignores the option (RFC 7873 5.2: a server that does not
+    /// support cookies processes the request as if the option were absent).
+    pub const OPTION_COOKIE: u16 = 10;
+}
+
+pub const QTYPE_OPT: u16 = edns::OPT_TYPE;
+pub const CLASS_IN: u16 = 1;
+
+/// The largest UDP reply the server sends (RFC 6891 6.2.3 and 6.2.5): 512
+/// without EDNS; with EDNS the client's advertised size, treated as 512 when
+/// smaller, and never more than the server's own advertised size.
+#[inline(always)]
+pub const fn udp_reply_limit(client_payload: Option<u16>, server_payload: u16) -> u16 {
+    match client_payload {
+        None => MIN_UDP_PAYLOAD,
+        Some(client) => {
+            let limit = if client < server_payload { client } else { server_payload };
+            if limit < MIN_UDP_PAYLOAD { MIN_UDP_PAYLOAD } else { limit }
+        }
+    }
+}
+
+/// The OPT record the server appends to every reply to an EDNS query: no
+/// options, version 0, only the DO bit echoed (RFC 3225 3), and the extended
+/// rcode's upper bits (nonzero only for BADVERS).
+#[inline(always)]
+pub const fn opt_record(server_payload: u16, ext_rcode: u8, dnssec_ok: bool) -> [u8; OPT_RR_LEN] {
+    let payload = server_payload.to_be_bytes();
+    let flags_hi = if dnssec_ok { (edns::DO >> 8) as u8 } else { 0 };
+    [0, 0, edns::OPT_TYPE as u8, payload[0], payload[1], ext_rcode, 0, flags_hi, 0, 0, 0]
+}
+
+/// Header flags of a reply: the answer's flags plus the bits copied from
+/// the query.
+#[inline(always)]
+pub const fn reply_flags(answer_flags: u16, query_flags: u16) -> u16 {
+    answer_flags | (query_flags & flags::COPIED_FROM_QUERY)
+}
+
+/// Key of `DNS_ANSWERS`: which question an [`Answer`] answers.
+///
+/// The name is represented by its hash so the key stays small (the kernel
+/// hashes and compares the whole key on every lookup); the value carries the
+/// full lower-cased name and the XDP program compares it, so a hash collision
+/// can only cost a miss, never a wrong answer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AnswerKey {
+    /// [`name::hash_lower`] of the wire-format qname.
+    pub name_hash: u64,
+    /// Query type, host order.
+    pub qtype: u16,
+    /// Length of the wire-format qname, root label included.
+    pub qname_len: u16,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<AnswerKey>() == 16);
+
+/// Value of `DNS_ANSWERS`: the daemon's answer to one question, minus the
+/// parts that depend on the query (ID, RD/CD bits, the question as the client
+/// spelled it, and the OPT record).
+///
+/// Compression pointers in `body` are relative to a message whose question
+/// starts at offset 12, which is where every response puts it, so the body is
+/// valid behind any spelling of the same qname.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Answer {
+    /// Header flags word, host order, with RD and CD clear (they are copied
+    /// from the query).
+    pub flags: u16,
+    /// Section counts, host order; `arcount` excludes the OPT record.
+    pub ancount: u16,
+    pub nscount: u16,
+    pub arcount: u16,
+    /// Bytes of `body` in use; 1..=MAX_BODY_LEN.
+    pub body_len: u16,
+    /// Length of `qname` in use.
+    pub qname_len: u16,
+    /// One's complement sum of `body[..body_len]` taken as big-endian 16-bit
+    /// words from an even offset, not folded (see [`checksum`]).
+    pub body_csum: u32,
+    /// Lower-cased wire-format qname, zero padded.
+    pub qname: [u8; QNAME_BUF],
+    /// Answer, authority and additional sections as the daemon encodes them.
+    pub body: [u8; MAX_BODY_LEN],
+}
+const _: () = assert!(core::mem::size_of::<Answer>() == 16 + QNAME_BUF + MAX_BODY_LEN);
+
+/// Key of `DNS_SERVICES`: an address and UDP port the server answers on.
+/// An all-zero address with the matching family stands for "any address".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    /// IPv4 addresses in the first 4 bytes, rest zero. Network order.
+    pub addr: [u8; 16],
+    /// UDP port, network order.
+    pub port_be: u16,
+    /// 4 or 6.
+    pub family: u8,
+    pub _pad: [u8; 5],
+}
+const _: () = assert!(core::mem::size_of::<ServiceKey>() == 24);
+
+impl ServiceKey {
+    pub const fn v4(addr: [u8; 4], port: u16) -> Self {
+        let mut a = [0u8; 16];
+        a[0] = addr[0];
+        a[1] = addr[1];
+        a[2] = addr[2];
+        a[3] = addr[3];
+        Self { addr: a, port_be: port.to_be(), family: 4, _pad: [0; 5] }
+    }
+
+    pub const fn v6(addr: [u8; 16], port: u16) -> Self {
+        Self { addr, port_be: port.to_be(), family: 6, _pad: [0; 5] }
+    }
+}
+
+/// The single entry of `DNS_CONFIG`, written by the daemon.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Config {
+    /// CLOCK_MONOTONIC nanoseconds of the daemon's last heartbeat (the clock
+    /// `bpf_ktime_get_ns` reads).
+    pub heartbeat_ns: u64,
+    /// The fast path stops answering once the heartbeat is older than this,
+    /// so a hung or stopped daemon cannot leave stale answers being served.
+    pub heartbeat_timeout_ns: u64,
+    /// UDP payload size the server advertises in its OPT record, host order.
+    pub edns_udp_payload: u16,
+    /// Nonzero when the fast path may answer.
+    pub enabled: u8,
+    pub _pad: [u8; 5],
+}
+const _: () = assert!(core::mem::size_of::<Config>() == 24);
+
+/// Per-CPU verdict counters of the XDP program (`DNS_STATS`, one entry).
+/// Every packet increments exactly one field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct XdpStats {
+    /// Answered from the map (XDP_TX).
+    pub tx_answer: u64,
+    /// Not for us: not IP, not UDP, or not a service address/port.
+    pub pass_not_dns: u64,
+    /// IPv4 options, IPv6 extension headers or stacked VLAN tags.
+    pub pass_unusual_headers: u64,
+    /// IP fragments.
+    pub pass_fragment: u64,
+    /// DNS header the fast path does not answer (opcode, counts, TC).
+    pub pass_header: u64,
+    /// qname with compression or other encodings the fast path leaves alone.
+    pub pass_qname: u64,
+    /// Class other than IN.
+    pub pass_qclass: u64,
+    /// EDNS the fast path does not handle (version, options, layout).
+    pub pass_edns: u64,
+    /// No entry for the question.
+    pub pass_miss: u64,
+    /// An entry with the same hash but another name.
+    pub pass_collision: u64,
+    /// The answer does not fit the client's UDP limit (the daemon truncates).
+    pub pass_too_big: u64,
+    /// The frame could not grow to hold the answer.
+    pub pass_no_room: u64,
+    /// The daemon's heartbeat is stale or the fast path is disabled.
+    pub pass_stale: u64,
+    /// Query longer than the fast path parses.
+    pub pass_long_query: u64,
+    /// Malformed: lengths inconsistent with the frame, DNS header too short,
+    /// or a response (QR=1) sent to the service.
+    pub drop_malformed: u64,
+    /// Internal inconsistency after the packet was modified; never expected.
+    pub drop_internal: u64,
+}
+const _: () = assert!(core::mem::size_of::<XdpStats>() == 16 * 8);
+
+/// Counters the daemon publishes (`DNS_DAEMON`, one entry) so that
+/// `dns-xdp stats` and bpftool show both halves in one place.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DaemonStats {
+    pub udp_queries: u64,
+    pub tcp_queries: u64,
+    pub responses: u64,
+    pub truncated: u64,
+    pub dropped: u64,
+    /// Entries the daemon has put in `DNS_ANSWERS` and believes present
+    /// (the LRU may have evicted some since).
+    pub map_entries: u64,
+    pub map_inserts: u64,
+    pub map_updates_failed: u64,
+}
+const _: () = assert!(core::mem::size_of::<DaemonStats>() == 8 * 8);
+
+/// Map names, as the XDP program declares them and as they are pinned.
+pub mod maps {
+    pub const ANSWERS: &str = "DNS_ANSWERS";
+    pub const SERVICES: &str = "DNS_SERVICES";
+    pub const CONFIG: &str = "DNS_CONFIG";
+    pub const STATS: &str = "DNS_STATS";
+    pub const DAEMON: &str = "DNS_DAEMON";
+    pub const SCRATCH: &str = "DNS_SCRATCH";
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are repr(C), Copy, made of integers and byte
+    // arrays, with explicit padding fields, so every bit pattern is valid.
+    unsafe impl aya::Pod for super::AnswerKey {}
+    unsafe impl aya::Pod for super::Answer {}
+    unsafe impl aya::Pod for super::ServiceKey {}
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::XdpStats {}
+    unsafe impl aya::Pod for super::DaemonStats {}
+}

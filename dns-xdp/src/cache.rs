@@ -1,0 +1,238 @@
+//! The one writer of the answer map: preloads it, fills it on misses, and
+//! brings it in line with new zone data before a reload counts as done.
+//!
+//! Everything that changes `DNS_ANSWERS` goes through this thread, in order,
+//! so a stale insert can never overtake a reload: every insert carries the
+//! generation of the catalog it was computed from and is dropped when that
+//! generation is no longer current.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, mpsc},
+    time::{Duration, Instant},
+};
+
+use hickory_proto::{
+    rr::{Name, RecordType},
+    serialize::binary::BinDecodable as _,
+};
+
+use dns_xdp_common::{Answer, AnswerKey, DaemonStats};
+
+use crate::{
+    authority::Catalog,
+    fastpath::FastPath,
+    server::Counters,
+    wire::{PreparedAnswer, map_entry},
+};
+
+/// How often the heartbeat and the daemon's counters are published.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(200);
+/// A question inserted this recently is not inserted again: a query the fast
+/// path passes for another reason (too big, EDNS options) would otherwise
+/// cost a map update per query.
+const REINSERT_AFTER: Duration = Duration::from_secs(1);
+const RECENT_LIMIT: usize = 65_536;
+
+/// What to preload for each zone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preload {
+    /// Every name with each of its types, plus A and AAAA at every name.
+    #[default]
+    All,
+    /// Nothing: the map fills as queries miss.
+    None,
+}
+
+pub enum Command {
+    /// An answer the daemon just sent, computed from catalog `generation`.
+    Insert { qname: Name, qtype: RecordType, prepared: PreparedAnswer, generation: u64 },
+    /// A new catalog is live: make the map agree with it, then reply.
+    Sync { catalog: Arc<Catalog>, generation: u64, preload: Vec<(Name, Preload)>, done: mpsc::SyncSender<SyncReport> },
+    Shutdown,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SyncReport {
+    pub updated: usize,
+    pub removed: usize,
+    pub preloaded: usize,
+    pub failed: usize,
+}
+
+pub struct CacheWriter {
+    fast_path: FastPath,
+    counters: Arc<Counters>,
+    generation: u64,
+    recent: HashMap<AnswerKey, Instant>,
+    last_heartbeat: Instant,
+    stats: DaemonStats,
+}
+
+impl CacheWriter {
+    pub fn new(fast_path: FastPath, counters: Arc<Counters>) -> Self {
+        Self {
+            fast_path,
+            counters,
+            generation: 0,
+            recent: HashMap::new(),
+            last_heartbeat: Instant::now(),
+            stats: DaemonStats::default(),
+        }
+    }
+
+    /// Runs until `Shutdown` or until every sender is gone; dropping `self`
+    /// then detaches the program.
+    pub fn run(mut self, commands: mpsc::Receiver<Command>) {
+        loop {
+            match commands.recv_timeout(HEARTBEAT_INTERVAL) {
+                Ok(Command::Insert { qname, qtype, prepared, generation }) => {
+                    if generation == self.generation {
+                        self.insert(&qname, qtype, &prepared);
+                    }
+                }
+                Ok(Command::Sync { catalog, generation, preload, done }) => {
+                    let report = self.sync(&catalog, generation, &preload);
+                    let _ = done.send(report);
+                }
+                Ok(Command::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            self.maybe_heartbeat();
+        }
+    }
+
+    /// The fast path this writer feeds (tests and benchmarks run the
+    /// program through it).
+    pub fn fast_path_mut(&mut self) -> &mut FastPath {
+        &mut self.fast_path
+    }
+
+    pub fn attach(&mut self, mode: crate::fastpath::AttachMode) -> anyhow::Result<()> {
+        self.fast_path.attach(mode)
+    }
+
+    fn maybe_heartbeat(&mut self) {
+        if self.last_heartbeat.elapsed() < HEARTBEAT_INTERVAL {
+            return;
+        }
+        self.last_heartbeat = Instant::now();
+        self.counters.snapshot_into(&mut self.stats);
+        if let Err(err) = self.fast_path.heartbeat(&self.stats) {
+            tracing::warn!("{err:#}");
+        }
+    }
+
+    fn insert(&mut self, qname: &Name, qtype: RecordType, prepared: &PreparedAnswer) -> bool {
+        let Some((key, value)) = map_entry(qname, qtype, prepared) else { return false };
+        if let Some(at) = self.recent.get(&key)
+            && at.elapsed() < REINSERT_AFTER
+        {
+            return false;
+        }
+        if self.recent.len() >= RECENT_LIMIT {
+            self.recent.clear();
+        }
+        self.recent.insert(key, Instant::now());
+        self.put(&key, &value)
+    }
+
+    fn put(&mut self, key: &AnswerKey, value: &Answer) -> bool {
+        match self.fast_path.insert(key, value) {
+            Ok(()) => {
+                self.stats.map_inserts += 1;
+                true
+            }
+            Err(err) => {
+                self.stats.map_updates_failed += 1;
+                tracing::warn!("{err:#}");
+                false
+            }
+        }
+    }
+
+    /// Rewrites every entry from `catalog`: entries whose answer changed are
+    /// replaced whole (one map update per question, so a reader sees the old
+    /// or the new answer, never a mix), entries no longer servable removed,
+    /// then the preload set added.
+    pub fn sync(&mut self, catalog: &Catalog, generation: u64, preload: &[(Name, Preload)]) -> SyncReport {
+        self.generation = generation;
+        let mut report = SyncReport::default();
+        self.recent.clear();
+        let entries = match self.fast_path.entries() {
+            Ok(entries) => entries,
+            Err(err) => {
+                tracing::error!("{err:#}; the fast path is disabled until the next reload");
+                let _ = self.fast_path.disable();
+                report.failed += 1;
+                return report;
+            }
+        };
+        for (key, old) in &entries {
+            self.maybe_heartbeat();
+            let fresh = question_of(key, old)
+                .and_then(|(qname, qtype)| {
+                    let answer = catalog.lookup(&qname, qtype);
+                    answer.zone.as_ref()?;
+                    let prepared = PreparedAnswer::encode(&qname, qtype, &answer).ok()?;
+                    map_entry(&qname, qtype, &prepared)
+                })
+                .filter(|(new_key, _)| new_key == key);
+            match fresh {
+                Some((_, new)) if same_answer(&new, old) => {}
+                Some((_, new)) => {
+                    if self.put(key, &new) {
+                        report.updated += 1;
+                    } else {
+                        report.failed += 1;
+                    }
+                }
+                None => match self.fast_path.remove(key) {
+                    Ok(()) => report.removed += 1,
+                    Err(err) => {
+                        tracing::warn!("{err:#}");
+                        report.failed += 1;
+                    }
+                },
+            }
+        }
+        for (origin, mode) in preload {
+            if *mode == Preload::None {
+                continue;
+            }
+            for (qname, qtype) in catalog.preload_questions(origin) {
+                self.maybe_heartbeat();
+                let answer = catalog.lookup(&qname, qtype);
+                let Ok(prepared) = PreparedAnswer::encode(&qname, qtype, &answer) else { continue };
+                if let Some((key, value)) = map_entry(&qname, qtype, &prepared) {
+                    if self.put(&key, &value) {
+                        report.preloaded += 1;
+                    } else {
+                        report.failed += 1;
+                    }
+                }
+            }
+        }
+        self.stats.map_entries = self.fast_path.entries().map(|e| e.len() as u64).unwrap_or(0);
+        report
+    }
+}
+
+/// The question an entry answers, rebuilt from the entry itself.
+fn question_of(key: &AnswerKey, value: &Answer) -> Option<(Name, RecordType)> {
+    let len = usize::from(value.qname_len).min(value.qname.len());
+    let name = Name::from_bytes(&value.qname[..len]).ok()?;
+    Some((name, RecordType::from(key.qtype)))
+}
+
+fn same_answer(a: &Answer, b: &Answer) -> bool {
+    let len = usize::from(a.body_len);
+    a.flags == b.flags
+        && a.ancount == b.ancount
+        && a.nscount == b.nscount
+        && a.arcount == b.arcount
+        && a.body_len == b.body_len
+        && a.body[..len] == b.body[..len]
+}
+

@@ -1,0 +1,240 @@
+//! Settings from a TOML file and the command line (the command line wins).
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use hickory_proto::rr::Name;
+use serde::Deserialize;
+
+use crate::{cache::Preload, fastpath::AttachMode};
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:53";
+pub const DEFAULT_MAP_ENTRIES: u32 = 65_536;
+pub const DEFAULT_EDNS_UDP_PAYLOAD: u16 = 1232;
+pub const DEFAULT_HEARTBEAT_TIMEOUT_SECS: u64 = 5;
+
+/// `dns-xdp run` options. Every one can also be set in the config file.
+#[derive(Debug, Default, clap::Args)]
+pub struct RunArgs {
+    /// TOML configuration file; options given here override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Zone to serve, as FILE or ORIGIN=FILE (repeatable). Without ORIGIN the
+    /// file's $ORIGIN is used, else its name without ".zone".
+    #[arg(long = "zone", value_name = "[ORIGIN=]FILE")]
+    pub zones: Vec<String>,
+    /// Address and port to answer on, UDP and TCP (repeatable)
+    /// [default: 0.0.0.0:53].
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+    /// Interface to attach the XDP program to (required unless
+    /// --xdp-mode off).
+    #[arg(long, value_name = "IFACE")]
+    pub iface: Option<String>,
+    /// native: in the driver (fastest; needs driver support). generic: after
+    /// the skb is built (any interface). off: no XDP, the daemon answers all.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub xdp_mode: Option<AttachMode>,
+    /// Capacity of the answer map (entries; ~850 bytes each)
+    /// [default: 65536].
+    #[arg(long, value_name = "N")]
+    pub map_entries: Option<u32>,
+    /// What to put in the answer map at start and reload [default: all].
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub preload: Option<Preload>,
+    /// UDP payload size advertised with EDNS and the largest UDP reply
+    /// [default: 1232].
+    #[arg(long, value_name = "BYTES")]
+    pub edns_udp_payload: Option<u16>,
+    /// Seconds without a daemon heartbeat after which the XDP program stops
+    /// answering [default: 5].
+    #[arg(long, value_name = "SECS")]
+    pub heartbeat_timeout: Option<u64>,
+    /// bpffs directory to pin the maps in (for bpftool)
+    /// [default: /sys/fs/bpf/dns-xdp].
+    #[arg(long, value_name = "DIR")]
+    pub pin_dir: Option<PathBuf>,
+    /// Where to write the daemon's PID (used by `dns-xdp reload`).
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// UDP worker threads [default: one per CPU].
+    #[arg(long, value_name = "N")]
+    pub udp_threads: Option<usize>,
+}
+
+/// The config file's layout.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub listen: Vec<SocketAddr>,
+    pub iface: Option<String>,
+    pub xdp_mode: Option<AttachMode>,
+    pub map_entries: Option<u32>,
+    pub preload: Option<Preload>,
+    pub edns_udp_payload: Option<u16>,
+    pub heartbeat_timeout: Option<u64>,
+    pub pin_dir: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub udp_threads: Option<usize>,
+    #[serde(default, rename = "zone")]
+    pub zones: Vec<ZoneConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    pub origin: Option<String>,
+    pub file: PathBuf,
+    pub preload: Option<Preload>,
+}
+
+/// Settings resolved from file and command line.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: Vec<SocketAddr>,
+    pub iface: Option<String>,
+    pub xdp_mode: AttachMode,
+    pub map_entries: u32,
+    pub preload: Preload,
+    pub edns_udp_payload: u16,
+    pub heartbeat_timeout: Duration,
+    pub pin_dir: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub udp_threads: usize,
+    pub zones: Vec<ZoneSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneSpec {
+    pub origin: Option<Name>,
+    pub file: PathBuf,
+    pub preload: Preload,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).map_err(|err| {
+            let line = err
+                .span()
+                .map(|span| text[..span.start.min(text.len())].lines().count().max(1))
+                .unwrap_or(0);
+            anyhow::anyhow!("{}:{line}: {}", path.display(), err.message())
+        })
+    }
+}
+
+impl Settings {
+    pub fn resolve(args: &RunArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        // Relative zone paths in a config file are relative to the file.
+        let base = args.config.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+        let default_preload = args.preload.or(file.preload).unwrap_or_default();
+        let mut zones = Vec::new();
+        for z in &file.zones {
+            zones.push(ZoneSpec {
+                origin: z.origin.as_deref().map(parse_origin).transpose()?,
+                file: base.join(&z.file),
+                preload: z.preload.unwrap_or(default_preload),
+            });
+        }
+        for spec in &args.zones {
+            let (origin, file) = match spec.split_once('=') {
+                Some((origin, file)) => (Some(parse_origin(origin)?), file),
+                None => (None, spec.as_str()),
+            };
+            zones.push(ZoneSpec { origin, file: PathBuf::from(file), preload: default_preload });
+        }
+        if zones.is_empty() {
+            bail!("no zones configured: give --zone FILE or [[zone]] entries in the config file");
+        }
+        let listen = if !args.listen.is_empty() {
+            args.listen.clone()
+        } else if !file.listen.is_empty() {
+            file.listen.clone()
+        } else {
+            vec![DEFAULT_LISTEN.parse()?]
+        };
+        let xdp_mode = args.xdp_mode.or(file.xdp_mode).unwrap_or(AttachMode::Native);
+        let iface = args.iface.clone().or(file.iface);
+        if xdp_mode != AttachMode::Off && iface.is_none() {
+            bail!("--iface is required to attach XDP (or run with --xdp-mode off)");
+        }
+        let map_entries = args.map_entries.or(file.map_entries).unwrap_or(DEFAULT_MAP_ENTRIES);
+        if map_entries == 0 {
+            bail!("map_entries must be at least 1");
+        }
+        let edns_udp_payload = args.edns_udp_payload.or(file.edns_udp_payload).unwrap_or(DEFAULT_EDNS_UDP_PAYLOAD);
+        if edns_udp_payload < dns_xdp_common::MIN_UDP_PAYLOAD {
+            bail!("edns_udp_payload {edns_udp_payload} is below the 512 bytes every DNS server must accept");
+        }
+        let heartbeat = args.heartbeat_timeout.or(file.heartbeat_timeout).unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT_SECS);
+        if heartbeat == 0 {
+            bail!("heartbeat_timeout must be at least 1 second");
+        }
+        Ok(Self {
+            listen,
+            iface,
+            xdp_mode,
+            map_entries,
+            preload: default_preload,
+            edns_udp_payload,
+            heartbeat_timeout: Duration::from_secs(heartbeat),
+            pin_dir: args
+                .pin_dir
+                .clone()
+                .or(file.pin_dir)
+                .unwrap_or_else(|| PathBuf::from(crate::fastpath::DEFAULT_PIN_DIR)),
+            pid_file: args.pid_file.clone().or(file.pid_file),
+            udp_threads: args
+                .udp_threads
+                .or(file.udp_threads)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            zones,
+        })
+    }
+}
+
+fn parse_origin(text: &str) -> anyhow::Result<Name> {
+    let mut name = Name::from_ascii(text).with_context(|| format!("invalid zone origin {text:?}"))?;
+    name.set_fqdn(true);
+    Ok(name.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_error_names_file_and_line() {
+        let dir = std::env::temp_dir().join(format!("dns-xdp-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "listen = [\"127.0.0.1:53\"]\niface = \"lo\"\nmap_entries = \"many\"\n").expect("write");
+        let err = FileConfig::load(&path).expect_err("must fail").to_string();
+        assert!(err.starts_with(&format!("{}:3:", path.display())), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn command_line_overrides_file() {
+        let dir = std::env::temp_dir().join(format!("dns-xdp-config2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("ok.toml");
+        std::fs::write(&path, "iface = \"eth9\"\nedns_udp_payload = 1400\n[[zone]]\nfile = \"a.zone\"\n").expect("write");
+        let args = RunArgs { config: Some(path), iface: Some("lo".into()), ..Default::default() };
+        let s = Settings::resolve(&args).expect("resolves");
+        assert_eq!(s.iface.as_deref(), Some("lo"));
+        assert_eq!(s.edns_udp_payload, 1400);
+        assert_eq!(s.zones[0].file, dir.join("a.zone"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,225 @@
+//! `dns-xdp run`: load zones, open sockets, attach XDP, serve, reload on
+//! SIGHUP, and take everything down on SIGINT/SIGTERM.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, RwLock, mpsc},
+    time::Instant,
+};
+
+use anyhow::{Context as _, anyhow};
+use hickory_proto::rr::Name;
+
+use crate::{
+    authority::Catalog,
+    cache::{CacheWriter, Command, Preload, SyncReport},
+    config::{RunArgs, Settings, ZoneSpec},
+    fastpath::{AttachMode, FastPath, FastPathOptions},
+    server::{self, Counters, Live, Shared, TcpLimits},
+    wire::ReplySettings,
+    zone::Zone,
+};
+
+/// Depth of the queue to the map writer; when full, answers are simply not
+/// cached (the next miss offers them again).
+const CACHE_QUEUE: usize = 16_384;
+
+/// Zones as loaded, keyed by file, with the text they were parsed from so an
+/// unchanged file is not parsed again on reload.
+#[derive(Default)]
+struct LoadedZones {
+    by_file: HashMap<PathBuf, (String, Arc<Zone>)>,
+}
+
+impl LoadedZones {
+    /// Loads every zone in `specs`. On error, names the file (and line).
+    /// With `previous`, unchanged files reuse the zone already parsed.
+    fn load(specs: &[ZoneSpec], previous: Option<&LoadedZones>) -> anyhow::Result<Self> {
+        let mut by_file = HashMap::new();
+        for spec in specs {
+            let text = std::fs::read_to_string(&spec.file).with_context(|| format!("reading zone file {}", spec.file.display()))?;
+            let reused = previous
+                .and_then(|p| p.by_file.get(&spec.file))
+                .filter(|(old_text, _)| *old_text == text)
+                .map(|(_, zone)| Arc::clone(zone));
+            let zone = match reused {
+                Some(zone) => zone,
+                None => Arc::new(Zone::parse_file_text(&text, &spec.file, spec.origin.as_ref())?),
+            };
+            by_file.insert(spec.file.clone(), (text, zone));
+        }
+        Ok(Self { by_file })
+    }
+
+    fn catalog(&self) -> anyhow::Result<Catalog> {
+        let mut catalog = Catalog::default();
+        for (file, (_, zone)) in &self.by_file {
+            if catalog.zone(zone.origin()).is_some() {
+                return Err(anyhow!("zone {} is defined twice (again in {})", zone.origin(), file.display()));
+            }
+            catalog.insert(Arc::clone(zone));
+        }
+        Ok(catalog)
+    }
+}
+
+fn preload_plan(settings: &Settings, zones: &LoadedZones) -> Vec<(Name, Preload)> {
+    settings
+        .zones
+        .iter()
+        .filter_map(|spec| zones.by_file.get(&spec.file).map(|(_, zone)| (zone.origin().clone(), spec.preload)))
+        .collect()
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let settings = Settings::resolve(&args)?;
+    let zones = LoadedZones::load(&settings.zones, None)?;
+    let catalog = Arc::new(zones.catalog()?);
+    for (file, (_, zone)) in &zones.by_file {
+        tracing::info!(zone = %zone.origin(), file = %file.display(), serial = zone.serial(), "zone loaded");
+    }
+
+    // Sockets before XDP: a port already taken should fail before anything
+    // is attached.
+    let mut sockets = Vec::new();
+    for addr in &settings.listen {
+        sockets.push(server::bind(*addr)?);
+    }
+    let listen: Vec<_> = sockets.iter().map(|(udp, _)| udp.local_addr()).collect::<Result<_, _>>()?;
+
+    let counters = Arc::new(Counters::default());
+    let mut writer_thread = None;
+    let mut cache_tx = None;
+    if settings.xdp_mode != AttachMode::Off {
+        let iface = settings.iface.clone().context("--iface is required to attach XDP")?;
+        let fast_path = FastPath::load(&FastPathOptions {
+            iface: iface.clone(),
+            mode: settings.xdp_mode,
+            map_entries: settings.map_entries,
+            pin_dir: Some(settings.pin_dir.clone()),
+            heartbeat_timeout: settings.heartbeat_timeout,
+            edns_udp_payload: settings.edns_udp_payload,
+            services: listen.clone(),
+        })?;
+        let mut writer = CacheWriter::new(fast_path, Arc::clone(&counters));
+        // Preload before attaching, so the first packets find their answers.
+        let report = writer.sync(&catalog, 0, &preload_plan(&settings, &zones));
+        writer.attach(settings.xdp_mode)?;
+        tracing::info!(%iface, mode = ?settings.xdp_mode, preloaded = report.preloaded, pin_dir = %settings.pin_dir.display(), "XDP fast path attached");
+        let (tx, rx) = mpsc::sync_channel(CACHE_QUEUE);
+        writer_thread = Some(std::thread::Builder::new().name("map-writer".into()).spawn(move || writer.run(rx))?);
+        cache_tx = Some(tx);
+    }
+
+    let shared = Arc::new(Shared {
+        live: RwLock::new(Live { catalog, generation: 0 }),
+        settings: ReplySettings { edns_udp_payload: settings.edns_udp_payload },
+        counters,
+        cache: cache_tx.clone(),
+        tcp: TcpLimits::default(),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut tcp_listeners = Vec::new();
+    for (udp, tcp) in sockets {
+        server::spawn_udp(Arc::clone(&shared), udp, settings.udp_threads)?;
+        tcp_listeners.push(tcp);
+    }
+    if let Some(pid_file) = &settings.pid_file {
+        std::fs::write(pid_file, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing {}", pid_file.display()))?;
+    }
+    tracing::info!(listen = ?listen, elapsed_ms = started.elapsed().as_millis() as u64, "serving");
+
+    let result = runtime.block_on(async {
+        for tcp in tcp_listeners {
+            let listener = tokio::net::TcpListener::from_std(tcp)?;
+            tokio::spawn(server::serve_tcp(Arc::clone(&shared), listener));
+        }
+        serve_signals(&args, settings.clone(), zones, &shared).await
+    });
+
+    // Take the fast path down before the process goes: the writer thread
+    // owns it and detaches and unpins when it ends.
+    if let Some(tx) = &cache_tx {
+        let _ = tx.send(Command::Shutdown);
+    }
+    if let Some(handle) = writer_thread
+        && handle.join().is_err()
+    {
+        tracing::error!("the map writer panicked");
+    }
+    if let Some(pid_file) = &settings.pid_file {
+        let _ = std::fs::remove_file(pid_file);
+    }
+    runtime.shutdown_background();
+    tracing::info!("stopped");
+    result
+}
+
+/// Waits for signals: SIGHUP reloads, SIGINT/SIGTERM return.
+async fn serve_signals(args: &RunArgs, mut settings: Settings, mut zones: LoadedZones, shared: &Arc<Shared>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                match reload(args, &settings, &zones, shared).await {
+                    Ok((new_settings, new_zones, report, elapsed)) => {
+                        settings = new_settings;
+                        zones = new_zones;
+                        tracing::info!(
+                            updated = report.updated, removed = report.removed, preloaded = report.preloaded,
+                            failed = report.failed, elapsed_ms = elapsed.as_millis() as u64, "reload done",
+                        );
+                    }
+                    Err(err) => tracing::error!("reload failed, still serving the previous data: {err:#}"),
+                }
+            }
+            _ = int.recv() => return Ok(()),
+            _ = term.recv() => return Ok(()),
+        }
+    }
+}
+
+/// Re-reads the configuration's zone list and the zone files, swaps the new
+/// catalog in, and waits until the answer map agrees with it.
+async fn reload(
+    args: &RunArgs,
+    old_settings: &Settings,
+    old_zones: &LoadedZones,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<(Settings, LoadedZones, SyncReport, std::time::Duration)> {
+    let started = Instant::now();
+    let settings = Settings::resolve(args)?;
+    if settings.listen != old_settings.listen || settings.iface != old_settings.iface {
+        tracing::warn!("listen addresses and interface changes need a restart; applying zone changes only");
+    }
+    let zones = LoadedZones::load(&settings.zones, Some(old_zones))?;
+    let catalog = Arc::new(zones.catalog()?);
+    let generation = {
+        let mut live = shared.live.write().unwrap_or_else(|p| p.into_inner());
+        live.generation += 1;
+        live.catalog = Arc::clone(&catalog);
+        live.generation
+    };
+    let mut report = SyncReport::default();
+    if let Some(cache) = &shared.cache {
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        let preload = preload_plan(&settings, &zones);
+        cache
+            .send(Command::Sync { catalog, generation, preload, done: done_tx })
+            .map_err(|_| anyhow!("the map writer has stopped"))?;
+        report = tokio::task::spawn_blocking(move || done_rx.recv())
+            .await?
+            .map_err(|_| anyhow!("the map writer stopped during the reload"))?;
+    }
+    Ok((settings, zones, report, started.elapsed()))
+}

@@ -1,0 +1,427 @@
+//! Loading, attaching and feeding the XDP program.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context as _, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap as BpfHashMap, MapData},
+    programs::{Xdp, XdpMode},
+};
+use dns_xdp_common::{Answer, AnswerKey, Config, DaemonStats, ServiceKey, maps};
+
+/// The XDP object built by build.rs from the dns-xdp-ebpf crate.
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dns-xdp"));
+
+/// Name of the answering program in the object, and of the pass-through one.
+pub const PROGRAM: &str = "dns_xdp";
+pub const PASS_PROGRAM: &str = "dns_xdp_pass";
+
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/dns-xdp";
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// How to attach: the user-facing names of aya's modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachMode {
+    /// Driver (native) mode: the program runs in the NIC driver.
+    Native,
+    /// Generic (SKB) mode: works on every interface, after the stack has
+    /// built an skb; slower, for testing and for drivers without XDP.
+    Generic,
+    /// No XDP program: the daemon answers everything.
+    Off,
+}
+
+#[derive(Clone, Debug)]
+pub struct FastPathOptions {
+    pub iface: String,
+    pub mode: AttachMode,
+    pub map_entries: u32,
+    pub pin_dir: Option<PathBuf>,
+    pub heartbeat_timeout: Duration,
+    pub edns_udp_payload: u16,
+    pub services: Vec<SocketAddr>,
+}
+
+/// The loaded and attached XDP program with the maps the daemon writes.
+/// Dropping it disables the fast path, detaches the program and removes the
+/// pins.
+pub struct FastPath {
+    answers: BpfHashMap<MapData, AnswerKey, Answer>,
+    config_map: Array<MapData, Config>,
+    daemon_map: Array<MapData, DaemonStats>,
+    config: Config,
+    _pins: Pins,
+    iface: String,
+    // Last: owns the program and its link; dropped after the maps are done.
+    _ebpf: Ebpf,
+}
+
+impl FastPath {
+    pub fn load(opts: &FastPathOptions) -> anyhow::Result<Self> {
+        if EBPF_OBJECT.is_empty() {
+            bail!("this binary was built with AYA_BUILD_SKIP set and carries no XDP program; rebuild without it or run with --xdp-mode off");
+        }
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(maps::ANSWERS, opts.map_entries)
+            .load(EBPF_OBJECT)
+            .context("loading the XDP object (is this running as root, with BPF enabled in the kernel?)")?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| anyhow!("program {PROGRAM} missing from the object"))?
+            .try_into()?;
+        program.load().context("the kernel verifier rejected the XDP program")?;
+
+        let mut pinned = Pins(Vec::new());
+        if let Some(dir) = &opts.pin_dir {
+            pin_maps(&ebpf, dir, &mut pinned).with_context(|| format!("pinning maps under {}", dir.display()))?;
+        }
+        let mut services: BpfHashMap<MapData, ServiceKey, u8> = take_map(&mut ebpf, maps::SERVICES)?;
+        for addr in &opts.services {
+            services
+                .insert(service_key(*addr), 1, 0)
+                .with_context(|| format!("registering service address {addr}"))?;
+        }
+        let answers = take_map(&mut ebpf, maps::ANSWERS)?;
+        let mut config_map: Array<MapData, Config> = take_map(&mut ebpf, maps::CONFIG)?;
+        let daemon_map = take_map(&mut ebpf, maps::DAEMON)?;
+        let config = Config {
+            heartbeat_ns: monotonic_ns(),
+            heartbeat_timeout_ns: u64::try_from(opts.heartbeat_timeout.as_nanos()).unwrap_or(u64::MAX),
+            edns_udp_payload: opts.edns_udp_payload,
+            enabled: 1,
+            _pad: [0; 5],
+        };
+        config_map.set(0, config, 0).context("writing the XDP configuration")?;
+
+        Ok(Self {
+            answers,
+            config_map,
+            daemon_map,
+            config,
+            _pins: pinned,
+            iface: opts.iface.clone(),
+            _ebpf: ebpf,
+        })
+    }
+
+    /// Attaches the program. Call after the map holds the preloaded answers,
+    /// so the first packets already find them.
+    pub fn attach(&mut self, mode: AttachMode) -> anyhow::Result<()> {
+        let xdp_mode = match mode {
+            AttachMode::Native => XdpMode::Driver,
+            AttachMode::Generic => XdpMode::Skb,
+            AttachMode::Off => return Ok(()),
+        };
+        let program: &mut Xdp = self
+            ._ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| anyhow!("program {PROGRAM} missing from the object"))?
+            .try_into()?;
+        program.attach(&self.iface, xdp_mode).map_err(|err| {
+            let hint = if mode == AttachMode::Native {
+                " (the driver may not support native XDP: try --xdp-mode generic)"
+            } else {
+                ""
+            };
+            anyhow!("attaching XDP to {} in {mode:?} mode: {err}{hint}", self.iface)
+        })?;
+        Ok(())
+    }
+
+    pub fn insert(&mut self, key: &AnswerKey, value: &Answer) -> anyhow::Result<()> {
+        self.answers.insert(key, value, 0).context("updating DNS_ANSWERS")
+    }
+
+    /// Removes an entry; an entry already gone (evicted) is not an error.
+    pub fn remove(&mut self, key: &AnswerKey) -> anyhow::Result<()> {
+        match self.answers.remove(key) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(err) => Err(err).context("deleting from DNS_ANSWERS"),
+        }
+    }
+
+    /// Every entry currently in the answer map. Entries evicted while the
+    /// map is walked are skipped.
+    pub fn entries(&self) -> anyhow::Result<Vec<(AnswerKey, Answer)>> {
+        self.answers
+            .iter()
+            .filter(|entry| !matches!(entry, Err(aya::maps::MapError::KeyNotFound)))
+            .collect::<Result<Vec<_>, _>>()
+            .context("reading DNS_ANSWERS")
+    }
+
+    /// Refreshes the heartbeat and publishes the daemon's counters.
+    pub fn heartbeat(&mut self, stats: &DaemonStats) -> anyhow::Result<()> {
+        self.config.heartbeat_ns = monotonic_ns();
+        self.config_map.set(0, self.config, 0).context("writing the heartbeat")?;
+        self.daemon_map.set(0, *stats, 0).context("publishing daemon counters")
+    }
+
+    /// Runs the program on one frame with BPF_PROG_TEST_RUN, `repeat` times,
+    /// without any network: for tests, and for the per-packet cost the
+    /// benchmark reports.
+    pub fn test_run(&mut self, frame: &[u8], repeat: u32) -> anyhow::Result<TestRunOutcome> {
+        use aya::programs::{TestRun as _, TestRunOptions};
+        let program: &Xdp = self
+            ._ebpf
+            .program(PROGRAM)
+            .ok_or_else(|| anyhow!("program {PROGRAM} missing from the object"))?
+            .try_into()?;
+        // Room for the reply to grow into.
+        let mut out = vec![0u8; frame.len() + 2048];
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.data_out = Some(&mut out);
+        opts.repeat = repeat.max(1);
+        let result = program.test_run(opts).context("BPF_PROG_TEST_RUN")?;
+        out.truncate(result.data_size_out as usize);
+        Ok(TestRunOutcome { action: result.return_value, frame: out, duration: result.duration })
+    }
+
+    /// Stops the fast path answering (it passes every query to the daemon).
+    pub fn disable(&mut self) -> anyhow::Result<()> {
+        self.config.enabled = 0;
+        self.config_map.set(0, self.config, 0).context("disabling the fast path")
+    }
+}
+
+impl Drop for FastPath {
+    fn drop(&mut self) {
+        if let Err(err) = self.disable() {
+            tracing::warn!("{err:#}");
+        }
+    }
+}
+
+/// Pinned map paths, removed on drop (also when loading fails part way).
+struct Pins(Vec<PathBuf>);
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            if let Err(err) = std::fs::remove_file(path) {
+                tracing::warn!(path = %path.display(), %err, "could not remove pin");
+            }
+        }
+        // Only removed when empty: another instance may pin there too.
+        if let Some(dir) = self.0.first().and_then(|p| p.parent()) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Pins the maps users inspect (`bpftool map dump pinned DIR/NAME`).
+/// Pins go into `pinned` as they are made, so a failure part way still
+/// removes the ones already made.
+fn pin_maps(ebpf: &Ebpf, dir: &Path, pinned: &mut Pins) -> anyhow::Result<()> {
+    ensure_bpffs(dir)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for name in [maps::ANSWERS, maps::SERVICES, maps::CONFIG, maps::STATS, maps::DAEMON] {
+        let map = ebpf.map(name).ok_or_else(|| anyhow!("map {name} missing from the object"))?;
+        let path = dir.join(name);
+        // A pin left by a daemon that was killed: ours to replace.
+        if path.exists() {
+            std::fs::remove_file(&path).with_context(|| format!("removing stale pin {}", path.display()))?;
+        }
+        map.pin(&path).with_context(|| format!("pinning {name} at {}", path.display()))?;
+        pinned.0.push(path);
+    }
+    Ok(())
+}
+
+fn take_map<T>(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<T>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing from the object"))?;
+    T::try_from(map).with_context(|| format!("map {name} has an unexpected type"))
+}
+
+pub fn service_key(addr: SocketAddr) -> ServiceKey {
+    match addr.ip() {
+        IpAddr::V4(ip) => ServiceKey::v4(ip.octets(), addr.port()),
+        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => ServiceKey::v4(v4.octets(), addr.port()),
+            None => ServiceKey::v6(ip.octets(), addr.port()),
+        },
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock `bpf_ktime_get_ns` reads.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}
+
+/// Makes sure `dir`'s parent is on a bpf filesystem, mounting one at
+/// /sys/fs/bpf when it is missing there (a fresh boot, or `ip netns exec`,
+/// which gives the command a new /sys).
+fn ensure_bpffs(dir: &Path) -> anyhow::Result<()> {
+    let parent = dir.parent().unwrap_or(dir);
+    if is_bpffs(parent) {
+        return Ok(());
+    }
+    let default_root = Path::new(DEFAULT_PIN_DIR).parent().unwrap_or(Path::new("/sys/fs/bpf"));
+    if parent != default_root {
+        bail!("{} is not on a bpf filesystem; mount one there or choose another --pin-dir", parent.display());
+    }
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let status = std::process::Command::new("mount")
+        .args(["-t", "bpf", "bpf"])
+        .arg(parent)
+        .status()
+        .context("running mount -t bpf")?;
+    if !status.success() || !is_bpffs(parent) {
+        bail!("could not mount a bpf filesystem at {}", parent.display());
+    }
+    tracing::info!(path = %parent.display(), "mounted bpffs");
+    Ok(())
+}
+
+fn is_bpffs(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: statfs writes into the zeroed struct we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid NUL-terminated path and out pointer.
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as i64 == BPF_FS_MAGIC
+}
+
+/// Attaches the pass-through program to `iface` and returns the object that
+/// holds the attachment (dropping it detaches). XDP_TX into a veth is only
+/// delivered when the peer end runs an XDP program, so the client end of a
+/// test or benchmark veth pair needs this one.
+pub fn attach_pass_program(iface: &str, mode: AttachMode) -> anyhow::Result<Ebpf> {
+    if EBPF_OBJECT.is_empty() {
+        bail!("this binary carries no XDP object (built with AYA_BUILD_SKIP)");
+    }
+    let mut ebpf = Ebpf::load(EBPF_OBJECT).context("loading the XDP object")?;
+    let program: &mut Xdp = ebpf
+        .program_mut(PASS_PROGRAM)
+        .ok_or_else(|| anyhow!("program {PASS_PROGRAM} missing from the object"))?
+        .try_into()?;
+    program.load()?;
+    let xdp_mode = if mode == AttachMode::Generic { XdpMode::Skb } else { XdpMode::Driver };
+    program.attach(iface, xdp_mode).with_context(|| format!("attaching {PASS_PROGRAM} to {iface}"))?;
+    Ok(ebpf)
+}
+
+/// What one BPF_PROG_TEST_RUN gave back.
+#[derive(Debug)]
+pub struct TestRunOutcome {
+    /// The XDP action (aya::programs::xdp action numbers: 1 drop, 2 pass, 3 tx).
+    pub action: u32,
+    pub frame: Vec<u8>,
+    /// Average time per run as the kernel measured it.
+    pub duration: Duration,
+}
+
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
+
+/// Counters of one running instance, as `dns-xdp stats` shows them.
+#[derive(Debug, serde::Serialize)]
+pub struct InstanceStats {
+    pub program_id: u32,
+    pub xdp: std::collections::BTreeMap<&'static str, u64>,
+    pub daemon: std::collections::BTreeMap<&'static str, u64>,
+    /// Bytes the kernel uses per DNS_ANSWERS entry (key + value + element
+    /// overhead, approximately) and the map's capacity.
+    pub answer_entry_bytes: u32,
+    pub answer_capacity: u32,
+}
+
+/// Finds every loaded dns-xdp program and reads its maps. Works from any
+/// network or mount namespace (the maps are found by ID, not by pin).
+pub fn read_stats() -> anyhow::Result<Vec<InstanceStats>> {
+    use aya::maps::{Map, PerCpuArray};
+    let mut out = Vec::new();
+    for info in aya::programs::loaded_programs() {
+        let info = info.context("listing loaded BPF programs")?;
+        if info.name_as_str() != Some(PROGRAM) {
+            continue;
+        }
+        let Some(map_ids) = info.map_ids().context("listing the program's maps")? else { continue };
+        let mut by_name = HashMap::new();
+        for id in map_ids {
+            let data = MapData::from_id(id).with_context(|| format!("opening map {id}"))?;
+            let info = data.info()?;
+            if let Some(name) = info.name_as_str() {
+                by_name.insert(name.to_owned(), (data, info.key_size(), info.value_size(), info.max_entries()));
+            }
+        }
+        let mut xdp = std::collections::BTreeMap::new();
+        if let Some((data, ..)) = by_name.remove(maps::STATS) {
+            let map: PerCpuArray<MapData, dns_xdp_common::XdpStats> = Map::from_map_data(data)?.try_into()?;
+            let per_cpu = map.get(&0, 0).context("reading DNS_STATS")?;
+            let mut total = [0u64; 16];
+            for cpu in per_cpu.iter() {
+                for (t, v) in total.iter_mut().zip(xdp_stats_fields(cpu)) {
+                    *t += v.1;
+                }
+            }
+            for (name, value) in xdp_stats_fields(&dns_xdp_common::XdpStats::default()).iter().map(|f| f.0).zip(total) {
+                xdp.insert(name, value);
+            }
+        }
+        let mut daemon = std::collections::BTreeMap::new();
+        if let Some((data, ..)) = by_name.remove(maps::DAEMON) {
+            let map: Array<MapData, DaemonStats> = Map::from_map_data(data)?.try_into()?;
+            let stats = map.get(&0, 0).context("reading DNS_DAEMON")?;
+            daemon.extend(daemon_stats_fields(&stats));
+        }
+        let (answer_entry_bytes, answer_capacity) = by_name
+            .get(maps::ANSWERS)
+            // htab element: hlist node + hash + padding (~48 bytes), key and
+            // value rounded up to 8 bytes (kernel/bpf/hashtab.c).
+            .map(|(_, k, v, max)| (48 + k.next_multiple_of(8) + v.next_multiple_of(8), *max))
+            .unwrap_or_default();
+        out.push(InstanceStats { program_id: info.id(), xdp, daemon, answer_entry_bytes, answer_capacity });
+    }
+    Ok(out)
+}
+
+fn xdp_stats_fields(s: &dns_xdp_common::XdpStats) -> [(&'static str, u64); 16] {
+    [
+        ("tx_answer", s.tx_answer),
+        ("pass_not_dns", s.pass_not_dns),
+        ("pass_unusual_headers", s.pass_unusual_headers),
+        ("pass_fragment", s.pass_fragment),
+        ("pass_header", s.pass_header),
+        ("pass_qname", s.pass_qname),
+        ("pass_qclass", s.pass_qclass),
+        ("pass_edns", s.pass_edns),
+        ("pass_miss", s.pass_miss),
+        ("pass_collision", s.pass_collision),
+        ("pass_too_big", s.pass_too_big),
+        ("pass_no_room", s.pass_no_room),
+        ("pass_stale", s.pass_stale),
+        ("pass_long_query", s.pass_long_query),
+        ("drop_malformed", s.drop_malformed),
+        ("drop_internal", s.drop_internal),
+    ]
+}
+
+fn daemon_stats_fields(s: &DaemonStats) -> [(&'static str, u64); 8] {
+    [
+        ("udp_queries", s.udp_queries),
+        ("tcp_queries", s.tcp_queries),
+        ("responses", s.responses),
+        ("truncated", s.truncated),
+        ("dropped", s.dropped),
+        ("map_entries", s.map_entries),
+        ("map_inserts", s.map_inserts),
+        ("map_updates_failed", s.map_updates_failed),
+    ]
+}

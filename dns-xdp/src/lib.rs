@@ -1,0 +1,15 @@
+//! dns-xdp: an authoritative DNS server whose hot answers are served by an
+//! XDP program at the NIC driver.
+//!
+//! The daemon is the reference for every answer ([`wire`]); the XDP program
+//! serves copies of its prepared answers from a map the [`cache`] writer
+//! keeps in line with the zone data.
+
+pub mod authority;
+pub mod cache;
+pub mod config;
+pub mod daemon;
+pub mod fastpath;
+pub mod server;
+pub mod wire;
+pub mod zone;

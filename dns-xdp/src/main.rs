@@ -1,0 +1,143 @@
+//! dns-xdp: authoritative DNS with hot answers served by XDP at the driver.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use dns_xdp::{config, daemon, fastpath, zone::Zone};
+use hickory_proto::rr::Name;
+
+#[derive(Parser)]
+#[command(version, about, long_about = "Authoritative DNS server. Queries whose answers are in the \
+    XDP map are answered by the kernel at the NIC driver; everything else is answered by the daemon, \
+    which also keeps the map in line with the zone data.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve zones (UDP and TCP), with the XDP fast path on an interface.
+    Run(config::RunArgs),
+    /// Print the counters of every running dns-xdp instance.
+    Stats {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a zone file and report errors as FILE:LINE: message.
+    CheckZone {
+        file: PathBuf,
+        /// Zone origin [default: the file's $ORIGIN, else its name without .zone].
+        origin: Option<String>,
+    },
+    /// Check a configuration file and every zone it names.
+    CheckConfig { file: PathBuf },
+    /// Ask a running daemon to re-read its configuration and zones (SIGHUP).
+    Reload {
+        /// The daemon's --pid-file.
+        #[arg(long, default_value = "/run/dns-xdp.pid")]
+        pid_file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => daemon::run(args),
+        Command::Stats { json } => stats(json),
+        Command::CheckZone { file, origin } => check_zone(&file, origin.as_deref()),
+        Command::CheckConfig { file } => check_config(file),
+        Command::Reload { pid_file } => reload(&pid_file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn stats(json: bool) -> anyhow::Result<()> {
+    let instances = fastpath::read_stats()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&instances)?);
+        return Ok(());
+    }
+    if instances.is_empty() {
+        bail!("no dns-xdp XDP program is loaded");
+    }
+    for inst in &instances {
+        println!("dns-xdp program id {}", inst.program_id);
+        println!("  XDP verdicts (all CPUs):");
+        for (name, value) in &inst.xdp {
+            println!("    {name:<22} {value}");
+        }
+        println!("  daemon:");
+        for (name, value) in &inst.daemon {
+            println!("    {name:<22} {value}");
+        }
+        println!(
+            "  answer map: capacity {} entries, ~{} bytes per entry (~{} MiB when full)",
+            inst.answer_capacity,
+            inst.answer_entry_bytes,
+            u64::from(inst.answer_capacity) * u64::from(inst.answer_entry_bytes) / (1 << 20)
+        );
+    }
+    Ok(())
+}
+
+fn check_zone(file: &std::path::Path, origin: Option<&str>) -> anyhow::Result<()> {
+    let origin = origin
+        .map(|o| Name::from_ascii(o).map(|n| n.to_lowercase()).with_context(|| format!("invalid origin {o:?}")))
+        .transpose()?;
+    let zone = Zone::load(file, origin.as_ref())?;
+    println!("zone {}: loaded serial {}, {} records", zone.origin(), zone.serial(), zone.record_count());
+    Ok(())
+}
+
+fn check_config(file: PathBuf) -> anyhow::Result<()> {
+    let args = config::RunArgs { config: Some(file.clone()), xdp_mode: None, ..Default::default() };
+    let file_cfg = config::FileConfig::load(&file)?;
+    // Interface presence is checked at run time; here only the file.
+    let args = config::RunArgs {
+        xdp_mode: if file_cfg.iface.is_none() { Some(fastpath::AttachMode::Off) } else { None },
+        ..args
+    };
+    let settings = config::Settings::resolve(&args)?;
+    let mut failed = 0;
+    for spec in &settings.zones {
+        match Zone::load(&spec.file, spec.origin.as_ref()) {
+            Ok(zone) => println!("zone {}: ok ({})", zone.origin(), spec.file.display()),
+            Err(err) => {
+                failed += 1;
+                eprintln!("{err}");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} zone(s) failed to load");
+    }
+    println!("{}: ok", file.display());
+    Ok(())
+}
+
+fn reload(pid_file: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(pid_file).with_context(|| format!("reading {}", pid_file.display()))?;
+    let pid: i32 = text.trim().parse().with_context(|| format!("{} does not hold a PID", pid_file.display()))?;
+    // SAFETY: kill with a PID read from the daemon's own PID file.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("signalling PID {pid}"));
+    }
+    println!("reload requested (PID {pid}); the daemon logs 'reload done' when the new data is served");
+    Ok(())
+}

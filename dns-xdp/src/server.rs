@@ -1,0 +1,205 @@
+//! The daemon's sockets: UDP on blocking threads (one syscall per packet
+//! each way, no reactor in between), TCP on tokio (RFC 7766).
+
+use std::{
+    net::{SocketAddr, UdpSocket},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering::Relaxed},
+        mpsc,
+    },
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+
+use dns_xdp_common::DaemonStats;
+
+use crate::{
+    authority::Catalog,
+    cache::Command,
+    wire::{ReplySettings, Transport, respond},
+};
+
+/// The live catalog and its generation, swapped whole on reload.
+pub struct Live {
+    pub catalog: Arc<Catalog>,
+    pub generation: u64,
+}
+
+/// State every socket handler shares.
+pub struct Shared {
+    pub live: RwLock<Live>,
+    pub settings: ReplySettings,
+    pub counters: Arc<Counters>,
+    /// Where answers worth caching go; `None` without a fast path.
+    pub cache: Option<mpsc::SyncSender<Command>>,
+    pub tcp: TcpLimits,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct TcpLimits {
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        Self { idle_timeout: Duration::from_secs(10), max_connections: 256 }
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct Counters {
+    pub udp_queries: AtomicU64,
+    pub tcp_queries: AtomicU64,
+    pub responses: AtomicU64,
+    pub truncated: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot_into(&self, out: &mut DaemonStats) {
+        out.udp_queries = self.udp_queries.load(Relaxed);
+        out.tcp_queries = self.tcp_queries.load(Relaxed);
+        out.responses = self.responses.load(Relaxed);
+        out.truncated = self.truncated.load(Relaxed);
+        out.dropped = self.dropped.load(Relaxed);
+    }
+}
+
+impl Shared {
+    fn current(&self) -> (Arc<Catalog>, u64) {
+        let live = self.live.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (Arc::clone(&live.catalog), live.generation)
+    }
+
+    /// Answers one query and offers the answer to the fast path.
+    pub fn handle(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let (catalog, generation) = self.current();
+        let Some(reply) = respond(&catalog, &self.settings, query, transport) else {
+            self.counters.dropped.fetch_add(1, Relaxed);
+            return None;
+        };
+        self.counters.responses.fetch_add(1, Relaxed);
+        if reply.truncated {
+            self.counters.truncated.fetch_add(1, Relaxed);
+        }
+        if let (Some(cache), Some((qname, qtype, prepared))) = (&self.cache, reply.cacheable) {
+            // Never block the answer path: a full queue only costs a miss.
+            let _ = cache.try_send(Command::Insert { qname, qtype, prepared, generation });
+        }
+        Some(reply.bytes)
+    }
+}
+
+/// Serves UDP on `socket` from `threads` blocking threads.
+pub fn spawn_udp(shared: Arc<Shared>, socket: UdpSocket, threads: usize) -> anyhow::Result<()> {
+    let addr = socket.local_addr()?;
+    for i in 0..threads.max(1) {
+        let socket = socket.try_clone().context("cloning the UDP socket")?;
+        let shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name(format!("udp-{addr}-{i}"))
+            .spawn(move || udp_loop(&shared, &socket))
+            .context("starting a UDP thread")?;
+    }
+    Ok(())
+}
+
+fn udp_loop(shared: &Shared, socket: &UdpSocket) {
+    // Big enough for any datagram; queries longer than this are truncated by
+    // the kernel and fail to parse (FORMERR), as they should.
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (len, peer) = match socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                tracing::warn!(%err, "UDP receive failed");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        shared.counters.udp_queries.fetch_add(1, Relaxed);
+        if let Some(reply) = shared.handle(&buf[..len], Transport::Udp)
+            && let Err(err) = socket.send_to(&reply, peer)
+        {
+            tracing::debug!(%peer, %err, "UDP send failed");
+        }
+    }
+}
+
+/// Accepts TCP connections until the listener fails.
+pub async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
+    let permits = Arc::new(Semaphore::new(shared.tcp.max_connections));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::warn!(%err, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        // At the limit, refuse new connections outright rather than let
+        // them queue: clients retry, and the existing ones keep being served.
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            tracing::debug!(%peer, "TCP connection limit reached; closing");
+            drop(stream);
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            if let Err(err) = tcp_connection(&shared, stream).await {
+                tracing::debug!(%peer, %err, "TCP connection closed");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// One connection: length-prefixed queries answered in order (RFC 7766 8),
+/// closed after `idle_timeout` without a complete query.
+async fn tcp_connection(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> {
+    let idle = shared.tcp.idle_timeout;
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::with_capacity(512);
+    loop {
+        let mut len = [0u8; 2];
+        let read = tokio::time::timeout(idle, async {
+            stream.read_exact(&mut len).await?;
+            buf.resize(usize::from(u16::from_be_bytes(len)), 0);
+            stream.read_exact(&mut buf).await
+        })
+        .await;
+        match read {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(err)) => return Err(err),
+            Err(_elapsed) => return Ok(()),
+        }
+        shared.counters.tcp_queries.fetch_add(1, Relaxed);
+        let Some(reply) = shared.handle(&buf, Transport::Tcp) else { continue };
+        let Ok(reply_len) = u16::try_from(reply.len()) else { continue };
+        let mut out = Vec::with_capacity(reply.len() + 2);
+        out.extend_from_slice(&reply_len.to_be_bytes());
+        out.extend_from_slice(&reply);
+        tokio::time::timeout(idle, stream.write_all(&out))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))??;
+    }
+}
+
+/// Binds the UDP socket and TCP listener for one address.
+pub fn bind(addr: SocketAddr) -> anyhow::Result<(UdpSocket, std::net::TcpListener)> {
+    let udp = UdpSocket::bind(addr).with_context(|| format!("binding UDP {addr}"))?;
+    let tcp = std::net::TcpListener::bind(addr).with_context(|| format!("binding TCP {addr}"))?;
+    tcp.set_nonblocking(true)?;
+    Ok((udp, tcp))
+}

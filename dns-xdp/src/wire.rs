@@ -1,0 +1,314 @@
+//! From a query's bytes to a reply's bytes: the daemon's answer path, and the
+//! definition of what the XDP fast path must reproduce.
+//!
+//! A reply is assembled from two parts. The *prepared answer* depends only on
+//! the question (lower-cased qname, qtype) and the zone data: header flags,
+//! section counts, and the encoded answer, authority and additional sections
+//! (the *body*). The rest depends on the query: ID, RD/CD, the question as
+//! the client spelled it, and the OPT record. The daemon assembles every
+//! reply this way, and hands prepared answers to the fast path, which
+//! assembles the same bytes in the kernel.
+
+use hickory_proto::{
+    op::{Message, OpCode, Query, ResponseCode},
+    rr::{DNSClass, Name, RecordType},
+    serialize::binary::{BinEncodable, BinEncoder},
+};
+
+use dns_xdp_common::{
+    self as common, AnswerKey, MAX_BODY_LEN, MAX_QNAME_LEN, OPT_RR_LEN, QNAME_BUF, checksum, flags,
+    opt_record, reply_flags, udp_reply_limit,
+};
+
+use crate::authority::{Answer, Catalog};
+
+const HEADER_LEN: usize = 12;
+/// Extended rcode BADVERS (16, RFC 6891 6.1.3): upper 8 bits go in the OPT.
+const BADVERS_HIGH: u8 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Server-wide settings that shape replies.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplySettings {
+    /// UDP payload size advertised in our OPT record (and the largest UDP
+    /// reply we send).
+    pub edns_udp_payload: u16,
+}
+
+impl Default for ReplySettings {
+    fn default() -> Self {
+        Self { edns_udp_payload: 1232 }
+    }
+}
+
+/// The question-dependent part of a reply; see the module docs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedAnswer {
+    /// Header flags without the bits copied from the query.
+    pub flags: u16,
+    pub ancount: u16,
+    pub nscount: u16,
+    pub arcount: u16,
+    pub body: Vec<u8>,
+}
+
+impl PreparedAnswer {
+    /// Encodes an authoritative answer to (`qname`, `qtype`). `qname` must be
+    /// the lower-cased name: compression pointers may point into it.
+    pub fn encode(qname: &Name, qtype: RecordType, answer: &Answer) -> Result<Self, WireError> {
+        let mut buf = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut buf);
+        let mut question = Query::query(qname.clone(), qtype);
+        question.set_query_class(DNSClass::IN);
+        let encode = |encoder: &mut BinEncoder<'_>| -> Result<usize, hickory_proto::ProtoError> {
+            encoder.emit_vec(&[0u8; HEADER_LEN])?;
+            question.emit(encoder)?;
+            let question_end = encoder.offset();
+            for record in answer.answers.iter().chain(&answer.authority).chain(&answer.additionals) {
+                record.emit(encoder)?;
+            }
+            Ok(question_end)
+        };
+        let question_end = encode(&mut encoder).map_err(WireError::Encode)?;
+        let mut flags = flags::QR | u16::from(answer.rcode.low());
+        if answer.authoritative {
+            flags |= flags::AA;
+        }
+        Ok(Self {
+            flags,
+            ancount: count(answer.answers.len())?,
+            nscount: count(answer.authority.len())?,
+            arcount: count(answer.additionals.len())?,
+            body: buf[question_end..].to_vec(),
+        })
+    }
+}
+
+/// The map key for a question.
+pub fn answer_key(qname: &Name, qtype: RecordType) -> Option<AnswerKey> {
+    let wire_name = lower_wire_name(qname)?;
+    Some(AnswerKey {
+        name_hash: common::name::hash_lower(&wire_name),
+        qtype: u16::from(qtype),
+        qname_len: wire_name.len() as u16,
+        _pad: 0,
+    })
+}
+
+/// The map entry serving `prepared` in the fast path, if it fits there.
+pub fn map_entry(qname: &Name, qtype: RecordType, prepared: &PreparedAnswer) -> Option<(AnswerKey, common::Answer)> {
+    let wire_name = lower_wire_name(qname)?;
+    if prepared.body.is_empty() || prepared.body.len() > MAX_BODY_LEN || wire_name.len() > MAX_QNAME_LEN {
+        return None;
+    }
+    let key = answer_key(qname, qtype)?;
+    let mut value = common::Answer {
+        flags: prepared.flags,
+        ancount: prepared.ancount,
+        nscount: prepared.nscount,
+        arcount: prepared.arcount,
+        body_len: prepared.body.len() as u16,
+        qname_len: key.qname_len,
+        body_csum: checksum::sum_bytes(&prepared.body),
+        qname: [0; QNAME_BUF],
+        body: [0; MAX_BODY_LEN],
+    };
+    value.qname[..wire_name.len()].copy_from_slice(&wire_name);
+    value.body[..prepared.body.len()].copy_from_slice(&prepared.body);
+    Some((key, value))
+}
+
+/// The wire form of a name with ASCII letters folded as the fast path folds
+/// them.
+fn lower_wire_name(name: &Name) -> Option<Vec<u8>> {
+    let mut wire = name.to_bytes().ok()?;
+    wire.iter_mut().for_each(|b| *b = common::name::fold(*b));
+    Some(wire)
+}
+
+fn count(n: usize) -> Result<u16, WireError> {
+    u16::try_from(n).map_err(|_| WireError::TooManyRecords(n))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    #[error("encoding the answer: {0}")]
+    Encode(hickory_proto::ProtoError),
+    #[error("{0} records do not fit a DNS message")]
+    TooManyRecords(usize),
+}
+
+/// A reply and what the daemon can learn from it.
+#[derive(Debug)]
+pub struct Reply {
+    pub bytes: Vec<u8>,
+    pub truncated: bool,
+    /// The question and its prepared answer, when the answer came from zone
+    /// data and may be served by the fast path.
+    pub cacheable: Option<(Name, RecordType, PreparedAnswer)>,
+}
+
+/// What a query asked, as far as the reply needs it.
+struct ParsedQuery<'a> {
+    id: u16,
+    flags: u16,
+    /// The question exactly as received (name in the client's case, type,
+    /// class).
+    raw_question: &'a [u8],
+    /// Client's UDP payload size and DO bit, when the query had an OPT.
+    edns: Option<(u16, bool)>,
+}
+
+/// Answers one query. `None` means no reply at all: too short to carry a
+/// header, or a response (QR=1), which must never be answered.
+pub fn respond(catalog: &Catalog, settings: &ReplySettings, query: &[u8], transport: Transport) -> Option<Reply> {
+    if query.len() < HEADER_LEN {
+        return None;
+    }
+    let id = u16::from_be_bytes([query[0], query[1]]);
+    let qflags = u16::from_be_bytes([query[2], query[3]]);
+    if qflags & flags::QR != 0 {
+        return None;
+    }
+    let opcode_bits = qflags & flags::OPCODE;
+    let message = match Message::from_vec(query) {
+        Ok(m) => m,
+        // The header was readable, so say what went wrong (RFC 1035 4.1.1).
+        Err(_) => return Some(header_only(id, qflags, opcode_bits, ResponseCode::FormErr)),
+    };
+    let raw_question = question_bytes(query, &message);
+    let edns = message.edns.as_ref().map(|e| (e.max_payload(), e.flags().dnssec_ok));
+    let parsed = ParsedQuery { id, flags: qflags, raw_question: raw_question.unwrap_or(&[]), edns };
+
+    if message.metadata.op_code != OpCode::Query {
+        return Some(reply_without_answer(&parsed, settings, opcode_bits, ResponseCode::NotImp));
+    }
+    let (Some(_), [question]) = (raw_question, message.queries.as_slice()) else {
+        return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::FormErr));
+    };
+    if let Some(e) = &message.edns
+        && e.version() > 0
+    {
+        return Some(badvers(&parsed, settings));
+    }
+    if question.query_class() != DNSClass::IN {
+        return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::Refused));
+    }
+    let qtype = question.query_type();
+    if matches!(qtype, RecordType::AXFR | RecordType::IXFR) && transport == Transport::Udp {
+        // Zone transfers need TCP (RFC 5936 4.2) and are not offered.
+        return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::Refused));
+    }
+
+    let qname = question.name().to_lowercase();
+    let answer = catalog.lookup(&qname, qtype);
+    let prepared = match PreparedAnswer::encode(&qname, qtype, &answer) {
+        Ok(p) => p,
+        Err(err) => {
+            tracing::warn!(%qname, ?qtype, %err, "cannot encode answer; replying SERVFAIL");
+            return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::ServFail));
+        }
+    };
+    let (bytes, truncated) = assemble(&parsed, settings, &prepared, transport);
+    let cacheable = (answer.zone.is_some() && matches!(answer.rcode, ResponseCode::NoError | ResponseCode::NXDomain))
+        .then(|| (qname, qtype, prepared));
+    Some(Reply { bytes, truncated, cacheable })
+}
+
+/// The question section of a query with exactly one question, as received.
+/// A question cannot be compressed (nothing precedes it to point to), so it
+/// is the encoded name plus four bytes.
+fn question_bytes<'a>(query: &'a [u8], message: &Message) -> Option<&'a [u8]> {
+    let [_] = message.queries.as_slice() else { return None };
+    let wire_len = wire_name_len(&query[HEADER_LEN..])?;
+    query.get(HEADER_LEN..HEADER_LEN + wire_len + 4)
+}
+
+/// Length of an uncompressed wire name at the start of `bytes`.
+fn wire_name_len(bytes: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    loop {
+        let label = *bytes.get(pos)? as usize;
+        if label & 0xc0 != 0 {
+            return None;
+        }
+        pos += 1 + label;
+        if label == 0 {
+            return (pos <= MAX_QNAME_LEN).then_some(pos);
+        }
+    }
+}
+
+/// Assembles a reply around a prepared answer, truncating for UDP when it
+/// does not fit (RFC 2181 9: TC set, question only, as Knot and NSD do).
+fn assemble(parsed: &ParsedQuery<'_>, settings: &ReplySettings, prepared: &PreparedAnswer, transport: Transport) -> (Vec<u8>, bool) {
+    let opt_len = if parsed.edns.is_some() { OPT_RR_LEN } else { 0 };
+    let full_len = HEADER_LEN + parsed.raw_question.len() + prepared.body.len() + opt_len;
+    let fits = match transport {
+        Transport::Tcp => full_len <= usize::from(u16::MAX),
+        Transport::Udp => {
+            full_len <= usize::from(udp_reply_limit(parsed.edns.map(|(size, _)| size), settings.edns_udp_payload))
+        }
+    };
+    let mut out = Vec::with_capacity(full_len);
+    if fits {
+        push_header(&mut out, parsed, prepared.flags, [prepared.ancount, prepared.nscount, prepared.arcount]);
+        out.extend_from_slice(parsed.raw_question);
+        out.extend_from_slice(&prepared.body);
+    } else {
+        push_header(&mut out, parsed, prepared.flags | flags::TC, [0, 0, 0]);
+        out.extend_from_slice(parsed.raw_question);
+    }
+    push_opt(&mut out, parsed, settings, 0);
+    (out, !fits)
+}
+
+fn push_header(out: &mut Vec<u8>, parsed: &ParsedQuery<'_>, answer_flags: u16, counts: [u16; 3]) {
+    let qdcount = u16::from(!parsed.raw_question.is_empty());
+    let arcount = counts[2] + u16::from(parsed.edns.is_some());
+    out.extend_from_slice(&parsed.id.to_be_bytes());
+    out.extend_from_slice(&reply_flags(answer_flags, parsed.flags).to_be_bytes());
+    for word in [qdcount, counts[0], counts[1], arcount] {
+        out.extend_from_slice(&word.to_be_bytes());
+    }
+}
+
+fn push_opt(out: &mut Vec<u8>, parsed: &ParsedQuery<'_>, settings: &ReplySettings, ext_rcode: u8) {
+    if let Some((_, dnssec_ok)) = parsed.edns {
+        out.extend_from_slice(&opt_record(settings.edns_udp_payload, ext_rcode, dnssec_ok));
+    }
+}
+
+/// A reply with the question (when there was a usable one) and no records.
+fn reply_without_answer(parsed: &ParsedQuery<'_>, settings: &ReplySettings, opcode_bits: u16, rcode: ResponseCode) -> Reply {
+    let mut out = Vec::with_capacity(HEADER_LEN + parsed.raw_question.len() + OPT_RR_LEN);
+    push_header(&mut out, parsed, flags::QR | opcode_bits | u16::from(rcode.low()), [0, 0, 0]);
+    out.extend_from_slice(parsed.raw_question);
+    push_opt(&mut out, parsed, settings, rcode.high());
+    Reply { bytes: out, truncated: false, cacheable: None }
+}
+
+fn badvers(parsed: &ParsedQuery<'_>, settings: &ReplySettings) -> Reply {
+    let mut out = Vec::with_capacity(HEADER_LEN + parsed.raw_question.len() + OPT_RR_LEN);
+    push_header(&mut out, parsed, flags::QR, [0, 0, 0]);
+    out.extend_from_slice(parsed.raw_question);
+    push_opt(&mut out, parsed, settings, BADVERS_HIGH);
+    Reply { bytes: out, truncated: false, cacheable: None }
+}
+
+/// A bare header echoing ID, opcode and RD: the answer to a query that
+/// could not be parsed beyond its header.
+fn header_only(id: u16, qflags: u16, opcode_bits: u16, rcode: ResponseCode) -> Reply {
+    let mut out = Vec::with_capacity(HEADER_LEN);
+    out.extend_from_slice(&id.to_be_bytes());
+    let f = flags::QR | opcode_bits | (qflags & flags::RD) | u16::from(rcode.low());
+    out.extend_from_slice(&f.to_be_bytes());
+    out.extend_from_slice(&[0; 8]);
+    Reply { bytes: out, truncated: false, cacheable: None }
+}

@@ -1,0 +1,311 @@
+//! The XDP program run on crafted frames with BPF_PROG_TEST_RUN (root, no
+//! network): every parse branch's verdict, and the answer bytes compared
+//! with the daemon's answer to the same query.
+
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use dns_xdp::{
+    authority::Catalog,
+    cache::{CacheWriter, Preload},
+    fastpath::{AttachMode, FastPath, FastPathOptions, XDP_DROP, XDP_PASS, XDP_TX},
+    server::Counters,
+    wire::{ReplySettings, Transport, respond},
+    zone::Zone,
+};
+use dns_xdp_tests::packet::{Endpoints, ParsedFrame, parse_udp_frame, udp_frame};
+use hickory_proto::{
+    op::{Edns, Message, Query},
+    rr::{DNSClass, Name, RecordType, rdata::opt::EdnsOption},
+};
+
+const SETTINGS: ReplySettings = ReplySettings { edns_udp_payload: 1232 };
+
+/// A loaded program whose map holds the preloaded answers of the zones.
+struct Rig {
+    writer: CacheWriter,
+    catalog: Arc<Catalog>,
+}
+
+impl Rig {
+    fn new(zone_files: &[&str]) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut catalog = Catalog::default();
+        let mut plan = Vec::new();
+        for file in zone_files {
+            let zone = Zone::load(&root.join(file), None).unwrap_or_else(|e| panic!("loading {file}: {e}"));
+            plan.push((zone.origin().clone(), Preload::All));
+            catalog.insert(Arc::new(zone));
+        }
+        let catalog = Arc::new(catalog);
+        let fast_path = FastPath::load(&FastPathOptions {
+            iface: "lo".into(),
+            mode: AttachMode::Off,
+            map_entries: 4096,
+            pin_dir: None,
+            heartbeat_timeout: Duration::from_secs(60),
+            edns_udp_payload: SETTINGS.edns_udp_payload,
+            services: vec![
+                "198.18.0.1:53".parse::<SocketAddr>().expect("literal"),
+                "[2001:db8::1]:53".parse().expect("literal"),
+            ],
+        })
+        .expect("loading the XDP program (needs root)");
+        let mut writer = CacheWriter::new(fast_path, Arc::new(Counters::default()));
+        let report = writer.sync(&catalog, 0, &plan);
+        assert!(report.preloaded > 0 && report.failed == 0, "preload: {report:?}");
+        Self { writer, catalog }
+    }
+
+    fn run(&mut self, frame: &[u8]) -> (u32, Vec<u8>) {
+        let out = self.writer.fast_path_mut().test_run(frame, 1).expect("BPF_PROG_TEST_RUN");
+        (out.action, out.frame)
+    }
+
+    /// The daemon's reply bytes for a query.
+    fn daemon_reply(&self, query: &[u8]) -> Vec<u8> {
+        respond(&self.catalog, &SETTINGS, query, Transport::Udp).expect("daemon answers").bytes
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum EdnsCase {
+    None,
+    Size(u16),
+    SizeDo(u16),
+    Cookie,
+}
+
+fn query(name: &str, qtype: RecordType, edns: EdnsCase, id: u16) -> Vec<u8> {
+    let mut msg = Message::query();
+    msg.metadata.id = id;
+    msg.metadata.recursion_desired = true;
+    let mut q = Query::query(Name::from_ascii(name).expect("name"), qtype);
+    q.set_query_class(DNSClass::IN);
+    msg.add_query(q);
+    let mut e = Edns::new();
+    match edns {
+        EdnsCase::None => {}
+        EdnsCase::Size(size) => {
+            e.set_max_payload(size);
+            msg.set_edns(e);
+        }
+        EdnsCase::SizeDo(size) => {
+            e.set_max_payload(size);
+            e.set_dnssec_ok(true);
+            msg.set_edns(e);
+        }
+        EdnsCase::Cookie => {
+            e.set_max_payload(1232);
+            e.options_mut().insert(EdnsOption::Unknown(10, vec![1, 2, 3, 4, 5, 6, 7, 8]));
+            msg.set_edns(e);
+        }
+    }
+    msg.to_vec().expect("encode query")
+}
+
+fn spell(name: &str, case: usize) -> String {
+    match case {
+        0 => name.to_ascii_lowercase(),
+        1 => name.to_ascii_uppercase(),
+        _ => name
+            .chars()
+            .enumerate()
+            .map(|(i, c)| if i % 2 == 0 { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+            .collect(),
+    }
+}
+
+/// Checks a reply frame: addresses and ports swapped, checksums valid.
+fn check_reply_frame(ep: &Endpoints, frame: &[u8]) -> ParsedFrame {
+    let reply = parse_udp_frame(frame).expect("reply frame parses");
+    assert_eq!((reply.src_mac, reply.dst_mac), (ep.dst_mac, ep.src_mac), "MACs swapped");
+    assert_eq!((reply.src, reply.dst), (ep.dst, ep.src), "addresses swapped");
+    assert_eq!((reply.sport, reply.dport), (ep.dport, ep.sport), "ports swapped");
+    assert!(reply.ip_checksum_ok, "IPv4 header checksum");
+    assert!(reply.udp_checksum_ok, "UDP checksum");
+    assert_eq!(reply.trailing, 0, "no bytes after the IP packet");
+    reply
+}
+
+/// Every name and type the zone preloads, in every spelling, EDNS variant
+/// and address family: the XDP answer must equal the daemon's byte for byte.
+/// Returns the list of differences (empty when identical) so the same
+/// function can prove it notices a corrupted entry.
+fn differences(rig: &mut Rig, origin: &str) -> (usize, Vec<String>) {
+    let origin = Name::from_ascii(origin).expect("origin");
+    let questions = rig.catalog.preload_questions(&origin);
+    assert!(!questions.is_empty(), "zone has questions to test");
+    let mut compared = 0;
+    let mut diffs = Vec::new();
+    for (qname, qtype) in questions {
+        for case in 0..3 {
+            for edns in [EdnsCase::None, EdnsCase::Size(512), EdnsCase::SizeDo(1232), EdnsCase::Cookie] {
+                for ep in [Endpoints::v4(53), Endpoints::v6(53)] {
+                    let spelled = spell(&qname.to_ascii(), case);
+                    let q = query(&spelled, qtype, edns, 0x1234 + compared as u16);
+                    let expected = rig.daemon_reply(&q);
+                    let (action, frame) = rig.run(&udp_frame(&ep, &q, None, 0));
+                    compared += 1;
+                    let what = format!("{spelled} {qtype} {edns:?} {}", ep.src);
+                    if action != XDP_TX {
+                        // Only answers that do not fit the client's limit
+                        // may be left to the daemon.
+                        let truncated = expected[2] & 0x02 != 0;
+                        if !(action == XDP_PASS && truncated) {
+                            diffs.push(format!("{what}: action {action}, expected TX"));
+                        }
+                        continue;
+                    }
+                    let reply = check_reply_frame(&ep, &frame);
+                    if reply.payload != expected {
+                        diffs.push(format!("{what}:\n  xdp    {:02x?}\n  daemon {:02x?}", reply.payload, expected));
+                    }
+                }
+            }
+        }
+    }
+    (compared, diffs)
+}
+
+#[test]
+fn xdp_answers_equal_daemon_answers() {
+    let mut rig = Rig::new(&["zones/example.test.zone"]);
+    let (compared, diffs) = differences(&mut rig, "example.test.");
+    assert!(compared >= 500, "only {compared} comparisons");
+    assert!(diffs.is_empty(), "{} of {compared} differ:\n{}", diffs.len(), diffs.join("\n"));
+}
+
+#[test]
+fn a_corrupted_entry_is_noticed() {
+    let mut rig = Rig::new(&["zones/example.test.zone"]);
+    // Flip one byte of one answer in the map, as a bug in the fast path
+    // would: the differential check must report exactly that question.
+    let fast_path = rig.writer.fast_path_mut();
+    let entries = fast_path.entries().expect("entries");
+    let (key, mut value) = entries.into_iter().find(|(k, _)| k.qtype == u16::from(RecordType::A)).expect("an A entry");
+    let last = usize::from(value.body_len) - 1;
+    value.body[last] ^= 0x01;
+    fast_path.insert(&key, &value).expect("corrupt the entry");
+    let (_, diffs) = differences(&mut rig, "example.test.");
+    assert!(!diffs.is_empty(), "a corrupted answer went unnoticed");
+}
+
+/// One row of the verdict table: a frame and what the program must do.
+struct Case {
+    name: &'static str,
+    frame: Vec<u8>,
+    action: u32,
+}
+
+fn edit(mut frame: Vec<u8>, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    f(&mut frame);
+    frame
+}
+
+/// Recomputes the IPv4 header checksum after an edit (IHL 5 assumed unless
+/// options were added).
+fn fix_ipv4_checksum(frame: &mut [u8], ip_off: usize) {
+    let ihl = usize::from(frame[ip_off] & 0x0f) * 4;
+    frame[ip_off + 10] = 0;
+    frame[ip_off + 11] = 0;
+    let mut sum: u32 = frame[ip_off..ip_off + ihl].chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    frame[ip_off + 10..ip_off + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+}
+
+#[test]
+fn verdict_table() {
+    let mut rig = Rig::new(&["zones/example.test.zone"]);
+    let v4 = Endpoints::v4(53);
+    let www = query("www.example.test.", RecordType::A, EdnsCase::None, 7);
+    let base = udp_frame(&v4, &www, None, 0);
+    const DNS: usize = 14 + 20 + 8;
+    let cases = vec![
+        Case { name: "plain A query", frame: base.clone(), action: XDP_TX },
+        Case { name: "IPv6", frame: udp_frame(&Endpoints::v6(53), &www, None, 0), action: XDP_TX },
+        Case { name: "802.1Q tag", frame: udp_frame(&v4, &www, Some(100), 0), action: XDP_TX },
+        Case { name: "Ethernet padding after the IP packet", frame: udp_frame(&v4, &www, None, 6), action: XDP_TX },
+        Case { name: "other port", frame: udp_frame(&Endpoints::v4(5353), &www, None, 0), action: XDP_PASS },
+        Case {
+            name: "other address",
+            frame: udp_frame(&Endpoints { dst: "198.18.0.9".parse().expect("ip"), ..v4 }, &www, None, 0),
+            action: XDP_PASS,
+        },
+        Case { name: "stacked VLAN tags (QinQ)", frame: edit(udp_frame(&v4, &www, Some(100), 0), |f| {
+            f.splice(16..16, [0x81, 0x00, 0x00, 0x65]);
+        }), action: XDP_PASS },
+        Case { name: "ARP", frame: edit(base.clone(), |f| f[12..14].copy_from_slice(&[0x08, 0x06])), action: XDP_PASS },
+        Case { name: "IPv4 fragment", frame: edit(base.clone(), |f| {
+            f[20] = 0x20; // MF
+            fix_ipv4_checksum(f, 14);
+        }), action: XDP_PASS },
+        Case { name: "IPv4 options", frame: edit(base.clone(), |f| {
+            f.splice(34..34, [1, 1, 1, 0]); // NOP NOP NOP EOL
+            f[14] = 0x46;
+            let total = u16::from_be_bytes([f[16], f[17]]) + 4;
+            f[16..18].copy_from_slice(&total.to_be_bytes());
+            fix_ipv4_checksum(f, 14);
+        }), action: XDP_PASS },
+        Case { name: "response (QR=1) to the service", frame: edit(base.clone(), |f| f[DNS + 2] |= 0x80), action: XDP_DROP },
+        Case { name: "UDP length beyond the IP packet", frame: edit(base.clone(), |f| {
+            let l = u16::from_be_bytes([f[38], f[39]]) + 1;
+            f[38..40].copy_from_slice(&l.to_be_bytes());
+        }), action: XDP_DROP },
+        Case { name: "IP length beyond the frame", frame: edit(base.clone(), |f| {
+            let l = u16::from_be_bytes([f[16], f[17]]) + 40;
+            f[16..18].copy_from_slice(&l.to_be_bytes());
+            fix_ipv4_checksum(f, 14);
+        }), action: XDP_DROP },
+        Case { name: "DNS shorter than a header", frame: udp_frame(&v4, &www[..11], None, 0), action: XDP_DROP },
+        Case { name: "opcode NOTIFY", frame: edit(base.clone(), |f| f[DNS + 2] |= 4 << 3), action: XDP_PASS },
+        Case { name: "TC set in the query", frame: edit(base.clone(), |f| f[DNS + 2] |= 0x02), action: XDP_PASS },
+        Case { name: "two questions", frame: edit(base.clone(), |f| f[DNS + 5] = 2), action: XDP_PASS },
+        Case { name: "class CH", frame: udp_frame(&v4, &edit(www.clone(), |q| {
+            let n = q.len();
+            q[n - 1] = 3;
+        }), None, 0), action: XDP_PASS },
+        Case { name: "name not in the map", frame: udp_frame(&v4, &query("nosuch.example.test.", RecordType::A, EdnsCase::None, 8), None, 0), action: XDP_PASS },
+        Case { name: "type not in the map", frame: udp_frame(&v4, &query("www.example.test.", RecordType::CAA, EdnsCase::None, 9), None, 0), action: XDP_PASS },
+        Case { name: "EDNS version 1", frame: udp_frame(&v4, &edit(query("www.example.test.", RecordType::A, EdnsCase::Size(1232), 10), |q| {
+            let n = q.len();
+            q[n - 5] = 1; // version byte of the OPT TTL
+        }), None, 0), action: XDP_PASS },
+        Case { name: "EDNS NSID option", frame: udp_frame(&v4, &{
+            let mut msg = Message::from_vec(&query("www.example.test.", RecordType::A, EdnsCase::Size(1232), 11)).expect("parse");
+            let mut e = Edns::new();
+            e.set_max_payload(1232);
+            e.options_mut().insert(EdnsOption::Unknown(3, vec![]));
+            msg.set_edns(e);
+            msg.to_vec().expect("encode")
+        }, None, 0), action: XDP_PASS },
+        Case { name: "EDNS with a cookie", frame: udp_frame(&v4, &query("www.example.test.", RecordType::A, EdnsCase::Cookie, 12), None, 0), action: XDP_TX },
+        Case { name: "compressed qname", frame: udp_frame(&v4, &edit(www.clone(), |q| {
+            q.splice(12..12, [0xc0, 0x0c]);
+        }), None, 0), action: XDP_PASS },
+        Case { name: "qname running past the message", frame: udp_frame(&v4, &www[..20], None, 0), action: XDP_PASS },
+    ];
+    let mut failures = Vec::new();
+    for case in &cases {
+        let (action, frame) = rig.run(&case.frame);
+        if action != case.action {
+            failures.push(format!("{}: action {action}, expected {}", case.name, case.action));
+        } else if action == XDP_PASS && frame != case.frame {
+            failures.push(format!("{}: passed frame was modified", case.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn vlan_reply_keeps_the_tag_and_matches_the_daemon() {
+    let mut rig = Rig::new(&["zones/example.test.zone"]);
+    let ep = Endpoints::v6(53);
+    let q = query("Mail.Example.Test.", RecordType::AAAA, EdnsCase::SizeDo(4096), 99);
+    let (action, frame) = rig.run(&udp_frame(&ep, &q, Some(42), 0));
+    assert_eq!(action, XDP_TX);
+    let reply = check_reply_frame(&ep, &frame);
+    assert_eq!(reply.vlan, Some(42));
+    assert_eq!(reply.payload, rig.daemon_reply(&q));
+}

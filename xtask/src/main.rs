@@ -1,0 +1,89 @@
+//! Project automation: `cargo xtask <command>` (alias in `.cargo/config.toml`).
+//!
+//! xtask orchestrates; it is not the only way to build. `cargo build -p dns-xdp`
+//! works on its own once the toolchain is in place (`cargo xtask setup`).
+
+mod build;
+mod run;
+mod setup;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "dns-xdp project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what building and testing need (rust-src, bpf-linker, Debian
+    /// tools) and mount bpffs. Idempotent; quick when everything is present.
+    Setup,
+    /// Build the daemon (and, through its build.rs, the eBPF object).
+    Build {
+        /// Build the dev profile instead of release.
+        #[arg(long)]
+        debug: bool,
+    },
+    /// Build and run the daemon; arguments after `--` replace the default
+    /// loopback demo arguments of `dns-xdp run`.
+    Run {
+        /// Run the dev-profile build instead of release.
+        #[arg(long)]
+        debug: bool,
+        /// Arguments for `dns-xdp run`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Host unit tests, then the privileged end-to-end tests (root).
+    Test {
+        /// Give the privileged tests a release-profile daemon.
+        #[arg(long)]
+        release: bool,
+        /// Extra arguments for both test binaries' harness (e.g. a filter).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Benchmark against peer servers (not implemented yet).
+    Bench {
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    // Print the context chain on one line; a returned anyhow error would add
+    // a backtrace whenever RUST_BACKTRACE is set, burying the message.
+    match run_command(Cli::parse()) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Setup => {
+            setup::ensure(setup::Needs::ALL)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build { debug } => {
+            setup::ensure(setup::Needs::BUILD)?;
+            let bin = build::build_daemon(build::Profile::from_debug(debug))?;
+            println!("built {}", util::display_path(&bin));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { debug, args } => run::run(build::Profile::from_debug(debug), args),
+        Command::Test { release, args } => test::test(release, &args),
+        Command::Bench { .. } => bail!("`cargo xtask bench` is not implemented yet"),
+    }
+}
