@@ -185,8 +185,13 @@ pub struct Config {
     /// Nonzero when the fast path may answer.
     pub enabled: u8,
     pub _pad: [u8; 5],
+    /// The daemon's counters, published with each heartbeat so that
+    /// `dns-xdp stats` and bpftool show both halves in one place. (A map of
+    /// their own would not be bound to the program, which never reads it,
+    /// and could not be found from the program's maps.)
+    pub daemon: DaemonStats,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 24);
+const _: () = assert!(core::mem::size_of::<Config>() == 24 + core::mem::size_of::<DaemonStats>());
 
 /// Per-CPU verdict counters of the XDP program (`DNS_STATS`, one entry).
 /// Every packet increments exactly one field.
@@ -229,8 +234,7 @@ pub struct XdpStats {
 }
 const _: () = assert!(core::mem::size_of::<XdpStats>() == 16 * 8);
 
-/// Counters the daemon publishes (`DNS_DAEMON`, one entry) so that
-/// `dns-xdp stats` and bpftool show both halves in one place.
+/// Counters the daemon publishes in [`Config::daemon`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DaemonStats {
@@ -253,7 +257,6 @@ pub mod maps {
     pub const SERVICES: &str = "DNS_SERVICES";
     pub const CONFIG: &str = "DNS_CONFIG";
     pub const STATS: &str = "DNS_STATS";
-    pub const DAEMON: &str = "DNS_DAEMON";
     pub const SCRATCH: &str = "DNS_SCRATCH";
 }
 

@@ -10,7 +10,10 @@
 use aya_ebpf::{
     bindings::xdp_action,
     btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
-    helpers::{bpf_ktime_get_ns, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes},
+    helpers::{
+        bpf_ktime_get_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
+        bpf_xdp_store_bytes,
+    },
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
@@ -37,11 +40,6 @@ static DNS_CONFIG: Array<Config, 1> = Array::new();
 #[btf_map]
 static DNS_STATS: PerCpuArray<XdpStats, 1> = PerCpuArray::new();
 
-/// Counters the daemon publishes; declared here so the object carries it and
-/// bpftool shows it beside the others. The program never touches it.
-#[btf_map]
-static DNS_DAEMON: Array<dns_xdp_common::DaemonStats, 1> = Array::new();
-
 /// Per-CPU working memory: the BPF stack (512 bytes) cannot hold a query.
 #[btf_map]
 static DNS_SCRATCH: PerCpuArray<Scratch, 1> = PerCpuArray::new();
@@ -65,6 +63,9 @@ struct Scratch {
     msg: [u8; MAX_QUERY_LEN],
     /// Its qname, case-folded.
     lname: [u8; 256],
+    /// The query's headers up to the end of the question, while the frame
+    /// is grown at the front.
+    head: [u8; HEAD_BUF],
     /// Loop results passed through memory; see [`launder`].
     carried: [u64; 4],
 }
@@ -84,6 +85,7 @@ fn launder(slot: &mut u64, value: u64) -> u64 {
     }
 }
 
+const HEAD_BUF: usize = 512;
 const MSG_MASK: usize = MAX_QUERY_LEN - 1;
 const _: () = assert!(MAX_QUERY_LEN.is_power_of_two());
 
@@ -430,12 +432,31 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     // Resize the frame to the reply. Nothing has been written yet, so a
     // refusal can still hand the untouched query to the daemon.
     let old_len = ctx.data_end() - ctx.data();
-    let new_len = hdrs.dns_off + reply_len;
+    let new_len = hdrs.dns_off + question_end + body_len + opt_len;
     let delta = new_len as i32 - old_len as i32;
-    if delta != 0 {
-        // SAFETY: the helper validates the delta against the buffer.
-        if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
+    // SAFETY: the helpers validate the deltas against the buffer.
+    if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
+        // Tailroom depends on the driver and on how the sender allocated
+        // the frame (a veth fed by a local socket may have under 200
+        // bytes); XDP_PACKET_HEADROOM (256 bytes) in front is guaranteed.
+        // Grow there instead: keep a copy of everything before the
+        // answer, move the start back, write the copy at the new start.
+        let prefix = hdrs.dns_off + question_end;
+        if delta < 0 || prefix > HEAD_BUF {
             return Verdict::Pass(Pass::NoRoom);
+        }
+        // SAFETY: 1..=HEAD_BUF bytes into a HEAD_BUF buffer, bounds-checked
+        // against the packet by the helper.
+        if unsafe { bpf_xdp_load_bytes(ctx.ctx, 0, scratch.head.as_mut_ptr().cast(), (prefix & 0x3ff) as u32) } != 0 {
+            return Verdict::Pass(Pass::NoRoom);
+        }
+        // SAFETY: as above.
+        if unsafe { bpf_xdp_adjust_head(ctx.ctx, -delta) } != 0 {
+            return Verdict::Pass(Pass::NoRoom);
+        }
+        // SAFETY: as above; the frame is now `new_len` long.
+        if unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, scratch.head.as_mut_ptr().cast(), (prefix & 0x3ff) as u32) } != 0 {
+            return Verdict::DropInternal;
         }
     }
 

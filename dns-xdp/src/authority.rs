@@ -33,8 +33,8 @@
 //!   NSD keeps each record's own TTL.
 //! * At most [`MAX_REDIRECTIONS`] CNAME/DNAME steps are followed; the answer
 //!   then stops like a loop does. NSD follows as long as its answer has room
-//!   (it followed 80). Resolvers give up far earlier, so longer chains only
-//!   cost effort.
+//!   (it followed 80). Resolvers do not use that many, so longer chains
+//!   only cost effort.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -45,8 +45,8 @@ use hickory_proto::{
 
 use crate::zone::{Node, RrSet, Zone, dname_target, label_count};
 
-/// Most CNAME and DNAME redirections followed for one question (BIND's
-/// resolver stops at 16 too).
+/// Most CNAME and DNAME redirections followed for one question: more than
+/// resolvers follow in one answer, small enough to bound the work.
 pub const MAX_REDIRECTIONS: usize = 16;
 
 /// The data of a response; the caller adds the header, question, OPT and
@@ -999,6 +999,13 @@ authority:
 NOERROR
 authority:
 nods.example.test. 3600 IN NS ns.outside.test.
+# Glue for an NS target that only a wildcard below the cut matches.
+== wglue.example.test. A
+NOERROR
+authority:
+wglue.example.test. 3600 IN NS ns.wglue.example.test.
+additional:
+ns.wglue.example.test. 3600 IN A 192.0.2.170
 # DNAME (RFC 6672): the DNAME, a synthesized CNAME with the DNAME's TTL, then
 # the target if it is served; a loop ends the answer; an over-long result is
 # YXDOMAIN.

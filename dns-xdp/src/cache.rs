@@ -103,6 +103,10 @@ impl CacheWriter {
         }
     }
 
+    pub fn fast_path(&self) -> &FastPath {
+        &self.fast_path
+    }
+
     /// The fast path this writer feeds (tests and benchmarks run the
     /// program through it).
     pub fn fast_path_mut(&mut self) -> &mut FastPath {

@@ -107,7 +107,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         // Preload before attaching, so the first packets find their answers.
         let report = writer.sync(&catalog, 0, &preload_plan(&settings, &zones));
         writer.attach(settings.xdp_mode)?;
-        tracing::info!(%iface, mode = ?settings.xdp_mode, preloaded = report.preloaded, pin_dir = %settings.pin_dir.display(), "XDP fast path attached");
+        tracing::info!(
+            %iface, mode = ?settings.xdp_mode, program_id = writer.fast_path().program_id().unwrap_or(0),
+            preloaded = report.preloaded, pin_dir = %settings.pin_dir.display(), "XDP fast path attached",
+        );
         let (tx, rx) = mpsc::sync_channel(CACHE_QUEUE);
         writer_thread = Some(std::thread::Builder::new().name("map-writer".into()).spawn(move || writer.run(rx))?);
         cache_tx = Some(tx);

@@ -55,7 +55,6 @@ pub struct FastPathOptions {
 pub struct FastPath {
     answers: BpfHashMap<MapData, AnswerKey, Answer>,
     config_map: Array<MapData, Config>,
-    daemon_map: Array<MapData, DaemonStats>,
     config: Config,
     _pins: Pins,
     iface: String,
@@ -90,20 +89,19 @@ impl FastPath {
         }
         let answers = take_map(&mut ebpf, maps::ANSWERS)?;
         let mut config_map: Array<MapData, Config> = take_map(&mut ebpf, maps::CONFIG)?;
-        let daemon_map = take_map(&mut ebpf, maps::DAEMON)?;
         let config = Config {
             heartbeat_ns: monotonic_ns(),
             heartbeat_timeout_ns: u64::try_from(opts.heartbeat_timeout.as_nanos()).unwrap_or(u64::MAX),
             edns_udp_payload: opts.edns_udp_payload,
             enabled: 1,
             _pad: [0; 5],
+            daemon: DaemonStats::default(),
         };
         config_map.set(0, config, 0).context("writing the XDP configuration")?;
 
         Ok(Self {
             answers,
             config_map,
-            daemon_map,
             config,
             _pins: pinned,
             iface: opts.iface.clone(),
@@ -147,6 +145,13 @@ impl FastPath {
         }
     }
 
+    /// The kernel's ID of the answering program (what `dns-xdp stats` and
+    /// `bpftool prog` show).
+    pub fn program_id(&self) -> Option<u32> {
+        let program: &Xdp = self._ebpf.program(PROGRAM)?.try_into().ok()?;
+        program.info().ok().map(|info| info.id())
+    }
+
     /// Every entry currently in the answer map. Entries evicted while the
     /// map is walked are skipped.
     pub fn entries(&self) -> anyhow::Result<Vec<(AnswerKey, Answer)>> {
@@ -160,8 +165,8 @@ impl FastPath {
     /// Refreshes the heartbeat and publishes the daemon's counters.
     pub fn heartbeat(&mut self, stats: &DaemonStats) -> anyhow::Result<()> {
         self.config.heartbeat_ns = monotonic_ns();
-        self.config_map.set(0, self.config, 0).context("writing the heartbeat")?;
-        self.daemon_map.set(0, *stats, 0).context("publishing daemon counters")
+        self.config.daemon = *stats;
+        self.config_map.set(0, self.config, 0).context("writing the heartbeat")
     }
 
     /// Runs the program on one frame with BPF_PROG_TEST_RUN, `repeat` times,
@@ -223,7 +228,7 @@ impl Drop for Pins {
 fn pin_maps(ebpf: &Ebpf, dir: &Path, pinned: &mut Pins) -> anyhow::Result<()> {
     ensure_bpffs(dir)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for name in [maps::ANSWERS, maps::SERVICES, maps::CONFIG, maps::STATS, maps::DAEMON] {
+    for name in [maps::ANSWERS, maps::SERVICES, maps::CONFIG, maps::STATS] {
         let map = ebpf.map(name).ok_or_else(|| anyhow!("map {name} missing from the object"))?;
         let path = dir.join(name);
         // A pin left by a daemon that was killed: ours to replace.
@@ -376,10 +381,10 @@ pub fn read_stats() -> anyhow::Result<Vec<InstanceStats>> {
             }
         }
         let mut daemon = std::collections::BTreeMap::new();
-        if let Some((data, ..)) = by_name.remove(maps::DAEMON) {
-            let map: Array<MapData, DaemonStats> = Map::from_map_data(data)?.try_into()?;
-            let stats = map.get(&0, 0).context("reading DNS_DAEMON")?;
-            daemon.extend(daemon_stats_fields(&stats));
+        if let Some((data, ..)) = by_name.remove(maps::CONFIG) {
+            let map: Array<MapData, Config> = Map::from_map_data(data)?.try_into()?;
+            let config = map.get(&0, 0).context("reading DNS_CONFIG")?;
+            daemon.extend(daemon_stats_fields(&config.daemon));
         }
         let (answer_entry_bytes, answer_capacity) = by_name
             .get(maps::ANSWERS)

@@ -1,0 +1,277 @@
+//! End to end, as a user runs it: the daemon under `ip netns exec` in a
+//! server namespace, real clients (kdig, sockets) in a client namespace,
+//! joined by a veth pair with the XDP program in native mode.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
+
+use dns_xdp::fastpath::{AttachMode, attach_pass_program};
+use dns_xdp_tests::{
+    ChildGuard, NetNs, SRV_V4, SRV_V6, Topology, daemon_bin, in_netns, kdig, raw_query, require_root, workspace_root,
+};
+use hickory_proto::{
+    op::{Message, Query, ResponseCode},
+    rr::{Name, RData, RecordType},
+};
+use serde_json::Value;
+
+const ZONE: &str = "zones/example.test.zone";
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// Longer than the daemon's counter publishing interval (200 ms).
+const PUBLISH_WAIT: Duration = Duration::from_millis(500);
+
+/// A running daemon and the program ID it attached.
+struct Daemon {
+    child: ChildGuard,
+    program_id: Option<u64>,
+}
+
+fn start_daemon(ns: &NetNs, args: &[&str]) -> Daemon {
+    let mut cmd = ns.command(daemon_bin().to_str().expect("utf-8 path"));
+    cmd.current_dir(workspace_root()).arg("run").args(args).env("RUST_LOG", "info");
+    let mut child = ChildGuard::spawn(cmd, "dns-xdp");
+    assert!(child.wait_for_output("serving", Duration::from_secs(20)), "daemon did not start:\n{}", child.stderr());
+    let program_id = child
+        .stderr()
+        .lines()
+        .find(|l| l.contains("XDP fast path attached"))
+        .and_then(|l| l.split("program_id=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|id| id.parse().ok());
+    Daemon { child, program_id }
+}
+
+fn serve_on_veth(topo: &Topology, extra: &[&str]) -> Daemon {
+    let listen4 = format!("{SRV_V4}:53");
+    let listen6 = format!("[{SRV_V6}]:53");
+    let mut args = vec!["--zone", ZONE, "--listen", &listen4, "--listen", &listen6, "--iface", topo.srv_if(), "--xdp-mode", "native"];
+    args.extend_from_slice(extra);
+    let daemon = start_daemon(topo.srv(), &args);
+    assert!(daemon.program_id.is_some(), "no program id in the log:\n{}", daemon.child.stderr());
+    daemon
+}
+
+/// The instance's counters, as `dns-xdp stats --json` reports them.
+fn stats(daemon: &Daemon) -> (Value, Value) {
+    let out = std::process::Command::new(daemon_bin()).args(["stats", "--json"]).output().expect("dns-xdp stats");
+    assert!(out.status.success(), "stats failed: {}", String::from_utf8_lossy(&out.stderr));
+    let all: Value = serde_json::from_slice(&out.stdout).expect("stats JSON");
+    let inst = all
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["program_id"].as_u64() == daemon.program_id))
+        .unwrap_or_else(|| panic!("instance {:?} not in {all}", daemon.program_id))
+        .clone();
+    (inst["xdp"].clone(), inst["daemon"].clone())
+}
+
+fn counter(v: &Value, name: &str) -> u64 {
+    v[name].as_u64().unwrap_or_else(|| panic!("no counter {name} in {v}"))
+}
+
+fn query(name: &str, qtype: RecordType, id: u16) -> Vec<u8> {
+    let mut msg = Message::query();
+    msg.metadata.id = id;
+    msg.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+    msg.to_vec().expect("encode")
+}
+
+fn ask(ns: &NetNs, server: SocketAddr, name: &str, qtype: RecordType, id: u16) -> Message {
+    let reply = raw_query(ns, server, &query(name, qtype, id), TIMEOUT).unwrap_or_else(|| panic!("no reply to {name} {qtype} from {server}"));
+    let msg = Message::from_vec(&reply).expect("reply parses");
+    assert_eq!(msg.metadata.id, id, "reply ID");
+    msg
+}
+
+fn addresses(msg: &Message) -> Vec<IpAddr> {
+    msg.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Attaches the pass-through program on the client veth: XDP_TX on a veth
+/// is delivered only when the peer runs an XDP program.
+fn client_pass(topo: &Topology) -> aya::Ebpf {
+    let iface = topo.cli_if().to_owned();
+    in_netns(topo.cli(), move || attach_pass_program(&iface, AttachMode::Native)).expect("pass program on the client veth")
+}
+
+#[test]
+fn answers_come_from_xdp_over_ipv4_and_ipv6() {
+    require_root();
+    let topo = Topology::new();
+    let _pass = client_pass(&topo);
+    let daemon = serve_on_veth(&topo, &[]);
+
+    for (server, qtype, expected) in [
+        (SocketAddr::from((SRV_V4, 53)), RecordType::A, vec!["198.18.10.80", "198.18.10.81"]),
+        (SocketAddr::from((SRV_V6, 53)), RecordType::AAAA, vec!["2001:db8:10::80"]),
+    ] {
+        std::thread::sleep(PUBLISH_WAIT);
+        let (xdp_before, daemon_before) = stats(&daemon);
+        let reply = ask(topo.cli(), server, "WwW.Example.TEST.", qtype, 0x4242);
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert!(reply.metadata.authoritative, "AA set");
+        assert_eq!(reply.queries[0].name().to_ascii(), "WwW.Example.TEST.", "question echoed as asked");
+        let got: Vec<String> = addresses(&reply).iter().map(ToString::to_string).collect();
+        assert_eq!(got, expected);
+        std::thread::sleep(PUBLISH_WAIT);
+        let (xdp_after, daemon_after) = stats(&daemon);
+        assert_eq!(counter(&xdp_after, "tx_answer"), counter(&xdp_before, "tx_answer") + 1, "answered by XDP over {server}");
+        assert_eq!(
+            counter(&daemon_after, "udp_queries"),
+            counter(&daemon_before, "udp_queries"),
+            "the daemon's socket saw the query over {server}"
+        );
+    }
+}
+
+#[test]
+fn misses_go_to_the_daemon_and_are_cached_for_next_time() {
+    require_root();
+    let topo = Topology::new();
+    let _pass = client_pass(&topo);
+    let daemon = serve_on_veth(&topo, &[]);
+    let server = SocketAddr::from((SRV_V4, 53));
+
+    std::thread::sleep(PUBLISH_WAIT);
+    let (xdp0, daemon0) = stats(&daemon);
+    let reply = ask(topo.cli(), server, "nosuch.example.test.", RecordType::A, 1);
+    assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+    assert!(reply.metadata.authoritative);
+    assert!(reply.answers.is_empty());
+    assert_eq!(reply.authorities.len(), 1, "SOA in authority");
+    assert_eq!(reply.authorities[0].record_type(), RecordType::SOA);
+    assert_eq!(reply.authorities[0].ttl, 300, "negative TTL = min(SOA TTL, MINIMUM)");
+    std::thread::sleep(PUBLISH_WAIT);
+    let (xdp1, daemon1) = stats(&daemon);
+    assert_eq!(counter(&daemon1, "udp_queries"), counter(&daemon0, "udp_queries") + 1, "the daemon answered the miss");
+    assert_eq!(counter(&xdp1, "pass_miss"), counter(&xdp0, "pass_miss") + 1);
+
+    // The daemon put its answer in the map: the same question again is
+    // answered by XDP, identically (apart from the ID).
+    let again = ask(topo.cli(), server, "nosuch.example.test.", RecordType::A, 2);
+    std::thread::sleep(PUBLISH_WAIT);
+    let (xdp2, daemon2) = stats(&daemon);
+    assert_eq!(counter(&xdp2, "tx_answer"), counter(&xdp1, "tx_answer") + 1, "second query answered by XDP");
+    assert_eq!(counter(&daemon2, "udp_queries"), counter(&daemon1, "udp_queries"));
+    let mut first = reply.to_vec().expect("encode");
+    let second = again.to_vec().expect("encode");
+    first[..2].copy_from_slice(&second[..2]);
+    assert_eq!(first, second, "XDP and daemon answers differ");
+
+    // kdig, as an operator would ask, with its defaults (EDNS).
+    let out = kdig(topo.cli(), &["@198.18.0.1", "example.test", "MX", "+norec"]);
+    assert!(out.contains("status: NOERROR") && out.contains("Flags: qr aa"), "kdig output:\n{out}");
+    assert!(out.contains("10 mail.example.test.") && out.contains("20 mail2.example.test."), "kdig output:\n{out}");
+}
+
+#[test]
+fn tcp_is_answered_by_the_daemon() {
+    require_root();
+    let topo = Topology::new();
+    let _pass = client_pass(&topo);
+    let _daemon = serve_on_veth(&topo, &[]);
+    let out = kdig(topo.cli(), &["@198.18.0.1", "+tcp", "www.example.test", "A"]);
+    assert!(out.contains("status: NOERROR") && out.contains("198.18.10.80"), "kdig +tcp:\n{out}");
+}
+
+#[test]
+fn stale_heartbeat_stops_the_fast_path() {
+    require_root();
+    let topo = Topology::new();
+    let _pass = client_pass(&topo);
+    let mut daemon = serve_on_veth(&topo, &["--heartbeat-timeout", "1"]);
+    let server = SocketAddr::from((SRV_V4, 53));
+    ask(topo.cli(), server, "www.example.test.", RecordType::A, 1);
+
+    // A stopped daemon stops refreshing its heartbeat: after the timeout
+    // the program must pass queries up instead of answering from a map
+    // nobody keeps current (here the stopped daemon cannot answer at all).
+    daemon.child.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (before, _) = stats(&daemon);
+    let reply = raw_query(topo.cli(), server, &query("www.example.test.", RecordType::A, 2), Duration::from_millis(500));
+    let (after, _) = stats(&daemon);
+    daemon.child.signal(libc::SIGCONT);
+    assert!(reply.is_none(), "answered while the daemon was stopped");
+    assert_eq!(counter(&after, "pass_stale"), counter(&before, "pass_stale") + 1);
+    assert_eq!(counter(&after, "tx_answer"), counter(&before, "tx_answer"));
+
+    // Alive again: the queued query is answered by the daemon, and within
+    // a heartbeat XDP answers again.
+    std::thread::sleep(PUBLISH_WAIT);
+    let (before, _) = stats(&daemon);
+    ask(topo.cli(), server, "www.example.test.", RecordType::A, 3);
+    let (after, _) = stats(&daemon);
+    assert_eq!(counter(&after, "tx_answer"), counter(&before, "tx_answer") + 1);
+}
+
+#[test]
+fn loopback_demo_answers_from_xdp_and_leaves_nothing_behind() {
+    require_root();
+    // What `cargo xtask run` does, inside a namespace of its own so the
+    // host's loopback is untouched.
+    let ns = NetNs::new();
+    ns.exec_ok("ip", &["link", "set", "lo", "up"]);
+    let pin_dir = format!("/sys/fs/bpf/dns-xdp-test-{}", std::process::id());
+    let daemon = start_daemon(
+        &ns,
+        &["--zone", ZONE, "--listen", "127.0.0.1:5300", "--iface", "lo", "--xdp-mode", "generic", "--pin-dir", &pin_dir],
+    );
+    let out = dns_xdp_tests::dig(&ns, &["@127.0.0.1", "-p", "5300", "www.example.test", "A"]);
+    assert!(out.contains("status: NOERROR") && out.contains("flags: qr aa"), "dig:\n{out}");
+    assert!(out.contains("198.18.10.80"), "dig:\n{out}");
+    std::thread::sleep(PUBLISH_WAIT);
+    let (xdp, _) = stats(&daemon);
+    assert!(counter(&xdp, "tx_answer") >= 1, "dig's query was not answered by XDP: {xdp}");
+    let out = dns_xdp_tests::dig(&ns, &["@127.0.0.1", "-p", "5300", "nosuch.example.test"]);
+    assert!(out.contains("status: NXDOMAIN") && out.contains("SOA"), "dig:\n{out}");
+
+    let program_id = daemon.program_id;
+    let mut child = daemon.child;
+    child.signal(libc::SIGINT);
+    let status = child.wait_timeout(Duration::from_secs(5)).expect("daemon exits on SIGINT");
+    assert!(status.success(), "exit status {status:?}");
+    let link = ns.exec_ok("ip", &["link", "show", "lo"]);
+    assert!(!link.contains("xdp"), "XDP still attached after exit:\n{link}");
+    let out = std::process::Command::new(daemon_bin()).args(["stats", "--json"]).output().expect("stats");
+    let all: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        !all.as_array().is_some_and(|a| a.iter().any(|i| i["program_id"].as_u64() == program_id)),
+        "program still loaded: {all}"
+    );
+    // The daemon pinned inside its own mount namespace (ip netns exec); in
+    // ours the directory never existed, and after exit it must not either.
+    assert!(!std::path::Path::new(&pin_dir).exists(), "pins left in {pin_dir}");
+}
+
+#[test]
+fn malformed_zone_fails_with_file_and_line_and_attaches_nothing() {
+    require_root();
+    let ns = NetNs::new();
+    ns.exec_ok("ip", &["link", "set", "lo", "up"]);
+    let dir = std::env::temp_dir().join(format!("dns-xdp-badzone-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let zone = dir.join("bad.test.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN bad.test.\n$TTL 300\n@ IN SOA ns hostmaster 1 2 3 4 5\n  IN NS ns\nns IN A 198.18.0.1\nwww IN A 198.18.0.300\n",
+    )
+    .expect("write zone");
+    let mut cmd = ns.command(daemon_bin().to_str().expect("utf-8"));
+    cmd.args(["run", "--zone", zone.to_str().expect("utf-8"), "--listen", "127.0.0.1:5300", "--iface", "lo", "--xdp-mode", "generic"]);
+    let out = cmd.output().expect("run daemon");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(!out.status.success(), "daemon accepted a broken zone");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{}:6:", zone.display())), "error names file and line:\n{stderr}");
+    let link = ns.exec_ok("ip", &["link", "show", "lo"]);
+    assert!(!link.contains("xdp"), "XDP attached despite the error:\n{link}");
+}
