@@ -21,6 +21,7 @@ pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DI
 /// Name of the answering program in the object, and of the pass-through one.
 pub const PROGRAM: &str = "dns_xdp";
 pub const PASS_PROGRAM: &str = "dns_xdp_pass";
+pub const BOUNCE_PROGRAM: &str = "dns_xdp_bounce";
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/dns-xdp";
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
@@ -307,17 +308,27 @@ fn is_bpffs(path: &Path) -> bool {
 /// delivered when the peer end runs an XDP program, so the client end of a
 /// test or benchmark veth pair needs this one.
 pub fn attach_pass_program(iface: &str, mode: AttachMode) -> anyhow::Result<Ebpf> {
+    attach_helper_program(PASS_PROGRAM, iface, mode, &[])
+}
+
+/// Attaches one of the object's helper programs (pass-through, or the bare
+/// bounce that is the benchmarks' ceiling) with `services` registered.
+pub fn attach_helper_program(name: &str, iface: &str, mode: AttachMode, services: &[SocketAddr]) -> anyhow::Result<Ebpf> {
     if EBPF_OBJECT.is_empty() {
         bail!("this binary carries no XDP object (built with AYA_BUILD_SKIP)");
     }
     let mut ebpf = Ebpf::load(EBPF_OBJECT).context("loading the XDP object")?;
+    let mut service_map: BpfHashMap<MapData, ServiceKey, u8> = take_map(&mut ebpf, maps::SERVICES)?;
+    for addr in services {
+        service_map.insert(service_key(*addr), 1, 0).with_context(|| format!("registering {addr}"))?;
+    }
     let program: &mut Xdp = ebpf
-        .program_mut(PASS_PROGRAM)
-        .ok_or_else(|| anyhow!("program {PASS_PROGRAM} missing from the object"))?
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing from the object"))?
         .try_into()?;
     program.load()?;
     let xdp_mode = if mode == AttachMode::Generic { XdpMode::Skb } else { XdpMode::Driver };
-    program.attach(iface, xdp_mode).with_context(|| format!("attaching {PASS_PROGRAM} to {iface}"))?;
+    program.attach(iface, xdp_mode).with_context(|| format!("attaching {name} to {iface}"))?;
     Ok(ebpf)
 }
 

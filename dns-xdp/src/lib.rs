@@ -6,10 +6,12 @@
 //! keeps in line with the zone data.
 
 pub mod authority;
+pub mod benchprog;
 pub mod cache;
 pub mod config;
 pub mod daemon;
 pub mod fastpath;
+pub mod frame;
 pub mod server;
 pub mod wire;
 pub mod zone;

@@ -34,12 +34,40 @@ enum Command {
     },
     /// Check a configuration file and every zone it names.
     CheckConfig { file: PathBuf },
+    /// Attach a helper program and keep it attached until Ctrl-C: `pass`
+    /// (needed on the peer of a veth that receives XDP_TX replies) or
+    /// `bounce` (turns queries around with no DNS work: a benchmark ceiling).
+    Attach {
+        #[arg(value_enum)]
+        program: HelperProgram,
+        #[arg(long)]
+        iface: String,
+        #[arg(long, value_enum, default_value = "native")]
+        xdp_mode: fastpath::AttachMode,
+        /// Service address:port the bounce program answers (repeatable).
+        #[arg(long = "listen", value_name = "ADDR:PORT")]
+        listen: Vec<std::net::SocketAddr>,
+    },
+    /// Measure the XDP program's cost per packet with BPF_PROG_TEST_RUN.
+    BenchProg {
+        /// Runs per case (one BPF_PROG_TEST_RUN each).
+        #[arg(long, default_value_t = 100_000)]
+        runs: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask a running daemon to re-read its configuration and zones (SIGHUP).
     Reload {
         /// The daemon's --pid-file.
         #[arg(long, default_value = "/run/dns-xdp.pid")]
         pid_file: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum HelperProgram {
+    Pass,
+    Bounce,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +88,8 @@ fn main() -> ExitCode {
         Command::CheckZone { file, origin } => check_zone(&file, origin.as_deref()),
         Command::CheckConfig { file } => check_config(file),
         Command::Reload { pid_file } => reload(&pid_file),
+        Command::Attach { program, iface, xdp_mode, listen } => attach(program, &iface, xdp_mode, &listen),
+        Command::BenchProg { runs, json } => bench_prog(runs, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -142,5 +172,40 @@ fn reload(pid_file: &std::path::Path) -> anyhow::Result<()> {
         return Err(std::io::Error::last_os_error()).with_context(|| format!("signalling PID {pid}"));
     }
     println!("reload requested (PID {pid}); the daemon logs 'reload done' when the new data is served");
+    Ok(())
+}
+
+fn attach(program: HelperProgram, iface: &str, mode: fastpath::AttachMode, listen: &[std::net::SocketAddr]) -> anyhow::Result<()> {
+    let name = match program {
+        HelperProgram::Pass => fastpath::PASS_PROGRAM,
+        HelperProgram::Bounce => fastpath::BOUNCE_PROGRAM,
+    };
+    if matches!(program, HelperProgram::Bounce) && listen.is_empty() {
+        bail!("the bounce program needs at least one --listen ADDR:PORT to answer on");
+    }
+    let _attached = fastpath::attach_helper_program(name, iface, mode, listen)?;
+    eprintln!("{name} attached to {iface}; Ctrl-C detaches");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
+    Ok(())
+}
+
+fn bench_prog(runs: u32, json: bool) -> anyhow::Result<()> {
+    let results = dns_xdp::benchprog::run(runs)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+        return Ok(());
+    }
+    println!("{:<32} {:>6} {:>6} {:>10}", "case", "qname", "action", "ns/packet");
+    for r in &results {
+        println!("{:<32} {:>6} {:>6} {:>10.1}", r.case, r.qname_octets, r.action, r.ns_per_packet);
+    }
     Ok(())
 }

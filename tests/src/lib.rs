@@ -17,7 +17,7 @@
 //! cannot build its network has failed, and the message says where.
 
 use std::ffi::CString;
-pub mod packet;
+
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};

@@ -12,7 +12,7 @@ use dns_xdp::{
     wire::{ReplySettings, Transport, respond},
     zone::Zone,
 };
-use dns_xdp_tests::packet::{Endpoints, ParsedFrame, parse_udp_frame, udp_frame};
+use dns_xdp::frame::{Endpoints, ParsedFrame, parse_udp_frame, udp_frame};
 use hickory_proto::{
     op::{Edns, Message, Query},
     rr::{DNSClass, Name, RecordType, rdata::opt::EdnsOption},

@@ -1,5 +1,5 @@
-//! Ethernet/IP/UDP frames for feeding the XDP program with BPF_PROG_TEST_RUN
-//! and for checking what it sends back.
+//! Ethernet/IP/UDP frames for running the XDP program with BPF_PROG_TEST_RUN
+//! (the tests, and `dns-xdp bench-prog`) and for checking what it sends back.
 
 use std::net::IpAddr;
 
