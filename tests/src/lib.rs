@@ -18,6 +18,8 @@
 
 use std::ffi::CString;
 
+pub mod daemon;
+
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};

@@ -7,81 +7,29 @@ use std::{
     time::Duration,
 };
 
-use dns_xdp::fastpath::{AttachMode, attach_pass_program};
 use dns_xdp_tests::{
-    ChildGuard, NetNs, SRV_V4, SRV_V6, Topology, daemon_bin, in_netns, kdig, raw_query, require_root, workspace_root,
+    NetNs, SRV_V4, SRV_V6, Topology,
+    daemon::{Daemon, EXAMPLE_ZONE, PUBLISH_WAIT, ask, client_pass, counter, query},
+    daemon_bin, kdig, raw_query, require_root,
 };
 use hickory_proto::{
-    op::{Message, Query, ResponseCode},
-    rr::{Name, RData, RecordType},
+    op::{Message, ResponseCode},
+    rr::{RData, RecordType},
 };
 use serde_json::Value;
 
-const ZONE: &str = "zones/example.test.zone";
-const TIMEOUT: Duration = Duration::from_secs(2);
-/// Longer than the daemon's counter publishing interval (200 ms).
-const PUBLISH_WAIT: Duration = Duration::from_millis(500);
-
-/// A running daemon and the program ID it attached.
-struct Daemon {
-    child: ChildGuard,
-    program_id: Option<u64>,
-}
+const ZONE: &str = EXAMPLE_ZONE;
 
 fn start_daemon(ns: &NetNs, args: &[&str]) -> Daemon {
-    let mut cmd = ns.command(daemon_bin().to_str().expect("utf-8 path"));
-    cmd.current_dir(workspace_root()).arg("run").args(args).env("RUST_LOG", "info");
-    let mut child = ChildGuard::spawn(cmd, "dns-xdp");
-    assert!(child.wait_for_output("serving", Duration::from_secs(20)), "daemon did not start:\n{}", child.stderr());
-    let program_id = child
-        .stderr()
-        .lines()
-        .find(|l| l.contains("XDP fast path attached"))
-        .and_then(|l| l.split("program_id=").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|id| id.parse().ok());
-    Daemon { child, program_id }
+    Daemon::start(ns, args)
 }
 
 fn serve_on_veth(topo: &Topology, extra: &[&str]) -> Daemon {
-    let listen4 = format!("{SRV_V4}:53");
-    let listen6 = format!("[{SRV_V6}]:53");
-    let mut args = vec!["--zone", ZONE, "--listen", &listen4, "--listen", &listen6, "--iface", topo.srv_if(), "--xdp-mode", "native"];
-    args.extend_from_slice(extra);
-    let daemon = start_daemon(topo.srv(), &args);
-    assert!(daemon.program_id.is_some(), "no program id in the log:\n{}", daemon.child.stderr());
-    daemon
+    Daemon::on_veth(topo, ZONE, extra)
 }
 
-/// The instance's counters, as `dns-xdp stats --json` reports them.
 fn stats(daemon: &Daemon) -> (Value, Value) {
-    let out = std::process::Command::new(daemon_bin()).args(["stats", "--json"]).output().expect("dns-xdp stats");
-    assert!(out.status.success(), "stats failed: {}", String::from_utf8_lossy(&out.stderr));
-    let all: Value = serde_json::from_slice(&out.stdout).expect("stats JSON");
-    let inst = all
-        .as_array()
-        .and_then(|a| a.iter().find(|i| i["program_id"].as_u64() == daemon.program_id))
-        .unwrap_or_else(|| panic!("instance {:?} not in {all}", daemon.program_id))
-        .clone();
-    (inst["xdp"].clone(), inst["daemon"].clone())
-}
-
-fn counter(v: &Value, name: &str) -> u64 {
-    v[name].as_u64().unwrap_or_else(|| panic!("no counter {name} in {v}"))
-}
-
-fn query(name: &str, qtype: RecordType, id: u16) -> Vec<u8> {
-    let mut msg = Message::query();
-    msg.metadata.id = id;
-    msg.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
-    msg.to_vec().expect("encode")
-}
-
-fn ask(ns: &NetNs, server: SocketAddr, name: &str, qtype: RecordType, id: u16) -> Message {
-    let reply = raw_query(ns, server, &query(name, qtype, id), TIMEOUT).unwrap_or_else(|| panic!("no reply to {name} {qtype} from {server}"));
-    let msg = Message::from_vec(&reply).expect("reply parses");
-    assert_eq!(msg.metadata.id, id, "reply ID");
-    msg
+    daemon.stats()
 }
 
 fn addresses(msg: &Message) -> Vec<IpAddr> {
@@ -93,13 +41,6 @@ fn addresses(msg: &Message) -> Vec<IpAddr> {
             _ => None,
         })
         .collect()
-}
-
-/// Attaches the pass-through program on the client veth: XDP_TX on a veth
-/// is delivered only when the peer runs an XDP program.
-fn client_pass(topo: &Topology) -> aya::Ebpf {
-    let iface = topo.cli_if().to_owned();
-    in_netns(topo.cli(), move || attach_pass_program(&iface, AttachMode::Native)).expect("pass program on the client veth")
 }
 
 #[test]
