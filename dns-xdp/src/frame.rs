@@ -115,6 +115,8 @@ pub struct ParsedFrame {
     pub payload: Vec<u8>,
 }
 
+/// Parses an Ethernet frame carrying UDP over IPv4 or IPv6; `None` for
+/// anything else or anything cut short.
 pub fn parse_udp_frame(f: &[u8]) -> Option<ParsedFrame> {
     let dst_mac: [u8; 6] = f.get(0..6)?.try_into().ok()?;
     let src_mac: [u8; 6] = f.get(6..12)?.try_into().ok()?;
@@ -130,6 +132,9 @@ pub fn parse_udp_frame(f: &[u8]) -> Option<ParsedFrame> {
     let (src, dst, l4, ip_ok, ip_end) = match ethertype {
         0x0800 => {
             let ip = f.get(off..off + 20)?;
+            if ip[9] != 17 {
+                return None;
+            }
             let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
             let s: [u8; 4] = ip[12..16].try_into().ok()?;
             let d: [u8; 4] = ip[16..20].try_into().ok()?;
@@ -137,6 +142,9 @@ pub fn parse_udp_frame(f: &[u8]) -> Option<ParsedFrame> {
         }
         0x86dd => {
             let ip = f.get(off..off + 40)?;
+            if ip[6] != 17 {
+                return None;
+            }
             let plen = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
             let s: [u8; 16] = ip[8..24].try_into().ok()?;
             let d: [u8; 16] = ip[24..40].try_into().ok()?;
@@ -145,9 +153,11 @@ pub fn parse_udp_frame(f: &[u8]) -> Option<ParsedFrame> {
         _ => return None,
     };
     let udp = f.get(l4..ip_end)?;
-    let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
-    let udp = udp.get(..udp_len)?;
+    let udp_header = udp.get(..8)?;
+    let udp_len = usize::from(u16::from_be_bytes([udp_header[4], udp_header[5]]));
+    let udp = udp.get(..udp_len.max(8))?;
     let udp_ok = finish(pseudo_header_sum(src, dst, udp_len) + sum16(udp)) == 0;
+    let trailing = f.len().checked_sub(ip_end)?;
     Some(ParsedFrame {
         src_mac,
         dst_mac,
@@ -158,7 +168,7 @@ pub fn parse_udp_frame(f: &[u8]) -> Option<ParsedFrame> {
         dport: u16::from_be_bytes([udp[2], udp[3]]),
         ip_checksum_ok: ip_ok,
         udp_checksum_ok: udp_ok,
-        trailing: f.len() - ip_end,
+        trailing,
         payload: udp[8..].to_vec(),
     })
 }

@@ -216,3 +216,42 @@ fn malformed_zone_fails_with_file_and_line_and_attaches_nothing() {
     let link = ns.exec_ok("ip", &["link", "show", "lo"]);
     assert!(!link.contains("xdp"), "XDP attached despite the error:\n{link}");
 }
+
+/// An 802.1Q-tagged query over the veth (sent as a raw frame: this kernel
+/// has no VLAN devices) is answered by XDP with the tag kept, over IPv4 and
+/// IPv6, and the answer equals the daemon's.
+#[test]
+fn vlan_tagged_queries_are_answered_with_the_tag() {
+    use dns_xdp::frame::{Endpoints, parse_udp_frame, udp_frame};
+    use dns_xdp_tests::{CLI_MAC, CLI_V4, CLI_V6, PacketSocket, SRV_MAC};
+    require_root();
+    let topo = Topology::new();
+    let _pass = client_pass(&topo);
+    let daemon = serve_on_veth(&topo, &[]);
+    let socket = PacketSocket::open(topo.cli(), topo.cli_if());
+    for (src, dst, qtype) in [
+        (IpAddr::V4(CLI_V4), IpAddr::V4(SRV_V4), RecordType::A),
+        (IpAddr::V6(CLI_V6), IpAddr::V6(SRV_V6), RecordType::AAAA),
+    ] {
+        let ep = Endpoints { src_mac: CLI_MAC, dst_mac: SRV_MAC, src, dst, sport: 40_053, dport: 53 };
+        let q = query("www.EXAMPLE.test.", qtype, 0x7777);
+        std::thread::sleep(PUBLISH_WAIT);
+        let (before, _) = stats(&daemon);
+        socket.send(&udp_frame(&ep, &q, Some(42), 0));
+        let reply = socket
+            .recv_matching(Duration::from_secs(2), |f| parse_udp_frame(f).is_some_and(|p| p.dport == 40_053 && p.src == dst))
+            .unwrap_or_else(|| panic!("no tagged reply over {dst}"));
+        let reply = parse_udp_frame(&reply).expect("parses");
+        assert_eq!(reply.vlan, Some(42), "VLAN tag kept");
+        assert!(reply.udp_checksum_ok && reply.ip_checksum_ok, "checksums");
+        let msg = Message::from_vec(&reply.payload).expect("DNS reply");
+        assert_eq!(msg.metadata.id, 0x7777);
+        assert!(!addresses(&msg).is_empty(), "addresses in the answer");
+        std::thread::sleep(PUBLISH_WAIT);
+        let (after, _) = stats(&daemon);
+        assert_eq!(counter(&after, "tx_answer"), counter(&before, "tx_answer") + 1, "answered by XDP over {dst}");
+        // The same question untagged, answered by the daemon over its socket.
+        let plain = raw_query(topo.cli(), SocketAddr::new(dst, 53), &q, Duration::from_secs(2)).expect("untagged reply");
+        assert_eq!(reply.payload, plain, "tagged XDP answer differs from the untagged one");
+    }
+}
