@@ -174,8 +174,8 @@ impl ServiceKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Config {
-    /// CLOCK_MONOTONIC nanoseconds of the daemon's last heartbeat (the clock
-    /// `bpf_ktime_get_ns` reads).
+    /// CLOCK_MONOTONIC_COARSE nanoseconds of the daemon's last heartbeat
+    /// (the clock `bpf_ktime_get_coarse_ns` reads).
     pub heartbeat_ns: u64,
     /// The fast path stops answering once the heartbeat is older than this,
     /// so a hung or stopped daemon cannot leave stale answers being served.
