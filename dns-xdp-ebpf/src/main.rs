@@ -44,30 +44,28 @@ static DNS_STATS: PerCpuArray<XdpStats, 1> = PerCpuArray::new();
 #[btf_map]
 static DNS_SCRATCH: PerCpuArray<Scratch, 1> = PerCpuArray::new();
 
-/// ASCII case folding as a table: a load instead of the comparisons in
-/// `name::fold`, whose branches would split the verifier's state on every
-/// byte of every qname.
-static FOLD: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        table[i] = name::fold(i as u8);
-        i += 1;
-    }
-    table
-};
-
 #[repr(C)]
 struct Scratch {
-    /// The DNS message of the query.
-    msg: [u8; MAX_QUERY_LEN],
-    /// Its qname, case-folded.
-    lname: [u8; 256],
+    /// The DNS message of the query, from `MSG_SHIFT` on: the qname then
+    /// starts 8-aligned, so it can be read a word at a time.
+    msg: [u8; MSG_BUF],
+    /// The qname, case-folded, as little-endian words.
+    lname: [u64; QNAME_WORDS],
     /// The query's headers up to the end of the question, while the frame
     /// is grown at the front.
     head: [u8; HEAD_BUF],
     /// Loop results passed through memory; see [`launder`].
     carried: [u64; 4],
+}
+
+/// Whether word `i` of the qname is past its end. The word count is re-read
+/// from memory on every call: a count the compiler can reason about lets it
+/// fold the loops' own `i < QNAME_WORDS` test into the exit and rewrite it
+/// as `i != words`, which the verifier cannot see bounding the index.
+#[inline(always)]
+fn past_qname(words: &u64, i: usize) -> bool {
+    // SAFETY: a valid, aligned u64 in per-CPU map memory.
+    i as u64 >= unsafe { core::ptr::read_volatile(words) }
 }
 
 /// Returns `value` after a round trip through map memory the verifier does
@@ -87,6 +85,10 @@ fn launder(slot: &mut u64, value: u64) -> u64 {
 
 const HEAD_BUF: usize = 512;
 const MSG_MASK: usize = MAX_QUERY_LEN - 1;
+const MSG_SHIFT: usize = 4;
+const MSG_BUF: usize = MAX_QUERY_LEN + 8;
+const QNAME_WORDS: usize = dns_xdp_common::QNAME_BUF / 8;
+const _: () = assert!((MSG_SHIFT + 12) % 8 == 0);
 const _: () = assert!(MAX_QUERY_LEN.is_power_of_two());
 
 const ETH_HLEN: usize = 14;
@@ -247,8 +249,14 @@ fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
 }
 
 #[inline(always)]
-fn be16(bytes: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([bytes[at & MSG_MASK], bytes[(at + 1) & MSG_MASK]])
+fn be16(msg: &[u8; MSG_BUF], at: usize) -> u16 {
+    u16::from_be_bytes([msg[(at & MSG_MASK) + MSG_SHIFT], msg[((at + 1) & MSG_MASK) + MSG_SHIFT]])
+}
+
+/// The byte at DNS offset `at` of the query in `msg`.
+#[inline(always)]
+fn byte(msg: &[u8; MSG_BUF], at: usize) -> u8 {
+    msg[(at & MSG_MASK) + MSG_SHIFT]
 }
 
 /// What the parse of the network headers established.
@@ -288,7 +296,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
         bpf_xdp_load_bytes(
             ctx.ctx,
             hdrs.dns_off as u32,
-            scratch.msg.as_mut_ptr().cast(),
+            scratch.msg.as_mut_ptr().add(MSG_SHIFT).cast(),
             dns_len as u32,
         )
     };
@@ -333,7 +341,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
         if pos >= dns_len {
             return Verdict::Pass(Pass::Qname);
         }
-        let label = msg[pos & MSG_MASK] as usize;
+        let label = byte(msg, pos) as usize;
         if label == 0 {
             qname_len = pos + 1 - DNS_HLEN;
             break;
@@ -352,21 +360,29 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
         return Verdict::Pass(Pass::Qname);
     }
 
-    // One pass over the name: fold and hash it for the key, and sum the
-    // bytes as the client sent them for the UDP checksum (the question goes
-    // back unchanged, letter case included).
+    // One pass over the name, a word at a time: fold and hash it for the
+    // key, and sum it as the client sent it for the UDP checksum (the
+    // question goes back unchanged, letter case included). Bytes past the
+    // name are masked off the last word.
+    launder(&mut scratch.carried[3], ((qname_len + 7) / 8) as u64);
     let mut hash = name::FNV_OFFSET;
-    let mut question_sum = 0u32;
-    for i in 0..MAX_QNAME_LEN {
-        if i >= qname_len {
+    let mut sum_le = 0u64;
+    for i in 0..QNAME_WORDS {
+        if past_qname(&scratch.carried[3], i) {
             break;
         }
-        let byte = msg[(DNS_HLEN + i) & MSG_MASK];
-        question_sum += if i & 1 == 0 { (byte as u32) << 8 } else { byte as u32 };
-        let folded = FOLD[byte as usize];
-        scratch.lname[i & 0xff] = folded;
-        hash = name::hash_step(hash, folded);
+        // SAFETY: MSG_SHIFT + 12 + 8 * 31 + 8 <= MSG_BUF, and the offset is
+        // 8-aligned in the 8-aligned map value.
+        let raw = unsafe { *(scratch.msg.as_ptr().add(MSG_SHIFT + DNS_HLEN + 8 * i) as *const u64) };
+        let raw = raw & name::word_mask(qname_len - 8 * i);
+        let folded = name::fold_word(raw);
+        scratch.lname[i & (QNAME_WORDS - 1)] = folded;
+        hash = name::hash_word(hash, folded);
+        sum_le += (raw & 0xffff) + ((raw >> 16) & 0xffff) + ((raw >> 32) & 0xffff) + (raw >> 48);
     }
+    // Little-endian 16-bit lanes sum to the byte-swapped big-endian sum
+    // (RFC 1071 2(B)); the name starts at an even offset.
+    let question_sum = checksum::fold(sum_le as u32).swap_bytes() as u32;
     let hash = launder(&mut scratch.carried[2], hash);
     let question_sum = launder(&mut scratch.carried[3], question_sum as u64) as u32;
     let qname_len = launder(&mut scratch.carried[0], qname_len as u64) as usize & 0x1ff;
@@ -389,9 +405,9 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     if arcount == 1 {
         let opt = question_end;
         if opt + OPT_RR_LEN > dns_len
-            || msg[opt & MSG_MASK] != 0
+            || byte(msg, opt) != 0
             || be16(msg, opt + 1) != edns::OPT_TYPE
-            || msg[(opt + 6) & MSG_MASK] != 0
+            || byte(msg, opt + 6) != 0
         {
             // Not a well-formed OPT, or an EDNS version the daemon answers
             // with BADVERS (RFC 6891 6.1.3).
@@ -437,11 +453,14 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     if answer.qname_len as usize != qname_len {
         return Verdict::Pass(Pass::Collision);
     }
-    for i in 0..MAX_QNAME_LEN {
-        if i >= qname_len {
+    launder(&mut scratch.carried[3], ((qname_len + 7) / 8) as u64);
+    for i in 0..QNAME_WORDS {
+        if past_qname(&scratch.carried[3], i) {
             break;
         }
-        if answer.qname[i & 0xff] != scratch.lname[i & 0xff] {
+        // SAFETY: qname is 256 bytes at an 8-aligned offset of the value.
+        let stored = unsafe { *(answer.qname.as_ptr().add(8 * (i & (QNAME_WORDS - 1))) as *const u64) };
+        if stored != scratch.lname[i & (QNAME_WORDS - 1)] {
             return Verdict::Pass(Pass::Collision);
         }
     }
