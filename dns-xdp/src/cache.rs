@@ -47,7 +47,7 @@ pub enum Preload {
 
 pub enum Command {
     /// An answer the daemon just sent, computed from catalog `generation`.
-    Insert { qname: Name, qtype: RecordType, prepared: PreparedAnswer, generation: u64 },
+    Insert { qname: Name, qtype: RecordType, prepared: Arc<PreparedAnswer>, generation: u64 },
     /// A new catalog is live: make the map agree with it, then reply.
     Sync { catalog: Arc<Catalog>, generation: u64, preload: Vec<(Name, Preload)>, done: mpsc::SyncSender<SyncReport> },
     Shutdown,

@@ -117,7 +117,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 
     let shared = Arc::new(Shared {
-        live: RwLock::new(Live { catalog, generation: 0 }),
+        live: RwLock::new(Live::new(catalog, 0)),
         settings: ReplySettings { edns_udp_payload: settings.edns_udp_payload },
         counters,
         cache: cache_tx.clone(),
@@ -209,8 +209,7 @@ async fn reload(
     let catalog = Arc::new(zones.catalog()?);
     let generation = {
         let mut live = shared.live.write().unwrap_or_else(|p| p.into_inner());
-        live.generation += 1;
-        live.catalog = Arc::clone(&catalog);
+        *live = Live::new(Arc::clone(&catalog), live.generation + 1);
         live.generation
     };
     let mut report = SyncReport::default();

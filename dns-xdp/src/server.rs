@@ -23,13 +23,24 @@ use dns_xdp_common::DaemonStats;
 use crate::{
     authority::Catalog,
     cache::Command,
-    wire::{ReplySettings, Transport, respond},
+    wire::{AnswerCache, ReplySettings, Transport, respond_cached},
 };
 
-/// The live catalog and its generation, swapped whole on reload.
+/// The live catalog, its generation and its answer cache, swapped whole on
+/// reload.
 pub struct Live {
     pub catalog: Arc<Catalog>,
     pub generation: u64,
+    pub answers: Arc<AnswerCache>,
+}
+
+/// Questions the daemon keeps prepared answers for, per catalog.
+pub const ANSWER_CACHE_ENTRIES: usize = 262_144;
+
+impl Live {
+    pub fn new(catalog: Arc<Catalog>, generation: u64) -> Self {
+        Self { catalog, generation, answers: Arc::new(AnswerCache::new(ANSWER_CACHE_ENTRIES)) }
+    }
 }
 
 /// State every socket handler shares.
@@ -74,15 +85,15 @@ impl Counters {
 }
 
 impl Shared {
-    fn current(&self) -> (Arc<Catalog>, u64) {
+    fn current(&self) -> (Arc<Catalog>, Arc<AnswerCache>, u64) {
         let live = self.live.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        (Arc::clone(&live.catalog), live.generation)
+        (Arc::clone(&live.catalog), Arc::clone(&live.answers), live.generation)
     }
 
     /// Answers one query and offers the answer to the fast path.
     pub fn handle(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
-        let (catalog, generation) = self.current();
-        let Some(reply) = respond(&catalog, &self.settings, query, transport) else {
+        let (catalog, answers, generation) = self.current();
+        let Some(reply) = respond_cached(&catalog, Some(&answers), &self.settings, query, transport) else {
             self.counters.dropped.fetch_add(1, Relaxed);
             return None;
         };

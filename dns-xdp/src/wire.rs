@@ -9,6 +9,11 @@
 //! reply this way, and hands prepared answers to the fast path, which
 //! assembles the same bytes in the kernel.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
 use hickory_proto::{
     op::{Message, OpCode, Query, ResponseCode},
     rr::{DNSClass, Name, RecordType},
@@ -151,7 +156,7 @@ pub struct Reply {
     pub truncated: bool,
     /// The question and its prepared answer, when the answer came from zone
     /// data and may be served by the fast path.
-    pub cacheable: Option<(Name, RecordType, PreparedAnswer)>,
+    pub cacheable: Option<(Name, RecordType, Arc<PreparedAnswer>)>,
 }
 
 /// What a query asked, as far as the reply needs it.
@@ -168,6 +173,54 @@ struct ParsedQuery<'a> {
 /// Answers one query. `None` means no reply at all: too short to carry a
 /// header, or a response (QR=1), which must never be answered.
 pub fn respond(catalog: &Catalog, settings: &ReplySettings, query: &[u8], transport: Transport) -> Option<Reply> {
+    respond_cached(catalog, None, settings, query, transport)
+}
+
+/// Prepared answers of one catalog, so that a repeated question skips the
+/// lookup and the encoding (most of the daemon's work per query). It belongs
+/// to one catalog: a reload starts a new, empty one, so it can never serve
+/// old data.
+pub struct AnswerCache {
+    entries: RwLock<HashMap<(Box<[u8]>, u16), CachedAnswer>>,
+    limit: usize,
+}
+
+#[derive(Clone)]
+struct CachedAnswer {
+    prepared: Arc<PreparedAnswer>,
+    /// The answer came from zone data (not REFUSED), so the fast path may
+    /// serve it too.
+    from_zone: bool,
+}
+
+impl AnswerCache {
+    /// A cache of at most `limit` questions; when full it starts over, so a
+    /// flood of random names costs memory only up to the limit.
+    pub fn new(limit: usize) -> Self {
+        Self { entries: RwLock::new(HashMap::new()), limit }
+    }
+
+    fn get(&self, key: &(Box<[u8]>, u16)) -> Option<CachedAnswer> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    }
+
+    fn insert(&self, key: (Box<[u8]>, u16), value: CachedAnswer) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= self.limit {
+            entries.clear();
+        }
+        entries.insert(key, value);
+    }
+}
+
+/// Like [`respond`], with prepared answers taken from and added to `cache`.
+pub fn respond_cached(
+    catalog: &Catalog,
+    cache: Option<&AnswerCache>,
+    settings: &ReplySettings,
+    query: &[u8],
+    transport: Transport,
+) -> Option<Reply> {
     if query.len() < HEADER_LEN {
         return None;
     }
@@ -179,6 +232,10 @@ pub fn respond(catalog: &Catalog, settings: &ReplySettings, query: &[u8], transp
     let opcode_bits = qflags & flags::OPCODE;
     let message = match Message::from_vec(query) {
         Ok(m) => m,
+        // Another opcode may define the rest of the message differently, so
+        // a body that does not parse as a query says nothing: NOTIMP, as
+        // NSD answers too (it checks the opcode before the body).
+        Err(_) if opcode_bits != 0 => return Some(header_only(id, qflags, opcode_bits, ResponseCode::NotImp)),
         // The header was readable, so say what went wrong (RFC 1035 4.1.1).
         Err(_) => return Some(header_only(id, qflags, opcode_bits, ResponseCode::FormErr)),
     };
@@ -201,23 +258,42 @@ pub fn respond(catalog: &Catalog, settings: &ReplySettings, query: &[u8], transp
         return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::Refused));
     }
     let qtype = question.query_type();
-    if matches!(qtype, RecordType::AXFR | RecordType::IXFR) && transport == Transport::Udp {
-        // Zone transfers need TCP (RFC 5936 4.2) and are not offered.
+    if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+        // Zone transfers are not offered, over TCP or UDP (where RFC 5936
+        // 4.2 does not define them anyway). Looking the type up would give
+        // a cacheable NODATA that the fast path could then serve over UDP.
         return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::Refused));
     }
 
     let qname = question.name().to_lowercase();
-    let answer = catalog.lookup(&qname, qtype);
-    let prepared = match PreparedAnswer::encode(&qname, qtype, &answer) {
-        Ok(p) => p,
-        Err(err) => {
-            tracing::warn!(%qname, ?qtype, %err, "cannot encode answer; replying SERVFAIL");
-            return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::ServFail));
+    // The question minus QTYPE/QCLASS, folded: the name as the map keys it.
+    let name_len = parsed.raw_question.len() - 4;
+    let key: (Box<[u8]>, u16) =
+        (parsed.raw_question[..name_len].iter().map(|b| common::name::fold(*b)).collect(), u16::from(qtype));
+    let entry = match cache.and_then(|c| c.get(&key)) {
+        Some(entry) => entry,
+        None => {
+            let answer = catalog.lookup(&qname, qtype);
+            let prepared = match PreparedAnswer::encode(&qname, qtype, &answer) {
+                Ok(p) => p,
+                Err(err) => {
+                    tracing::warn!(%qname, ?qtype, %err, "cannot encode answer; replying SERVFAIL");
+                    return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::ServFail));
+                }
+            };
+            let entry = CachedAnswer {
+                prepared: Arc::new(prepared),
+                from_zone: answer.zone.is_some()
+                    && matches!(answer.rcode, ResponseCode::NoError | ResponseCode::NXDomain),
+            };
+            if let Some(cache) = cache {
+                cache.insert(key, entry.clone());
+            }
+            entry
         }
     };
-    let (bytes, truncated) = assemble(&parsed, settings, &prepared, transport);
-    let cacheable = (answer.zone.is_some() && matches!(answer.rcode, ResponseCode::NoError | ResponseCode::NXDomain))
-        .then(|| (qname, qtype, prepared));
+    let (bytes, truncated) = assemble(&parsed, settings, &entry.prepared, transport);
+    let cacheable = entry.from_zone.then(|| (qname, qtype, entry.prepared));
     Some(Reply { bytes, truncated, cacheable })
 }
 
@@ -311,4 +387,154 @@ fn header_only(id: u16, qflags: u16, opcode_bits: u16, rcode: ResponseCode) -> R
     out.extend_from_slice(&f.to_be_bytes());
     out.extend_from_slice(&[0; 8]);
     Reply { bytes: out, truncated: false, cacheable: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::op::Edns;
+
+    use super::*;
+    use crate::zone::Zone;
+
+    fn catalog() -> Catalog {
+        let text = "$ORIGIN t.test.\n$TTL 60\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n";
+        let mut catalog = Catalog::new();
+        catalog.insert(Zone::parse(text, &Name::from_ascii("t.test.").expect("name"), "t").expect("zone"));
+        catalog
+    }
+
+    fn query(name: &str, qtype: RecordType, edns: Option<Edns>) -> Vec<u8> {
+        let mut msg = Message::query();
+        msg.metadata.id = 0x4242;
+        msg.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+        if let Some(edns) = edns {
+            msg.set_edns(edns);
+        }
+        msg.to_vec().expect("encode")
+    }
+
+    fn answer_to(query: &[u8], transport: Transport) -> (Message, Reply) {
+        let reply = respond(&catalog(), &ReplySettings::default(), query, transport).expect("a reply");
+        (Message::from_vec(&reply.bytes).expect("reply parses"), reply)
+    }
+
+    #[test]
+    fn zone_transfers_are_refused_on_both_transports() {
+        for qtype in [RecordType::AXFR, RecordType::IXFR] {
+            for transport in [Transport::Udp, Transport::Tcp] {
+                let (msg, reply) = answer_to(&query("t.test.", qtype, None), transport);
+                assert_eq!(msg.metadata.response_code, ResponseCode::Refused, "{qtype} over {transport:?}");
+                assert!(msg.answers.is_empty() && msg.authorities.is_empty(), "{qtype} over {transport:?}");
+                assert!(reply.cacheable.is_none(), "a refusal must not reach the fast path");
+            }
+        }
+    }
+
+    #[test]
+    fn other_opcodes_are_notimp_whatever_follows_the_header() {
+        let mut garbage = vec![0x12, 0x34, 0x18, 0x00, 0, 3, 0, 1, 0, 4, 0, 1];
+        garbage.extend_from_slice(&[0xde, 0xad, 0xc0, 0x0c, 0xff]);
+        let reply = respond(&catalog(), &ReplySettings::default(), &garbage, Transport::Udp).expect("a reply");
+        assert_eq!(reply.bytes.len(), HEADER_LEN);
+        assert_eq!(&reply.bytes[..2], &[0x12, 0x34]);
+        // QR, opcode 3 echoed, NOTIMP.
+        assert_eq!(u16::from_be_bytes([reply.bytes[2], reply.bytes[3]]), 0x8000 | 0x1800 | 4);
+
+        // A well-formed query with opcode 3 or NOTIFY: NOTIMP, question and
+        // OPT echoed.
+        for opcode in [3u16, 4] {
+            let mut bytes = query("t.test.", RecordType::SOA, Some(Edns::new()));
+            bytes[2] |= (opcode << 3) as u8;
+            let (msg, _) = answer_to(&bytes, Transport::Udp);
+            assert_eq!(msg.metadata.response_code, ResponseCode::NotImp);
+            assert_eq!(msg.queries.len(), 1);
+            assert!(msg.edns.is_some());
+        }
+        // The same body with opcode QUERY but garbage: FORMERR.
+        garbage[2] = 0;
+        let reply = respond(&catalog(), &ReplySettings::default(), &garbage, Transport::Udp).expect("a reply");
+        assert_eq!(reply.bytes[3] & 0x0f, 1);
+    }
+
+    #[test]
+    fn edns_replies() {
+        // BADVERS: extended rcode 16, OPT version 0 with our payload size.
+        let mut v1 = Edns::new();
+        v1.set_version(1);
+        v1.set_dnssec_ok(true);
+        let (msg, _) = answer_to(&query("ns.t.test.", RecordType::A, Some(v1)), Transport::Udp);
+        let edns = msg.edns.as_ref().expect("OPT in a BADVERS reply");
+        // 16 is BADVERS in an OPT (hickory names it BADSIG, its TSIG meaning).
+        assert_eq!(u16::from(msg.metadata.response_code), 16);
+        assert_eq!((edns.version(), edns.max_payload(), edns.flags().dnssec_ok), (0, 1232, true));
+        assert!(msg.answers.is_empty());
+
+        // Version 0: answered, OPT with 1232 and DO echoed, no options.
+        let mut v0 = Edns::new();
+        v0.set_max_payload(4096);
+        let (msg, _) = answer_to(&query("ns.t.test.", RecordType::A, Some(v0)), Transport::Udp);
+        let edns = msg.edns.as_ref().expect("OPT");
+        assert_eq!(msg.answers.len(), 1);
+        assert_eq!((edns.version(), edns.max_payload(), edns.flags().dnssec_ok), (0, 1232, false));
+
+        // No OPT in the query: none in the reply.
+        let (msg, _) = answer_to(&query("ns.t.test.", RecordType::A, None), Transport::Udp);
+        assert!(msg.edns.is_none());
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use hickory_proto::op::Message;
+
+    fn catalog() -> Catalog {
+        let zone = crate::zone::Zone::parse(
+            "$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.80\n",
+            &Name::from_ascii("example.test.").expect("origin"),
+            "test",
+        )
+        .expect("zone");
+        let mut catalog = Catalog::default();
+        catalog.insert(Arc::new(zone));
+        catalog
+    }
+
+    fn query(name: &str, id: u16) -> Vec<u8> {
+        let mut msg = Message::query();
+        msg.metadata.id = id;
+        msg.add_query(Query::query(Name::from_ascii(name).expect("name"), RecordType::A));
+        msg.to_vec().expect("encode")
+    }
+
+    /// A cached answer is the answer: the same bytes as a fresh lookup, for
+    /// any spelling and ID, and a miss in another spelling is served from it.
+    #[test]
+    fn cached_replies_equal_fresh_replies() {
+        let catalog = catalog();
+        let cache = AnswerCache::new(16);
+        let settings = ReplySettings::default();
+        for (i, name) in ["www.example.test.", "WWW.Example.TEST.", "nosuch.example.test.", "www.other.test."].iter().enumerate() {
+            for round in 0..2 {
+                let q = query(name, (i * 10 + round) as u16);
+                let fresh = respond(&catalog, &settings, &q, Transport::Udp).expect("reply");
+                let cached = respond_cached(&catalog, Some(&cache), &settings, &q, Transport::Udp).expect("reply");
+                assert_eq!(fresh.bytes, cached.bytes, "{name} round {round}");
+                assert_eq!(fresh.cacheable.is_some(), cached.cacheable.is_some(), "{name}");
+            }
+        }
+        // Two spellings of www share one entry; nosuch and other.test one each.
+        assert_eq!(cache.entries.read().expect("lock").len(), 3);
+    }
+
+    #[test]
+    fn a_full_cache_starts_over() {
+        let catalog = catalog();
+        let cache = AnswerCache::new(2);
+        let settings = ReplySettings::default();
+        for (i, name) in ["a.example.test.", "b.example.test.", "c.example.test."].iter().enumerate() {
+            respond_cached(&catalog, Some(&cache), &settings, &query(name, i as u16), Transport::Udp).expect("reply");
+        }
+        assert_eq!(cache.entries.read().expect("lock").len(), 1);
+    }
 }
