@@ -7,7 +7,7 @@
 //! generation is no longer current.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, mpsc},
     time::{Duration, Instant},
 };
@@ -23,7 +23,7 @@ use crate::{
     authority::Catalog,
     fastpath::FastPath,
     server::Counters,
-    wire::{PreparedAnswer, map_entry},
+    wire::{PreparedAnswer, answer_key, map_entry},
 };
 
 /// How often the heartbeat and the daemon's counters are published.
@@ -139,7 +139,12 @@ impl CacheWriter {
             self.recent.clear();
         }
         self.recent.insert(key, Instant::now());
-        self.put(&key, &value)
+        let inserted = self.put(&key, &value);
+        if inserted {
+            // May count an entry the LRU evicted and got back; an estimate.
+            self.stats.map_entries += 1;
+        }
+        inserted
     }
 
     fn put(&mut self, key: &AnswerKey, value: &Answer) -> bool {
@@ -173,6 +178,8 @@ impl CacheWriter {
                 return report;
             }
         };
+        // Keys in the map that now hold the new catalog's answer.
+        let mut fresh_keys = HashSet::with_capacity(entries.len());
         for (key, old) in &entries {
             self.maybe_heartbeat();
             let fresh = question_of(key, old)
@@ -184,10 +191,13 @@ impl CacheWriter {
                 })
                 .filter(|(new_key, _)| new_key == key);
             match fresh {
-                Some((_, new)) if same_answer(&new, old) => {}
+                Some((_, new)) if same_answer(&new, old) => {
+                    fresh_keys.insert(*key);
+                }
                 Some((_, new)) => {
                     if self.put(key, &new) {
                         report.updated += 1;
+                        fresh_keys.insert(*key);
                     } else {
                         report.failed += 1;
                     }
@@ -201,24 +211,36 @@ impl CacheWriter {
                 },
             }
         }
-        for (origin, mode) in preload {
+        // Preloading more than the map holds would only evict what was just
+        // put there; the rest fills on demand.
+        let capacity = self.fast_path.capacity() as usize;
+        'zones: for (origin, mode) in preload {
             if *mode == Preload::None {
                 continue;
             }
             for (qname, qtype) in catalog.preload_questions(origin) {
+                if fresh_keys.len() >= capacity {
+                    tracing::warn!(capacity, "the answer map is full; further answers are cached as they are asked for");
+                    break 'zones;
+                }
+                let Some(key) = answer_key(&qname, qtype) else { continue };
+                if fresh_keys.contains(&key) {
+                    continue;
+                }
                 self.maybe_heartbeat();
                 let answer = catalog.lookup(&qname, qtype);
                 let Ok(prepared) = PreparedAnswer::encode(&qname, qtype, &answer) else { continue };
                 if let Some((key, value)) = map_entry(&qname, qtype, &prepared) {
                     if self.put(&key, &value) {
                         report.preloaded += 1;
+                        fresh_keys.insert(key);
                     } else {
                         report.failed += 1;
                     }
                 }
             }
         }
-        self.stats.map_entries = self.fast_path.entries().map(|e| e.len() as u64).unwrap_or(0);
+        self.stats.map_entries = fresh_keys.len() as u64;
         report
     }
 }

@@ -57,6 +57,7 @@ pub struct FastPath {
     answers: BpfHashMap<MapData, AnswerKey, Answer>,
     config_map: Array<MapData, Config>,
     config: Config,
+    capacity: u32,
     _pins: Pins,
     iface: String,
     // Last: owns the program and its link; dropped after the maps are done.
@@ -104,6 +105,7 @@ impl FastPath {
             answers,
             config_map,
             config,
+            capacity: opts.map_entries,
             _pins: pinned,
             iface: opts.iface.clone(),
             _ebpf: ebpf,
@@ -144,6 +146,11 @@ impl FastPath {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(err) => Err(err).context("deleting from DNS_ANSWERS"),
         }
+    }
+
+    /// Entries the answer map holds at most.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
     }
 
     /// The kernel's ID of the answering program (what `dns-xdp stats` and
