@@ -13,5 +13,6 @@ pub mod daemon;
 pub mod fastpath;
 pub mod frame;
 pub mod server;
+pub mod udp;
 pub mod wire;
 pub mod zone;

@@ -124,12 +124,11 @@ pub fn spawn_udp(shared: Arc<Shared>, socket: UdpSocket, threads: usize) -> anyh
 }
 
 fn udp_loop(shared: &Shared, socket: &UdpSocket) {
-    // Big enough for any datagram; queries longer than this are truncated by
-    // the kernel and fail to parse (FORMERR), as they should.
-    let mut buf = vec![0u8; 65_535];
+    let mut batch = crate::udp::Batch::new();
+    let mut replies = Vec::with_capacity(crate::udp::BATCH);
     loop {
-        let (len, peer) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
+        match batch.receive(socket) {
+            Ok(n) => shared.counters.udp_queries.fetch_add(n as u64, Relaxed),
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(err) => {
                 tracing::warn!(%err, "UDP receive failed");
@@ -137,12 +136,13 @@ fn udp_loop(shared: &Shared, socket: &UdpSocket) {
                 continue;
             }
         };
-        shared.counters.udp_queries.fetch_add(1, Relaxed);
-        if let Some(reply) = shared.handle(&buf[..len], Transport::Udp)
-            && let Err(err) = socket.send_to(&reply, peer)
-        {
-            tracing::debug!(%peer, %err, "UDP send failed");
+        replies.clear();
+        for (i, query) in batch.datagrams() {
+            if let Some(reply) = shared.handle(query, Transport::Udp) {
+                replies.push((i, reply));
+            }
         }
+        batch.send(socket, &replies);
     }
 }
 
