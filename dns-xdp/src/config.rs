@@ -37,7 +37,7 @@ pub struct RunArgs {
     pub iface: Option<String>,
     /// native: in the driver (fastest; needs driver support). generic: after
     /// the skb is built (any interface). off: no XDP, the daemon answers all.
-    #[arg(long, value_enum, value_name = "MODE")]
+    #[arg(long, visible_alias = "xdp", value_enum, value_name = "MODE")]
     pub xdp_mode: Option<AttachMode>,
     /// Capacity of the answer map (entries; ~850 bytes each)
     /// [default: 65536].
