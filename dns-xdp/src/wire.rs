@@ -181,9 +181,12 @@ pub fn respond(catalog: &Catalog, settings: &ReplySettings, query: &[u8], transp
 /// to one catalog: a reload starts a new, empty one, so it can never serve
 /// old data.
 pub struct AnswerCache {
-    entries: RwLock<HashMap<(Box<[u8]>, u16), CachedAnswer>>,
+    entries: RwLock<HashMap<CacheKey, CachedAnswer>>,
     limit: usize,
 }
+
+/// The folded wire-format qname and the query type.
+type CacheKey = (Box<[u8]>, u16);
 
 #[derive(Clone)]
 struct CachedAnswer {
@@ -200,11 +203,11 @@ impl AnswerCache {
         Self { entries: RwLock::new(HashMap::new()), limit }
     }
 
-    fn get(&self, key: &(Box<[u8]>, u16)) -> Option<CachedAnswer> {
+    fn get(&self, key: &CacheKey) -> Option<CachedAnswer> {
         self.entries.read().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
 
-    fn insert(&self, key: (Box<[u8]>, u16), value: CachedAnswer) {
+    fn insert(&self, key: CacheKey, value: CachedAnswer) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= self.limit {
             entries.clear();
@@ -268,7 +271,7 @@ pub fn respond_cached(
     let qname = question.name().to_lowercase();
     // The question minus QTYPE/QCLASS, folded: the name as the map keys it.
     let name_len = parsed.raw_question.len() - 4;
-    let key: (Box<[u8]>, u16) =
+    let key: CacheKey =
         (parsed.raw_question[..name_len].iter().map(|b| common::name::fold(*b)).collect(), u16::from(qtype));
     let entry = match cache.and_then(|c| c.get(&key)) {
         Some(entry) => entry,
@@ -293,7 +296,7 @@ pub fn respond_cached(
         }
     };
     let (bytes, truncated) = assemble(&parsed, settings, &entry.prepared, transport);
-    let cacheable = entry.from_zone.then(|| (qname, qtype, entry.prepared));
+    let cacheable = entry.from_zone.then_some((qname, qtype, entry.prepared));
     Some(Reply { bytes, truncated, cacheable })
 }
 
