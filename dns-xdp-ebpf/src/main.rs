@@ -88,7 +88,7 @@ const MSG_MASK: usize = MAX_QUERY_LEN - 1;
 const MSG_SHIFT: usize = 4;
 const MSG_BUF: usize = MAX_QUERY_LEN + 8;
 const QNAME_WORDS: usize = dns_xdp_common::QNAME_BUF / 8;
-const _: () = assert!((MSG_SHIFT + 12) % 8 == 0);
+const _: () = assert!((MSG_SHIFT + 12).is_multiple_of(8));
 const _: () = assert!(MAX_QUERY_LEN.is_power_of_two());
 
 const ETH_HLEN: usize = 14;
@@ -364,7 +364,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     // key, and sum it as the client sent it for the UDP checksum (the
     // question goes back unchanged, letter case included). Bytes past the
     // name are masked off the last word.
-    launder(&mut scratch.carried[3], ((qname_len + 7) / 8) as u64);
+    launder(&mut scratch.carried[3], qname_len.div_ceil(8) as u64);
     let mut hash = name::FNV_OFFSET;
     let mut sum_le = 0u64;
     for i in 0..QNAME_WORDS {
@@ -445,7 +445,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     }
 
     let key = AnswerKey { name_hash: hash, qtype, qname_len: qname_len as u16, _pad: 0 };
-    let Some(answer) = DNS_ANSWERS.get_ptr(&key) else { return Verdict::Pass(Pass::Miss) };
+    let Some(answer) = DNS_ANSWERS.get_ptr(key) else { return Verdict::Pass(Pass::Miss) };
     // SAFETY: the pointer is valid for this program run. The daemon replaces
     // entries whole (a map update swaps the element), so fields read here
     // belong to one version of the answer.
@@ -453,7 +453,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     if answer.qname_len as usize != qname_len {
         return Verdict::Pass(Pass::Collision);
     }
-    launder(&mut scratch.carried[3], ((qname_len + 7) / 8) as u64);
+    launder(&mut scratch.carried[3], qname_len.div_ceil(8) as u64);
     for i in 0..QNAME_WORDS {
         if past_qname(&scratch.carried[3], i) {
             break;
@@ -669,7 +669,7 @@ fn is_service(key: &ServiceKey) -> bool {
     }
     let any = ServiceKey { addr: [0; 16], ..*key };
     // SAFETY: as above.
-    unsafe { DNS_SERVICES.get(&any) }.is_some()
+    unsafe { DNS_SERVICES.get(any) }.is_some()
 }
 
 #[inline(always)]
