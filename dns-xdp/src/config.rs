@@ -64,6 +64,14 @@ pub struct RunArgs {
     /// UDP worker threads [default: one per CPU].
     #[arg(long, value_name = "N")]
     pub udp_threads: Option<usize>,
+    /// Seconds a TCP connection may stay without a complete query before it
+    /// is closed (RFC 7766 6.2.3) [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub tcp_idle_timeout: Option<u64>,
+    /// Concurrent TCP connections; more are refused at accept
+    /// [default: 256].
+    #[arg(long, value_name = "N")]
+    pub tcp_max_connections: Option<usize>,
 }
 
 /// The config file's layout.
@@ -81,6 +89,8 @@ pub struct FileConfig {
     pub pin_dir: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub udp_threads: Option<usize>,
+    pub tcp_idle_timeout: Option<u64>,
+    pub tcp_max_connections: Option<usize>,
     #[serde(default, rename = "zone")]
     pub zones: Vec<ZoneConfig>,
 }
@@ -106,6 +116,7 @@ pub struct Settings {
     pub pin_dir: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub udp_threads: usize,
+    pub tcp: crate::server::TcpLimits,
     pub zones: Vec<ZoneSpec>,
 }
 
@@ -180,7 +191,17 @@ impl Settings {
         if heartbeat == 0 {
             bail!("heartbeat_timeout must be at least 1 second");
         }
+        let defaults = crate::server::TcpLimits::default();
+        let tcp_idle = args.tcp_idle_timeout.or(file.tcp_idle_timeout).map_or(defaults.idle_timeout, Duration::from_secs);
+        if tcp_idle.is_zero() {
+            bail!("tcp_idle_timeout must be at least 1 second");
+        }
+        let tcp_max = args.tcp_max_connections.or(file.tcp_max_connections).unwrap_or(defaults.max_connections);
+        if tcp_max == 0 {
+            bail!("tcp_max_connections must be at least 1");
+        }
         Ok(Self {
+            tcp: crate::server::TcpLimits { idle_timeout: tcp_idle, max_connections: tcp_max },
             listen,
             iface,
             xdp_mode,

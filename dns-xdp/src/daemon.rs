@@ -16,7 +16,7 @@ use crate::{
     cache::{CacheWriter, Command, Preload, SyncReport},
     config::{RunArgs, Settings, ZoneSpec},
     fastpath::{AttachMode, FastPath, FastPathOptions},
-    server::{self, Counters, Live, Shared, TcpLimits},
+    server::{self, Counters, Live, Shared},
     wire::ReplySettings,
     zone::Zone,
 };
@@ -121,7 +121,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         settings: ReplySettings { edns_udp_payload: settings.edns_udp_payload },
         counters,
         cache: cache_tx.clone(),
-        tcp: TcpLimits::default(),
+        tcp: settings.tcp,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -190,6 +190,9 @@ async fn tcp_connection(shared: &Shared, mut stream: TcpStream) -> std::io::Resu
         })
         .await;
         match read {
+            // An empty message is no query (RFC 7766 8 frames queries); it
+            // must not keep an otherwise idle connection open.
+            Ok(Ok(_)) if buf.is_empty() => return Ok(()),
             Ok(Ok(_)) => {}
             Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Ok(Err(err)) => return Err(err),

@@ -27,6 +27,9 @@ use hickory_proto::{
 
 const LISTEN: &str = "127.0.0.1:5300";
 const TIMEOUT: Duration = Duration::from_secs(2);
+/// The daemon's TCP idle timeout in these tests (`--tcp-idle-timeout`),
+/// shorter than the default so the stalled-client test stays quick.
+const TCP_IDLE: Duration = Duration::from_secs(4);
 /// How long to wait before deciding that no reply is coming.
 const SILENCE: Duration = Duration::from_millis(300);
 /// What "promptly" means for a client while others misbehave: far above a
@@ -55,7 +58,8 @@ impl Server {
         let ns = NetNs::with_role("robust");
         let zone = workspace_root().join("tests/zones/diff.test.zone");
         let zone_arg = format!("diff.test={}", zone.display());
-        let mut args = vec!["--zone", &zone_arg, "--listen", LISTEN];
+        let idle = TCP_IDLE.as_secs().to_string();
+        let mut args = vec!["--zone", &zone_arg, "--listen", LISTEN, "--tcp-idle-timeout", &idle];
         if extra.is_empty() {
             args.extend(["--xdp-mode", "off"]);
         }
@@ -672,7 +676,7 @@ fn closed_by_peer(stream: &mut TcpStream, wait: Duration) -> bool {
 #[test]
 fn stalled_tcp_clients_are_closed_after_the_idle_timeout() {
     let mut server = Server::start();
-    let idle = dns_xdp::server::TcpLimits::default().idle_timeout;
+    let idle = TCP_IDLE;
     let start = Instant::now();
     // Half a length prefix; a prefix and half the message; a prefix that
     // announces 65535 bytes followed by ten.
@@ -862,4 +866,20 @@ fn xdp_fast_path_survives_garbage() {
     std::thread::sleep(PUBLISH_WAIT);
     let (after, _) = server.daemon.stats();
     assert!(counter(&after, "tx_answer") > counter(&before, "tx_answer"), "XDP no longer answers: {before} -> {after}");
+}
+
+/// A zero-length TCP message is no query: the connection is closed at once
+/// instead of being kept alive by it.
+#[test]
+fn empty_tcp_messages_close_the_connection() {
+    let mut server = Server::start();
+    let mut stream = server.tcp();
+    let start = Instant::now();
+    stream.write_all(&[0, 0]).expect("write");
+    let mut closed = false;
+    while !closed && start.elapsed() < TCP_IDLE / 2 {
+        closed = closed_by_peer(&mut stream, Duration::from_millis(100));
+    }
+    assert!(closed, "connection still open {:?} after an empty message", start.elapsed());
+    server.assert_healthy("empty TCP message");
 }
