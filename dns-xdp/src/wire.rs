@@ -60,6 +60,10 @@ pub struct PreparedAnswer {
     pub nscount: u16,
     pub arcount: u16,
     pub body: Vec<u8>,
+    /// Where the answer and the authority sections end in `body`: a UDP
+    /// reply that does not fit may leave off what follows (see [`assemble`]).
+    pub answer_end: usize,
+    pub authority_end: usize,
 }
 
 impl PreparedAnswer {
@@ -70,16 +74,24 @@ impl PreparedAnswer {
         let mut encoder = BinEncoder::new(&mut buf);
         let mut question = Query::query(qname.clone(), qtype);
         question.set_query_class(DNSClass::IN);
-        let encode = |encoder: &mut BinEncoder<'_>| -> Result<usize, hickory_proto::ProtoError> {
+        let encode = |encoder: &mut BinEncoder<'_>| -> Result<[usize; 3], hickory_proto::ProtoError> {
             encoder.emit_vec(&[0u8; HEADER_LEN])?;
             question.emit(encoder)?;
             let question_end = encoder.offset();
-            for record in answer.answers.iter().chain(&answer.authority).chain(&answer.additionals) {
+            for record in &answer.answers {
                 record.emit(encoder)?;
             }
-            Ok(question_end)
+            let answer_end = encoder.offset();
+            for record in &answer.authority {
+                record.emit(encoder)?;
+            }
+            let authority_end = encoder.offset();
+            for record in &answer.additionals {
+                record.emit(encoder)?;
+            }
+            Ok([question_end, answer_end, authority_end])
         };
-        let question_end = encode(&mut encoder).map_err(WireError::Encode)?;
+        let [question_end, answer_end, authority_end] = encode(&mut encoder).map_err(WireError::Encode)?;
         let mut flags = flags::QR | u16::from(answer.rcode.low());
         if answer.authoritative {
             flags |= flags::AA;
@@ -90,6 +102,8 @@ impl PreparedAnswer {
             nscount: count(answer.authority.len())?,
             arcount: count(answer.additionals.len())?,
             body: buf[question_end..].to_vec(),
+            answer_end: answer_end - question_end,
+            authority_end: authority_end - question_end,
         })
     }
 }
@@ -324,28 +338,43 @@ fn wire_name_len(bytes: &[u8]) -> Option<usize> {
     }
 }
 
-/// Assembles a reply around a prepared answer, truncating for UDP when it
-/// does not fit (RFC 2181 9: TC set, question only, as Knot and NSD do).
+/// Assembles a reply around a prepared answer. A UDP reply that does not fit
+/// the client's limit first leaves off what the client can do without
+/// (RFC 2181 9: TC is not for data the answer merely could have carried):
+/// for an authoritative answer the additional section, then, for a positive
+/// answer, the authority section too. A referral's glue and a negative
+/// answer's SOA are not optional (RFC 9471, RFC 2308 3); when what remains
+/// still does not fit, TC is set over the question alone, as Knot and NSD
+/// do, and the client retries over TCP.
 fn assemble(parsed: &ParsedQuery<'_>, settings: &ReplySettings, prepared: &PreparedAnswer, transport: Transport) -> (Vec<u8>, bool) {
     let opt_len = if parsed.edns.is_some() { OPT_RR_LEN } else { 0 };
-    let full_len = HEADER_LEN + parsed.raw_question.len() + prepared.body.len() + opt_len;
-    let fits = match transport {
-        Transport::Tcp => full_len <= usize::from(u16::MAX),
-        Transport::Udp => {
-            full_len <= usize::from(udp_reply_limit(parsed.edns.map(|(size, _)| size), settings.edns_udp_payload))
-        }
+    let fixed_len = HEADER_LEN + parsed.raw_question.len() + opt_len;
+    let limit = match transport {
+        Transport::Tcp => usize::from(u16::MAX),
+        Transport::Udp => usize::from(udp_reply_limit(parsed.edns.map(|(size, _)| size), settings.edns_udp_payload)),
     };
-    let mut out = Vec::with_capacity(full_len);
-    if fits {
-        push_header(&mut out, parsed, prepared.flags, [prepared.ancount, prepared.nscount, prepared.arcount]);
-        out.extend_from_slice(parsed.raw_question);
-        out.extend_from_slice(&prepared.body);
-    } else {
-        push_header(&mut out, parsed, prepared.flags | flags::TC, [0, 0, 0]);
-        out.extend_from_slice(parsed.raw_question);
+    let authoritative = prepared.flags & flags::AA != 0;
+    let positive = prepared.flags & flags::RCODE == 0 && prepared.ancount > 0;
+    let candidates = [
+        Some((prepared.body.len(), [prepared.ancount, prepared.nscount, prepared.arcount])),
+        authoritative.then_some((prepared.authority_end, [prepared.ancount, prepared.nscount, 0])),
+        (authoritative && positive).then_some((prepared.answer_end, [prepared.ancount, 0, 0])),
+    ];
+    let fitting = candidates.into_iter().flatten().find(|(body_len, _)| fixed_len + body_len <= limit);
+    let mut out = Vec::with_capacity(fixed_len + prepared.body.len());
+    match fitting {
+        Some((body_len, counts)) => {
+            push_header(&mut out, parsed, prepared.flags, counts);
+            out.extend_from_slice(parsed.raw_question);
+            out.extend_from_slice(&prepared.body[..body_len]);
+        }
+        None => {
+            push_header(&mut out, parsed, prepared.flags | flags::TC, [0, 0, 0]);
+            out.extend_from_slice(parsed.raw_question);
+        }
     }
     push_opt(&mut out, parsed, settings, 0);
-    (out, !fits)
+    (out, fitting.is_none())
 }
 
 fn push_header(out: &mut Vec<u8>, parsed: &ParsedQuery<'_>, answer_flags: u16, counts: [u16; 3]) {
@@ -539,5 +568,50 @@ mod cache_tests {
             respond_cached(&catalog, Some(&cache), &settings, &query(name, i as u16), Transport::Udp).expect("reply");
         }
         assert_eq!(cache.entries.read().expect("lock").len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod shortening_tests {
+    use super::*;
+    use hickory_proto::op::Message;
+
+    /// An MX whose target has 60 addresses (additional data far over 512
+    /// bytes), and a delegation whose glue is as large.
+    fn catalog() -> Catalog {
+        let mut text = String::from("$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n@ MX 10 mx\nsub NS ns.sub\n");
+        for i in 0..60 {
+            text.push_str(&format!("mx A 192.0.2.{i}\nns.sub A 198.51.100.{i}\n"));
+        }
+        let zone = crate::zone::Zone::parse(&text, &Name::from_ascii("example.test.").expect("origin"), "test").expect("zone");
+        let mut catalog = Catalog::default();
+        catalog.insert(Arc::new(zone));
+        catalog
+    }
+
+    fn ask(catalog: &Catalog, name: &str, qtype: RecordType, transport: Transport) -> Message {
+        let mut msg = Message::query();
+        msg.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+        let reply = respond(catalog, &ReplySettings::default(), &msg.to_vec().expect("encode"), transport).expect("reply");
+        assert!(reply.bytes.len() <= 512 || transport == Transport::Tcp, "{} bytes over UDP", reply.bytes.len());
+        Message::from_vec(&reply.bytes).expect("parses")
+    }
+
+    #[test]
+    fn optional_sections_go_before_tc_is_set() {
+        let catalog = catalog();
+        let whole = ask(&catalog, "example.test.", RecordType::MX, Transport::Tcp);
+        assert!(whole.additionals.len() > 60, "TCP carries the additional data");
+        let udp = ask(&catalog, "example.test.", RecordType::MX, Transport::Udp);
+        assert!(!udp.metadata.truncation, "TC set although the answer fits (RFC 2181 9)");
+        assert_eq!(udp.answers.len(), 1);
+        assert!(udp.additionals.is_empty());
+    }
+
+    #[test]
+    fn referrals_whose_glue_does_not_fit_are_truncated() {
+        let udp = ask(&catalog(), "www.sub.example.test.", RecordType::A, Transport::Udp);
+        assert!(udp.metadata.truncation, "glue is not optional (RFC 9471)");
+        assert!(udp.authorities.is_empty() && udp.additionals.is_empty());
     }
 }
