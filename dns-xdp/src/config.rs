@@ -64,6 +64,11 @@ pub struct RunArgs {
     /// UDP worker threads [default: one per CPU].
     #[arg(long, value_name = "N")]
     pub udp_threads: Option<usize>,
+    /// This server's identity (e.g. the PoP's name), sent to clients that
+    /// ask with the EDNS NSID option (`dig +nsid`) or query `id.server.`
+    /// CH TXT, so operators can tell which anycast instance answered.
+    #[arg(long, value_name = "ID")]
+    pub nsid: Option<String>,
     /// Seconds a TCP connection may stay without a complete query before it
     /// is closed (RFC 7766 6.2.3) [default: 10].
     #[arg(long, value_name = "SECS")]
@@ -91,6 +96,7 @@ pub struct FileConfig {
     pub udp_threads: Option<usize>,
     pub tcp_idle_timeout: Option<u64>,
     pub tcp_max_connections: Option<usize>,
+    pub nsid: Option<String>,
     #[serde(default, rename = "zone")]
     pub zones: Vec<ZoneConfig>,
 }
@@ -117,8 +123,12 @@ pub struct Settings {
     pub pid_file: Option<PathBuf>,
     pub udp_threads: usize,
     pub tcp: crate::server::TcpLimits,
+    pub nsid: Option<String>,
     pub zones: Vec<ZoneSpec>,
 }
+
+/// Longest identity: it must fit one TXT character-string (RFC 1035 3.3).
+pub const MAX_NSID_LEN: usize = 255;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZoneSpec {
@@ -200,7 +210,14 @@ impl Settings {
         if tcp_max == 0 {
             bail!("tcp_max_connections must be at least 1");
         }
+        let nsid = args.nsid.clone().or(file.nsid);
+        if let Some(id) = &nsid
+            && (id.is_empty() || id.len() > MAX_NSID_LEN)
+        {
+            bail!("nsid must be 1 to {MAX_NSID_LEN} bytes, not {}", id.len());
+        }
         Ok(Self {
+            nsid,
             tcp: crate::server::TcpLimits { idle_timeout: tcp_idle, max_connections: tcp_max },
             listen,
             iface,

@@ -118,7 +118,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let shared = Arc::new(Shared {
         live: RwLock::new(Live::new(catalog, 0)),
-        settings: ReplySettings { edns_udp_payload: settings.edns_udp_payload },
+        settings: ReplySettings {
+            edns_udp_payload: settings.edns_udp_payload,
+            // Lives as long as the process; reloads do not change it.
+            nsid: settings.nsid.clone().map(|id| &*Box::leak(id.into_bytes().into_boxed_slice())),
+        },
         counters,
         cache: cache_tx.clone(),
         tcp: settings.tcp,

@@ -16,7 +16,10 @@ use std::{
 
 use hickory_proto::{
     op::{Message, OpCode, Query, ResponseCode},
-    rr::{DNSClass, Name, RecordType},
+    rr::{
+        DNSClass, Name, RData, Record, RecordType,
+        rdata::{TXT, opt::EdnsCode},
+    },
     serialize::binary::{BinEncodable, BinEncoder},
 };
 
@@ -43,13 +46,21 @@ pub struct ReplySettings {
     /// UDP payload size advertised in our OPT record (and the largest UDP
     /// reply we send).
     pub edns_udp_payload: u16,
+    /// This server's identity, for anycast operators to tell which PoP
+    /// answered: sent in the NSID option to queries that ask for it
+    /// (RFC 5001) and as the TXT answer to `id.server.`/`hostname.bind.`
+    /// in class CH (RFC 4892). Set once at start.
+    pub nsid: Option<&'static [u8]>,
 }
 
 impl Default for ReplySettings {
     fn default() -> Self {
-        Self { edns_udp_payload: 1232 }
+        Self { edns_udp_payload: 1232, nsid: None }
     }
 }
+
+/// EDNS option code of NSID (RFC 5001).
+const OPTION_NSID: u16 = 3;
 
 /// The question-dependent part of a reply; see the module docs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,6 +193,8 @@ struct ParsedQuery<'a> {
     raw_question: &'a [u8],
     /// Client's UDP payload size and DO bit, when the query had an OPT.
     edns: Option<(u16, bool)>,
+    /// The OPT carried an NSID option.
+    nsid_requested: bool,
 }
 
 /// Answers one query. `None` means no reply at all: too short to carry a
@@ -258,7 +271,8 @@ pub fn respond_cached(
     };
     let raw_question = question_bytes(query, &message);
     let edns = message.edns.as_ref().map(|e| (e.max_payload(), e.flags().dnssec_ok));
-    let parsed = ParsedQuery { id, flags: qflags, raw_question: raw_question.unwrap_or(&[]), edns };
+    let nsid_requested = message.edns.as_ref().is_some_and(|e| e.option(EdnsCode::NSID).is_some());
+    let parsed = ParsedQuery { id, flags: qflags, raw_question: raw_question.unwrap_or(&[]), edns, nsid_requested };
 
     if message.metadata.op_code != OpCode::Query {
         return Some(reply_without_answer(&parsed, settings, opcode_bits, ResponseCode::NotImp));
@@ -270,6 +284,9 @@ pub fn respond_cached(
         && e.version() > 0
     {
         return Some(badvers(&parsed, settings));
+    }
+    if question.query_class() == DNSClass::CH {
+        return Some(identity_reply(&parsed, settings, question, transport));
     }
     if question.query_class() != DNSClass::IN {
         return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::Refused));
@@ -388,8 +405,49 @@ fn push_header(out: &mut Vec<u8>, parsed: &ParsedQuery<'_>, answer_flags: u16, c
 }
 
 fn push_opt(out: &mut Vec<u8>, parsed: &ParsedQuery<'_>, settings: &ReplySettings, ext_rcode: u8) {
-    if let Some((_, dnssec_ok)) = parsed.edns {
-        out.extend_from_slice(&opt_record(settings.edns_udp_payload, ext_rcode, dnssec_ok));
+    let Some((_, dnssec_ok)) = parsed.edns else { return };
+    let mut opt = opt_record(settings.edns_udp_payload, ext_rcode, dnssec_ok);
+    match settings.nsid.filter(|_| parsed.nsid_requested) {
+        Some(nsid) => {
+            // RDLENGTH covers the one option: code, length, identity.
+            let rdlen = (4 + nsid.len()) as u16;
+            opt[OPT_RR_LEN - 2..].copy_from_slice(&rdlen.to_be_bytes());
+            out.extend_from_slice(&opt);
+            out.extend_from_slice(&OPTION_NSID.to_be_bytes());
+            out.extend_from_slice(&(nsid.len() as u16).to_be_bytes());
+            out.extend_from_slice(nsid);
+        }
+        None => out.extend_from_slice(&opt),
+    }
+}
+
+/// Class CH: `id.server.` and `hostname.bind.` TXT (RFC 4892) name this
+/// server when it has an identity; everything else in CH, `version.bind.`
+/// included, is refused.
+fn identity_reply(parsed: &ParsedQuery<'_>, settings: &ReplySettings, question: &Query, transport: Transport) -> Reply {
+    let qname = question.name().to_lowercase();
+    let asks_identity = matches!(question.query_type(), RecordType::TXT | RecordType::ANY)
+        && ["id.server.", "hostname.bind."].iter().any(|n| Name::from_ascii(n).is_ok_and(|n| n == qname));
+    let Some(nsid) = settings.nsid.filter(|_| asks_identity) else {
+        return reply_without_answer(parsed, settings, 0, ResponseCode::Refused);
+    };
+    let text = String::from_utf8_lossy(nsid).into_owned();
+    let mut record = Record::from_rdata(qname.clone(), 0, RData::TXT(TXT::new(vec![text])));
+    record.dns_class = DNSClass::CH;
+    let answer = Answer {
+        rcode: ResponseCode::NoError,
+        authoritative: true,
+        answers: vec![record],
+        authority: Vec::new(),
+        additionals: Vec::new(),
+        zone: None,
+    };
+    match PreparedAnswer::encode(&qname, question.query_type(), &answer) {
+        Ok(prepared) => {
+            let (bytes, truncated) = assemble(parsed, settings, &prepared, transport);
+            Reply { bytes, truncated, cacheable: None }
+        }
+        Err(_) => reply_without_answer(parsed, settings, 0, ResponseCode::ServFail),
     }
 }
 
@@ -613,5 +671,57 @@ mod shortening_tests {
         let udp = ask(&catalog(), "www.sub.example.test.", RecordType::A, Transport::Udp);
         assert!(udp.metadata.truncation, "glue is not optional (RFC 9471)");
         assert!(udp.authorities.is_empty() && udp.additionals.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+    use hickory_proto::{
+        op::{Edns, Message},
+        rr::rdata::opt::{EdnsOption, NSIDPayload},
+    };
+
+    const SETTINGS: ReplySettings = ReplySettings { edns_udp_payload: 1232, nsid: Some(b"pop-ams1") };
+
+    fn ask(settings: &ReplySettings, name: &str, class: DNSClass, nsid: bool) -> Message {
+        let mut msg = Message::query();
+        let mut q = Query::query(Name::from_ascii(name).expect("name"), RecordType::TXT);
+        q.set_query_class(class);
+        msg.add_query(q);
+        if nsid {
+            let mut edns = Edns::new();
+            edns.options_mut().insert(EdnsOption::NSID(NSIDPayload::new(Vec::new()).expect("empty payload")));
+            msg.set_edns(edns);
+        }
+        let reply = respond(&Catalog::default(), settings, &msg.to_vec().expect("encode"), Transport::Udp).expect("reply");
+        Message::from_vec(&reply.bytes).expect("reply parses")
+    }
+
+    #[test]
+    fn nsid_is_sent_only_when_asked_for() {
+        let reply = ask(&SETTINGS, "www.example.test.", DNSClass::IN, true);
+        let edns = reply.edns.expect("OPT in the reply");
+        match edns.option(EdnsCode::NSID) {
+            Some(EdnsOption::NSID(payload)) => assert_eq!(payload.as_ref(), b"pop-ams1"),
+            other => panic!("no NSID option: {other:?}"),
+        }
+        let reply = ask(&SETTINGS, "www.example.test.", DNSClass::IN, false);
+        assert!(reply.edns.is_none());
+        let reply = ask(&ReplySettings::default(), "www.example.test.", DNSClass::IN, true);
+        assert!(reply.edns.expect("OPT").option(EdnsCode::NSID).is_none(), "no identity configured");
+    }
+
+    #[test]
+    fn id_server_names_the_instance_and_version_bind_is_refused() {
+        for name in ["id.server.", "HOSTNAME.bind."] {
+            let reply = ask(&SETTINGS, name, DNSClass::CH, false);
+            assert_eq!(reply.metadata.response_code, ResponseCode::NoError, "{name}");
+            assert_eq!(reply.answers.len(), 1, "{name}");
+            assert_eq!(reply.answers[0].dns_class, DNSClass::CH);
+            assert_eq!(reply.answers[0].data.to_string(), "pop-ams1", "{name}");
+        }
+        assert_eq!(ask(&SETTINGS, "version.bind.", DNSClass::CH, false).metadata.response_code, ResponseCode::Refused);
+        assert_eq!(ask(&ReplySettings::default(), "id.server.", DNSClass::CH, false).metadata.response_code, ResponseCode::Refused);
     }
 }

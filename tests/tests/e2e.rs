@@ -255,3 +255,17 @@ fn vlan_tagged_queries_are_answered_with_the_tag() {
         assert_eq!(reply.payload, plain, "tagged XDP answer differs from the untagged one");
     }
 }
+
+/// Which anycast instance answered: `kdig +nsid` and `id.server. CH TXT`
+/// name it. Queries with the NSID option go to the daemon, which adds it.
+#[test]
+fn nsid_names_the_instance() {
+    require_root();
+    let topo = Topology::new();
+    let _pass = client_pass(&topo);
+    let _daemon = serve_on_veth(&topo, &["--nsid", "pop-test-1"]);
+    let out = kdig(topo.cli(), &["@198.18.0.1", "+nsid", "www.example.test", "A"]);
+    assert!(out.contains("pop-test-1") && out.contains("198.18.10.80"), "kdig +nsid:\n{out}");
+    let out = kdig(topo.cli(), &["@198.18.0.1", "id.server", "CH", "TXT"]);
+    assert!(out.contains("status: NOERROR") && out.contains("\"pop-test-1\""), "kdig id.server CH TXT:\n{out}");
+}

@@ -18,7 +18,7 @@ use hickory_proto::{
     rr::{DNSClass, Name, RecordType, rdata::opt::EdnsOption},
 };
 
-const SETTINGS: ReplySettings = ReplySettings { edns_udp_payload: 1232 };
+const SETTINGS: ReplySettings = ReplySettings { edns_udp_payload: 1232, nsid: None };
 
 /// A loaded program whose map holds the preloaded answers of the zones.
 struct Rig {
