@@ -72,7 +72,7 @@ pub fn run(runs: u32) -> anyhow::Result<Vec<CaseResult>> {
     catalog.insert(Arc::new(zone));
     let service: SocketAddr = "198.18.0.1:53".parse()?;
     let fast_path = FastPath::load(&FastPathOptions {
-        iface: String::new(),
+        ifaces: Vec::new(),
         mode: AttachMode::Off,
         map_entries: 1024,
         pin_dir: None,

@@ -31,10 +31,10 @@ pub struct RunArgs {
     /// [default: 0.0.0.0:53].
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     pub listen: Vec<SocketAddr>,
-    /// Interface to attach the XDP program to (required unless
-    /// --xdp-mode off).
-    #[arg(long, value_name = "IFACE")]
-    pub iface: Option<String>,
+    /// Interface to attach the XDP program to (repeatable; every interface
+    /// that receives queries; required unless --xdp-mode off).
+    #[arg(long = "iface", value_name = "IFACE")]
+    pub ifaces: Vec<String>,
     /// native: in the driver (fastest; needs driver support). generic: after
     /// the skb is built (any interface). off: no XDP, the daemon answers all.
     #[arg(long, visible_alias = "xdp", value_enum, value_name = "MODE")]
@@ -85,7 +85,8 @@ pub struct RunArgs {
 pub struct FileConfig {
     #[serde(default)]
     pub listen: Vec<SocketAddr>,
-    pub iface: Option<String>,
+    /// One interface name or a list of them.
+    pub iface: Option<OneOrMany>,
     pub xdp_mode: Option<AttachMode>,
     pub map_entries: Option<u32>,
     pub preload: Option<Preload>,
@@ -102,6 +103,22 @@ pub struct FileConfig {
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ZoneConfig {
     pub origin: Option<String>,
@@ -113,7 +130,7 @@ pub struct ZoneConfig {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: Vec<SocketAddr>,
-    pub iface: Option<String>,
+    pub ifaces: Vec<String>,
     pub xdp_mode: AttachMode,
     pub map_entries: u32,
     pub preload: Preload,
@@ -185,8 +202,8 @@ impl Settings {
             vec![DEFAULT_LISTEN.parse()?]
         };
         let xdp_mode = args.xdp_mode.or(file.xdp_mode).unwrap_or(AttachMode::Native);
-        let iface = args.iface.clone().or(file.iface);
-        if xdp_mode != AttachMode::Off && iface.is_none() {
+        let ifaces = if args.ifaces.is_empty() { file.iface.map(OneOrMany::into_vec).unwrap_or_default() } else { args.ifaces.clone() };
+        if xdp_mode != AttachMode::Off && ifaces.is_empty() {
             bail!("--iface is required to attach XDP (or run with --xdp-mode off)");
         }
         let map_entries = args.map_entries.or(file.map_entries).unwrap_or(DEFAULT_MAP_ENTRIES);
@@ -220,7 +237,7 @@ impl Settings {
             nsid,
             tcp: crate::server::TcpLimits { idle_timeout: tcp_idle, max_connections: tcp_max },
             listen,
-            iface,
+            ifaces,
             xdp_mode,
             map_entries,
             preload: default_preload,
@@ -263,14 +280,22 @@ mod tests {
     }
 
     #[test]
+    fn iface_is_one_name_or_a_list() {
+        let one: FileConfig = toml::from_str("iface = \"eth0\"").expect("one");
+        assert_eq!(one.iface.map(OneOrMany::into_vec), Some(vec!["eth0".to_owned()]));
+        let many: FileConfig = toml::from_str("iface = [\"eth0\", \"eth1\"]").expect("many");
+        assert_eq!(many.iface.map(OneOrMany::into_vec), Some(vec!["eth0".to_owned(), "eth1".to_owned()]));
+    }
+
+    #[test]
     fn command_line_overrides_file() {
         let dir = std::env::temp_dir().join(format!("dns-xdp-config2-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("ok.toml");
         std::fs::write(&path, "iface = \"eth9\"\nedns_udp_payload = 1400\n[[zone]]\nfile = \"a.zone\"\n").expect("write");
-        let args = RunArgs { config: Some(path), iface: Some("lo".into()), ..Default::default() };
+        let args = RunArgs { config: Some(path), ifaces: vec!["lo".into()], ..Default::default() };
         let s = Settings::resolve(&args).expect("resolves");
-        assert_eq!(s.iface.as_deref(), Some("lo"));
+        assert_eq!(s.ifaces, ["lo"]);
         assert_eq!(s.edns_udp_payload, 1400);
         assert_eq!(s.zones[0].file, dir.join("a.zone"));
         std::fs::remove_dir_all(&dir).ok();

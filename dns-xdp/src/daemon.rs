@@ -93,9 +93,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut writer_thread = None;
     let mut cache_tx = None;
     if settings.xdp_mode != AttachMode::Off {
-        let iface = settings.iface.clone().context("--iface is required to attach XDP")?;
         let fast_path = FastPath::load(&FastPathOptions {
-            iface: iface.clone(),
+            ifaces: settings.ifaces.clone(),
             mode: settings.xdp_mode,
             map_entries: settings.map_entries,
             pin_dir: Some(settings.pin_dir.clone()),
@@ -108,7 +107,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let report = writer.sync(&catalog, 0, &preload_plan(&settings, &zones));
         writer.attach(settings.xdp_mode)?;
         tracing::info!(
-            %iface, mode = ?settings.xdp_mode, program_id = writer.fast_path().program_id().unwrap_or(0),
+            ifaces = ?settings.ifaces, mode = ?settings.xdp_mode, program_id = writer.fast_path().program_id().unwrap_or(0),
             preloaded = report.preloaded, pin_dir = %settings.pin_dir.display(), "XDP fast path attached",
         );
         let (tx, rx) = mpsc::sync_channel(CACHE_QUEUE);
@@ -206,7 +205,7 @@ async fn reload(
 ) -> anyhow::Result<(Settings, LoadedZones, SyncReport, std::time::Duration)> {
     let started = Instant::now();
     let settings = Settings::resolve(args)?;
-    if settings.listen != old_settings.listen || settings.iface != old_settings.iface {
+    if settings.listen != old_settings.listen || settings.ifaces != old_settings.ifaces {
         tracing::warn!("listen addresses and interface changes need a restart; applying zone changes only");
     }
     let zones = LoadedZones::load(&settings.zones, Some(old_zones))?;

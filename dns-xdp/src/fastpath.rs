@@ -41,7 +41,8 @@ pub enum AttachMode {
 
 #[derive(Clone, Debug)]
 pub struct FastPathOptions {
-    pub iface: String,
+    /// Interfaces to attach to (none for BPF_PROG_TEST_RUN only).
+    pub ifaces: Vec<String>,
     pub mode: AttachMode,
     pub map_entries: u32,
     pub pin_dir: Option<PathBuf>,
@@ -59,7 +60,7 @@ pub struct FastPath {
     config: Config,
     capacity: u32,
     _pins: Pins,
-    iface: String,
+    ifaces: Vec<String>,
     // Last: owns the program and its link; dropped after the maps are done.
     _ebpf: Ebpf,
 }
@@ -107,13 +108,14 @@ impl FastPath {
             config,
             capacity: opts.map_entries,
             _pins: pinned,
-            iface: opts.iface.clone(),
+            ifaces: opts.ifaces.clone(),
             _ebpf: ebpf,
         })
     }
 
-    /// Attaches the program. Call after the map holds the preloaded answers,
-    /// so the first packets already find them.
+    /// Attaches the program to every interface. Call after the map holds
+    /// the preloaded answers, so the first packets already find them. On an
+    /// error, the attachments already made go with the program.
     pub fn attach(&mut self, mode: AttachMode) -> anyhow::Result<()> {
         let xdp_mode = match mode {
             AttachMode::Native => XdpMode::Driver,
@@ -125,14 +127,16 @@ impl FastPath {
             .program_mut(PROGRAM)
             .ok_or_else(|| anyhow!("program {PROGRAM} missing from the object"))?
             .try_into()?;
-        program.attach(&self.iface, xdp_mode).map_err(|err| {
-            let hint = if mode == AttachMode::Native {
-                " (the driver may not support native XDP: try --xdp-mode generic)"
-            } else {
-                ""
-            };
-            anyhow!("attaching XDP to {} in {mode:?} mode: {err}{hint}", self.iface)
-        })?;
+        for iface in &self.ifaces {
+            program.attach(iface, xdp_mode).map_err(|err| {
+                let hint = if mode == AttachMode::Native {
+                    " (the driver may not support native XDP: try --xdp-mode generic)"
+                } else {
+                    ""
+                };
+                anyhow!("attaching XDP to {iface} in {mode:?} mode: {err}{hint}")
+            })?;
+        }
         Ok(())
     }
 

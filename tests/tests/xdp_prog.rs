@@ -38,7 +38,7 @@ impl Rig {
         }
         let catalog = Arc::new(catalog);
         let fast_path = FastPath::load(&FastPathOptions {
-            iface: "lo".into(),
+            ifaces: Vec::new(),
             mode: AttachMode::Off,
             map_entries: 4096,
             pin_dir: None,
