@@ -19,6 +19,7 @@
 use std::ffi::CString;
 
 pub mod daemon;
+pub mod wire;
 
 
 use std::fs::{self, File};

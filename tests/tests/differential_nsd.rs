@@ -23,7 +23,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dns_xdp_tests::{ChildGuard, NetNs, daemon_bin, in_netns, require_root, tcp_exchange, udp_socket, workspace_root};
+use dns_xdp_tests::{
+    ChildGuard, NetNs, daemon_bin, in_netns, require_root, tcp_exchange, udp_socket,
+    wire::{header, spell, wire_name},
+    workspace_root,
+};
 
 const NSD_ADDR: &str = "127.0.0.1:5301";
 const XDP_ADDR: &str = "127.0.0.1:5302";
@@ -166,28 +170,6 @@ impl QueryEdns {
         out.extend_from_slice(&rdata);
         out
     }
-}
-
-/// A name in wire form from presentation text ("www.Diff.Test." or "."),
-/// without escapes.
-fn wire_name(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for label in text.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out
-}
-
-/// A DNS message header.
-fn header(id: u16, flags: u16, counts: [u16; 4]) -> Vec<u8> {
-    let mut out = id.to_be_bytes().to_vec();
-    out.extend_from_slice(&flags.to_be_bytes());
-    for c in counts {
-        out.extend_from_slice(&c.to_be_bytes());
-    }
-    out
 }
 
 /// A one-question query.
@@ -1216,20 +1198,6 @@ fn absolute(name: &str) -> String {
         "@" => "diff.test.".into(),
         n if n.ends_with('.') => n.into(),
         n => format!("{n}.diff.test."),
-    }
-}
-
-/// The spelling of `name` for variant `v`: as written, upper case, or
-/// alternating case (RFC 4343: the answer must not depend on it).
-fn spell(name: &str, v: usize) -> String {
-    match v % 3 {
-        0 => name.into(),
-        1 => name.to_ascii_uppercase(),
-        _ => name
-            .chars()
-            .enumerate()
-            .map(|(i, c)| if i % 2 == 0 { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
-            .collect(),
     }
 }
 

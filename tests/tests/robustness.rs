@@ -18,7 +18,9 @@ use std::{
 use dns_xdp_tests::{
     NetNs,
     daemon::{Daemon, PUBLISH_WAIT, counter},
-    in_netns, require_root, tcp_exchange, udp_socket, workspace_root,
+    in_netns, require_root, tcp_exchange, udp_socket,
+    wire::{header, wire_name},
+    workspace_root,
 };
 use hickory_proto::{
     op::{Message, ResponseCode},
@@ -130,17 +132,6 @@ fn check_www(reply: Option<&[u8]>, id: u16, took: Duration) -> Result<(), String
     Ok(())
 }
 
-/// A wire-format name from dotted text.
-fn wire_name(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for label in text.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out
-}
-
 /// An OPT record: payload size, then options as (code, data).
 fn opt(payload: u16, options: &[(u16, &[u8])]) -> Vec<u8> {
     let mut out = vec![0, 0, 41];
@@ -152,15 +143,6 @@ fn opt(payload: u16, options: &[(u16, &[u8])]) -> Vec<u8> {
         out.extend_from_slice(&code.to_be_bytes());
         out.extend_from_slice(&(data.len() as u16).to_be_bytes());
         out.extend_from_slice(data);
-    }
-    out
-}
-
-fn header(id: u16, flags: u16, counts: [u16; 4]) -> Vec<u8> {
-    let mut out = id.to_be_bytes().to_vec();
-    out.extend_from_slice(&flags.to_be_bytes());
-    for c in counts {
-        out.extend_from_slice(&c.to_be_bytes());
     }
     out
 }

@@ -13,6 +13,7 @@ use dns_xdp::{
     zone::Zone,
 };
 use dns_xdp::frame::{Endpoints, ParsedFrame, parse_udp_frame, udp_frame};
+use dns_xdp_tests::wire::spell;
 use hickory_proto::{
     op::{Edns, Message, Query},
     rr::{DNSClass, Name, RecordType, rdata::opt::EdnsOption},
@@ -101,18 +102,6 @@ fn query(name: &str, qtype: RecordType, edns: EdnsCase, id: u16) -> Vec<u8> {
         }
     }
     msg.to_vec().expect("encode query")
-}
-
-fn spell(name: &str, case: usize) -> String {
-    match case {
-        0 => name.to_ascii_lowercase(),
-        1 => name.to_ascii_uppercase(),
-        _ => name
-            .chars()
-            .enumerate()
-            .map(|(i, c)| if i % 2 == 0 { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
-            .collect(),
-    }
 }
 
 /// Checks a reply frame: addresses and ports swapped, checksums valid.
