@@ -39,11 +39,14 @@ impl LoadedZones {
         let mut by_file = HashMap::new();
         for spec in specs {
             let text = std::fs::read_to_string(&spec.file).with_context(|| format!("reading zone file {}", spec.file.display()))?;
-            // ($INCLUDEd files are not compared: a change there alone
-            // needs the main file touched, or a restart.)
+            // A file with $INCLUDE is always parsed again: the included
+            // files may have changed while it did not.
+            let includes = text.to_ascii_uppercase().contains("$INCLUDE");
             let reused = previous
                 .and_then(|p| p.by_file.get(&spec.file))
-                .filter(|(old_text, zone)| *old_text == text && spec.origin.as_ref().is_none_or(|o| o == zone.origin()))
+                .filter(|(old_text, zone)| {
+                    !includes && *old_text == text && spec.origin.as_ref().is_none_or(|o| o == zone.origin())
+                })
                 .map(|(_, zone)| Arc::clone(zone));
             let zone = match reused {
                 Some(zone) => zone,
