@@ -3,6 +3,7 @@
 //! xtask orchestrates; it is not the only way to build. `cargo build -p dns-xdp`
 //! works on its own once the toolchain is in place (`cargo xtask setup`).
 
+mod bench;
 mod build;
 mod run;
 mod setup;
@@ -11,7 +12,6 @@ mod util;
 
 use std::process::ExitCode;
 
-use anyhow::bail;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -51,11 +51,9 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Benchmark against peer servers (not implemented yet).
-    Bench {
-        #[arg(last = true)]
-        args: Vec<String>,
-    },
+    /// Benchmark against Knot DNS and NSD in network namespaces (root);
+    /// writes target/bench/ and, with --write-md, BENCHMARKS.md.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +82,6 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run { debug, args } => run::run(build::Profile::from_debug(debug), args),
         Command::Test { release, args } => test::test(release, &args),
-        Command::Bench { .. } => bail!("`cargo xtask bench` is not implemented yet"),
+        Command::Bench(args) => bench::bench(args),
     }
 }
