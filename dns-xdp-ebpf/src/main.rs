@@ -540,25 +540,22 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     // From here on the packet is being rewritten: failures are internal.
     // Pointers derived before the resize are stale; re-derive them.
     let body_off = hdrs.dns_off + question_end;
-    // SAFETY: both helpers bounds-check the packet offset; the sources are
-    // map or stack memory at least as long as the lengths given.
-    unsafe {
-        if bpf_xdp_store_bytes(ctx.ctx, body_off as u32, answer.body.as_ptr() as *mut _, (body_len & 0x3ff) as u32) != 0 {
+    // SAFETY: the helper bounds-checks the packet offset; the source is map
+    // memory at least as long as the length given.
+    if unsafe { bpf_xdp_store_bytes(ctx.ctx, body_off as u32, answer.body.as_ptr() as *mut _, (body_len & 0x3ff) as u32) } != 0 {
+        return Verdict::DropInternal;
+    }
+    // The DNS header and the OPT record are small and fixed: written
+    // directly rather than through another helper call each.
+    let Some(dns_header) = ptr_at::<[u8; DNS_HLEN]>(ctx, hdrs.dns_off) else { return Verdict::DropInternal };
+    // SAFETY: bounds checked by ptr_at.
+    unsafe { *dns_header = header_bytes };
+    if has_edns {
+        let Some(opt) = ptr_at::<[u8; OPT_RR_LEN]>(ctx, (body_off + body_len) & 0x7ff) else {
             return Verdict::DropInternal;
-        }
-        if has_edns
-            && bpf_xdp_store_bytes(
-                ctx.ctx,
-                (body_off + body_len) as u32,
-                opt_bytes.as_ptr() as *mut _,
-                OPT_RR_LEN as u32,
-            ) != 0
-        {
-            return Verdict::DropInternal;
-        }
-        if bpf_xdp_store_bytes(ctx.ctx, hdrs.dns_off as u32, header_bytes.as_ptr() as *mut _, DNS_HLEN as u32) != 0 {
-            return Verdict::DropInternal;
-        }
+        };
+        // SAFETY: bounds checked by ptr_at.
+        unsafe { *opt = opt_bytes };
     }
 
     if rewrite_headers(ctx, &hdrs, reply_len, dns_sum).is_none() {
