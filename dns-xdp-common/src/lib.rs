@@ -116,9 +116,18 @@ const _: () = assert!(core::mem::size_of::<AnswerKey>() == 16);
 /// Compression pointers in `body` are relative to a message whose question
 /// starts at offset 12, which is where every response puts it, so the body is
 /// valid behind any spelling of the same qname.
+///
+/// `version` and `version_end` hold the same number, different for every
+/// value the daemon writes. The LRU map reuses a replaced element at once
+/// (no RCU grace period for preallocated maps), so a reader on another CPU
+/// can see it overwritten mid-read; the program reads `version_end` first
+/// and `version` last, and a difference means the copy is torn.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Answer {
+    /// Written first by the kernel's copy of a new value.
+    pub version: u32,
+    pub _pad: u32,
     /// Header flags word, host order, with RD and CD clear (they are copied
     /// from the query).
     pub flags: u16,
@@ -137,8 +146,11 @@ pub struct Answer {
     pub qname: [u8; QNAME_BUF],
     /// Answer, authority and additional sections as the daemon encodes them.
     pub body: [u8; MAX_BODY_LEN],
+    /// Written last; see the type's documentation.
+    pub version_end: u32,
+    pub _pad_end: u32,
 }
-const _: () = assert!(core::mem::size_of::<Answer>() == 16 + QNAME_BUF + MAX_BODY_LEN);
+const _: () = assert!(core::mem::size_of::<Answer>() == 8 + 16 + QNAME_BUF + MAX_BODY_LEN + 8);
 
 /// Key of `DNS_SERVICES`: an address and UDP port the server answers on.
 /// An all-zero address with the matching family stands for "any address".
@@ -231,8 +243,11 @@ pub struct XdpStats {
     pub drop_malformed: u64,
     /// Internal inconsistency after the packet was modified; never expected.
     pub drop_internal: u64,
+    /// The answer was overwritten while it was being copied (a reload or an
+    /// insert on another CPU); the client retries.
+    pub drop_torn: u64,
 }
-const _: () = assert!(core::mem::size_of::<XdpStats>() == 16 * 8);
+const _: () = assert!(core::mem::size_of::<XdpStats>() == 17 * 8);
 
 /// Counters the daemon publishes in [`Config::daemon`].
 #[repr(C)]

@@ -132,6 +132,7 @@ enum Verdict {
     Pass(Pass),
     DropMalformed,
     DropInternal,
+    DropTorn,
 }
 
 #[xdp]
@@ -141,7 +142,7 @@ pub fn dns_xdp(ctx: XdpContext) -> u32 {
     match verdict {
         Verdict::Tx => xdp_action::XDP_TX,
         Verdict::Pass(_) => xdp_action::XDP_PASS,
-        Verdict::DropMalformed | Verdict::DropInternal => xdp_action::XDP_DROP,
+        Verdict::DropMalformed | Verdict::DropInternal | Verdict::DropTorn => xdp_action::XDP_DROP,
     }
 }
 
@@ -218,6 +219,7 @@ fn count(verdict: Verdict) {
         Verdict::Tx => &mut stats.tx_answer,
         Verdict::DropMalformed => &mut stats.drop_malformed,
         Verdict::DropInternal => &mut stats.drop_internal,
+        Verdict::DropTorn => &mut stats.drop_torn,
         Verdict::Pass(reason) => match reason {
             Pass::NotDns => &mut stats.pass_not_dns,
             Pass::UnusualHeaders => &mut stats.pass_unusual_headers,
@@ -446,10 +448,12 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
 
     let key = AnswerKey { name_hash: hash, qtype, qname_len: qname_len as u16, _pad: 0 };
     let Some(answer) = DNS_ANSWERS.get_ptr(key) else { return Verdict::Pass(Pass::Miss) };
-    // SAFETY: the pointer is valid for this program run. The daemon replaces
-    // entries whole (a map update swaps the element), so fields read here
-    // belong to one version of the answer.
+    // SAFETY: the pointer stays valid for this program run, but the element
+    // may be reused for another value while it is read (see Answer's docs):
+    // `version_end` now and `version` once everything is copied must agree.
     let answer = unsafe { &*answer };
+    // SAFETY: a valid, aligned u32 in the map value.
+    let version_end = unsafe { core::ptr::read_volatile(&answer.version_end) };
     if answer.qname_len as usize != qname_len {
         return Verdict::Pass(Pass::Collision);
     }
@@ -558,6 +562,11 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
         unsafe { *opt = opt_bytes };
     }
 
+    // SAFETY: a valid, aligned u32 in the map value.
+    if unsafe { core::ptr::read_volatile(&answer.version) } != version_end {
+        // Overwritten under us: the packet may mix two answers.
+        return Verdict::DropTorn;
+    }
     if rewrite_headers(ctx, &hdrs, reply_len, dns_sum).is_none() {
         return Verdict::DropInternal;
     }

@@ -38,7 +38,7 @@ const RECENT_LIMIT: usize = 65_536;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preload {
-    /// Every name with each of its types, plus A and AAAA at every name.
+    /// Every name of the zone with each type it has (up to the map's size).
     #[default]
     All,
     /// Nothing: the map fills as queries miss.
@@ -172,7 +172,7 @@ impl CacheWriter {
         let entries = match self.fast_path.entries() {
             Ok(entries) => entries,
             Err(err) => {
-                tracing::error!("{err:#}; the fast path is disabled until the next reload");
+                tracing::error!("{err:#}; the fast path is off until a reload succeeds");
                 let _ = self.fast_path.disable();
                 report.failed += 1;
                 return report;
@@ -180,6 +180,8 @@ impl CacheWriter {
         };
         // Keys in the map that now hold the new catalog's answer.
         let mut fresh_keys = HashSet::with_capacity(entries.len());
+        // An entry with old data could be neither replaced nor removed.
+        let mut stale = false;
         for (key, old) in &entries {
             self.maybe_heartbeat();
             let fresh = question_of(key, old)
@@ -194,19 +196,18 @@ impl CacheWriter {
                 Some((_, new)) if same_answer(&new, old) => {
                     fresh_keys.insert(*key);
                 }
-                Some((_, new)) => {
-                    if self.put(key, &new) {
-                        report.updated += 1;
-                        fresh_keys.insert(*key);
-                    } else {
-                        report.failed += 1;
-                    }
+                Some((_, new)) if self.put(key, &new) => {
+                    report.updated += 1;
+                    fresh_keys.insert(*key);
                 }
-                None => match self.fast_path.remove(key) {
+                // No new answer for it, or it could not be replaced: the old
+                // one must not stay.
+                _ => match self.fast_path.remove(key) {
                     Ok(()) => report.removed += 1,
                     Err(err) => {
                         tracing::warn!("{err:#}");
                         report.failed += 1;
+                        stale = true;
                     }
                 },
             }
@@ -241,6 +242,14 @@ impl CacheWriter {
             }
         }
         self.stats.map_entries = fresh_keys.len() as u64;
+        // Serve from the map only if it holds nothing older than the catalog.
+        let switched = if stale { self.fast_path.disable() } else { self.fast_path.enable() };
+        if stale {
+            tracing::error!("an old answer could not be removed from the map; the fast path is off until a reload succeeds");
+        }
+        if let Err(err) = switched {
+            tracing::error!("{err:#}");
+        }
         report
     }
 }

@@ -61,7 +61,8 @@ pub struct RunArgs {
     /// Where to write the daemon's PID (used by `dns-xdp reload`).
     #[arg(long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
-    /// UDP worker threads [default: one per CPU].
+    /// UDP worker threads per listen address [default: one per CPU the
+    /// daemon may run on].
     #[arg(long, value_name = "N")]
     pub udp_threads: Option<usize>,
     /// This server's identity (e.g. the PoP's name), sent to clients that

@@ -200,6 +200,29 @@ async fn serve_signals(args: &RunArgs, mut settings: Settings, mut zones: Loaded
     }
 }
 
+/// Settings that differ between `old` and `new` and that only a restart
+/// applies.
+fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |name, differs: bool| {
+        if differs {
+            changed.push(name);
+        }
+    };
+    check("listen", old.listen != new.listen);
+    check("iface", old.ifaces != new.ifaces);
+    check("xdp_mode", old.xdp_mode != new.xdp_mode);
+    check("map_entries", old.map_entries != new.map_entries);
+    check("edns_udp_payload", old.edns_udp_payload != new.edns_udp_payload);
+    check("heartbeat_timeout", old.heartbeat_timeout != new.heartbeat_timeout);
+    check("pin_dir", old.pin_dir != new.pin_dir);
+    check("pid_file", old.pid_file != new.pid_file);
+    check("udp_threads", old.udp_threads != new.udp_threads);
+    check("tcp_idle_timeout/tcp_max_connections", old.tcp != new.tcp);
+    check("nsid", old.nsid != new.nsid);
+    changed
+}
+
 /// Re-reads the configuration's zone list and the zone files, swaps the new
 /// catalog in, and waits until the answer map agrees with it.
 async fn reload(
@@ -209,10 +232,14 @@ async fn reload(
     shared: &Arc<Shared>,
 ) -> anyhow::Result<(Settings, LoadedZones, SyncReport, std::time::Duration)> {
     let started = Instant::now();
-    let settings = Settings::resolve(args)?;
-    if settings.listen != old_settings.listen || settings.ifaces != old_settings.ifaces {
-        tracing::warn!("listen addresses and interface changes need a restart; applying zone changes only");
+    let new_settings = Settings::resolve(args)?;
+    let unapplied = restart_needed(old_settings, &new_settings);
+    if !unapplied.is_empty() {
+        tracing::warn!(settings = ?unapplied, "changed settings need a restart; a reload applies the zone list and zones only");
     }
+    // Only the zone part is applied, so only it is remembered: the next
+    // reload compares against what is really in effect.
+    let settings = Settings { zones: new_settings.zones, preload: new_settings.preload, ..old_settings.clone() };
     let zones = LoadedZones::load(&settings.zones, Some(old_zones))?;
     let catalog = Arc::new(zones.catalog()?);
     let generation = {

@@ -207,6 +207,12 @@ impl FastPath {
         self.config.enabled = 0;
         self.config_map.set(0, self.config, 0).context("disabling the fast path")
     }
+
+    /// Lets the fast path answer again (after a sync that succeeded).
+    pub fn enable(&mut self) -> anyhow::Result<()> {
+        self.config.enabled = 1;
+        self.config_map.set(0, self.config, 0).context("enabling the fast path")
+    }
 }
 
 impl Drop for FastPath {
@@ -393,7 +399,7 @@ pub fn read_stats() -> anyhow::Result<Vec<InstanceStats>> {
         if let Some((data, ..)) = by_name.remove(maps::STATS) {
             let map: PerCpuArray<MapData, dns_xdp_common::XdpStats> = Map::from_map_data(data)?.try_into()?;
             let per_cpu = map.get(&0, 0).context("reading DNS_STATS")?;
-            let mut total = [0u64; 16];
+            let mut total = [0u64; 17];
             for cpu in per_cpu.iter() {
                 for (t, v) in total.iter_mut().zip(xdp_stats_fields(cpu)) {
                     *t += v.1;
@@ -420,7 +426,7 @@ pub fn read_stats() -> anyhow::Result<Vec<InstanceStats>> {
     Ok(out)
 }
 
-fn xdp_stats_fields(s: &dns_xdp_common::XdpStats) -> [(&'static str, u64); 16] {
+fn xdp_stats_fields(s: &dns_xdp_common::XdpStats) -> [(&'static str, u64); 17] {
     [
         ("tx_answer", s.tx_answer),
         ("pass_not_dns", s.pass_not_dns),
@@ -438,6 +444,7 @@ fn xdp_stats_fields(s: &dns_xdp_common::XdpStats) -> [(&'static str, u64); 16] {
         ("pass_long_query", s.pass_long_query),
         ("drop_malformed", s.drop_malformed),
         ("drop_internal", s.drop_internal),
+        ("drop_torn", s.drop_torn),
     ]
 }
 

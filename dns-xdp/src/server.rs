@@ -53,7 +53,7 @@ pub struct Shared {
     pub tcp: TcpLimits,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpLimits {
     pub idle_timeout: Duration,
     pub max_connections: usize,

@@ -119,6 +119,14 @@ impl PreparedAnswer {
     }
 }
 
+/// A number for each map value written, so the fast path can tell a value
+/// overwritten while it read it (see [`common::Answer`]). Wrapping is fine:
+/// only consecutive writes to one element must differ.
+fn next_answer_version() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The map key for a question.
 pub fn answer_key(qname: &Name, qtype: RecordType) -> Option<AnswerKey> {
     let wire_name = lower_wire_name(qname)?;
@@ -137,7 +145,12 @@ pub fn map_entry(qname: &Name, qtype: RecordType, prepared: &PreparedAnswer) -> 
         return None;
     }
     let key = answer_key(qname, qtype)?;
+    let version = next_answer_version();
     let mut value = common::Answer {
+        version,
+        _pad: 0,
+        version_end: version,
+        _pad_end: 0,
         flags: prepared.flags,
         ancount: prepared.ancount,
         nscount: prepared.nscount,
@@ -364,8 +377,7 @@ fn wire_name_len(bytes: &[u8]) -> Option<usize> {
 /// still does not fit, TC is set over the question alone, as Knot and NSD
 /// do, and the client retries over TCP.
 fn assemble(parsed: &ParsedQuery<'_>, settings: &ReplySettings, prepared: &PreparedAnswer, transport: Transport) -> (Vec<u8>, bool) {
-    let opt_len = if parsed.edns.is_some() { OPT_RR_LEN } else { 0 };
-    let fixed_len = HEADER_LEN + parsed.raw_question.len() + opt_len;
+    let fixed_len = HEADER_LEN + parsed.raw_question.len() + opt_len(parsed, settings);
     let limit = match transport {
         Transport::Tcp => usize::from(u16::MAX),
         Transport::Udp => usize::from(udp_reply_limit(parsed.edns.map(|(size, _)| size), settings.edns_udp_payload)),
@@ -404,10 +416,24 @@ fn push_header(out: &mut Vec<u8>, parsed: &ParsedQuery<'_>, answer_flags: u16, c
     }
 }
 
+/// The NSID this reply carries, if the query asked and we have one.
+fn nsid_sent(parsed: &ParsedQuery<'_>, settings: &ReplySettings) -> Option<&'static [u8]> {
+    settings.nsid.filter(|_| parsed.edns.is_some() && parsed.nsid_requested)
+}
+
+/// Bytes [`push_opt`] appends.
+fn opt_len(parsed: &ParsedQuery<'_>, settings: &ReplySettings) -> usize {
+    match (parsed.edns, nsid_sent(parsed, settings)) {
+        (None, _) => 0,
+        (Some(_), None) => OPT_RR_LEN,
+        (Some(_), Some(nsid)) => OPT_RR_LEN + 4 + nsid.len(),
+    }
+}
+
 fn push_opt(out: &mut Vec<u8>, parsed: &ParsedQuery<'_>, settings: &ReplySettings, ext_rcode: u8) {
     let Some((_, dnssec_ok)) = parsed.edns else { return };
     let mut opt = opt_record(settings.edns_udp_payload, ext_rcode, dnssec_ok);
-    match settings.nsid.filter(|_| parsed.nsid_requested) {
+    match nsid_sent(parsed, settings) {
         Some(nsid) => {
             // RDLENGTH covers the one option: code, length, identity.
             let rdlen = (4 + nsid.len()) as u16;
@@ -710,6 +736,31 @@ mod identity_tests {
         assert!(reply.edns.is_none());
         let reply = ask(&ReplySettings::default(), "www.example.test.", DNSClass::IN, true);
         assert!(reply.edns.expect("OPT").option(EdnsCode::NSID).is_none(), "no identity configured");
+    }
+
+    /// The NSID option counts against the client's UDP limit like any
+    /// other byte of the reply.
+    #[test]
+    fn a_long_nsid_still_fits_the_udp_limit() {
+        let long: &'static [u8] = Box::leak(vec![b'x'; 255].into_boxed_slice());
+        let settings = ReplySettings { edns_udp_payload: 1232, nsid: Some(long) };
+        let mut text = String::from("$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n");
+        for i in 0..20 {
+            text.push_str(&format!("big TXT \"{}\"\n", "t".repeat(10 + i)));
+        }
+        let zone = crate::zone::Zone::parse(&text, &Name::from_ascii("example.test.").expect("origin"), "t").expect("zone");
+        let mut catalog = Catalog::default();
+        catalog.insert(Arc::new(zone));
+        let mut msg = Message::query();
+        msg.add_query(Query::query(Name::from_ascii("big.example.test.").expect("name"), RecordType::TXT));
+        let mut edns = Edns::new();
+        edns.set_max_payload(512);
+        edns.options_mut().insert(EdnsOption::NSID(NSIDPayload::new(Vec::new()).expect("empty payload")));
+        msg.set_edns(edns);
+        let reply = respond(&catalog, &settings, &msg.to_vec().expect("encode"), Transport::Udp).expect("reply");
+        assert!(reply.bytes.len() <= 512, "{} bytes for a 512-byte client", reply.bytes.len());
+        let parsed = Message::from_vec(&reply.bytes).expect("parses");
+        assert!(parsed.edns.expect("OPT").option(EdnsCode::NSID).is_some(), "NSID still sent");
     }
 
     #[test]
