@@ -54,9 +54,10 @@ pub mod edns {
     /// cookies, so it ignores the option (RFC 7873 5.2: a server that does not
     /// support cookies processes the request as if the option were absent).
     pub const OPTION_COOKIE: u16 = 10;
+    /// Name server identifier option (RFC 5001); the daemon answers it.
+    pub const OPTION_NSID: u16 = 3;
 }
 
-pub const QTYPE_OPT: u16 = edns::OPT_TYPE;
 pub const CLASS_IN: u16 = 1;
 
 /// The largest UDP reply the server sends (RFC 6891 6.2.3 and 6.2.5): 512
@@ -272,7 +273,6 @@ pub mod maps {
     pub const SERVICES: &str = "DNS_SERVICES";
     pub const CONFIG: &str = "DNS_CONFIG";
     pub const STATS: &str = "DNS_STATS";
-    pub const SCRATCH: &str = "DNS_SCRATCH";
 }
 
 #[cfg(feature = "user")]

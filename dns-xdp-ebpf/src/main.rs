@@ -54,8 +54,9 @@ struct Scratch {
     /// The query's headers up to the end of the question, while the frame
     /// is grown at the front.
     head: [u8; HEAD_BUF],
-    /// Loop results passed through memory; see [`launder`].
-    carried: [u64; 4],
+    /// Loop results passed through memory; see [`launder`]: qname length,
+    /// DNS length, name hash, question sum, qname word count.
+    carried: [u64; 5],
 }
 
 /// Whether word `i` of the qname is past its end. The word count is re-read
@@ -366,11 +367,11 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     // key, and sum it as the client sent it for the UDP checksum (the
     // question goes back unchanged, letter case included). Bytes past the
     // name are masked off the last word.
-    launder(&mut scratch.carried[3], qname_len.div_ceil(8) as u64);
+    launder(&mut scratch.carried[4], qname_len.div_ceil(8) as u64);
     let mut hash = name::FNV_OFFSET;
     let mut sum_le = 0u64;
     for i in 0..QNAME_WORDS {
-        if past_qname(&scratch.carried[3], i) {
+        if past_qname(&scratch.carried[4], i) {
             break;
         }
         // SAFETY: MSG_SHIFT + 12 + 8 * 31 + 8 <= MSG_BUF, and the offset is
@@ -457,9 +458,9 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     if answer.qname_len as usize != qname_len {
         return Verdict::Pass(Pass::Collision);
     }
-    launder(&mut scratch.carried[3], qname_len.div_ceil(8) as u64);
+    launder(&mut scratch.carried[4], qname_len.div_ceil(8) as u64);
     for i in 0..QNAME_WORDS {
-        if past_qname(&scratch.carried[3], i) {
+        if past_qname(&scratch.carried[4], i) {
             break;
         }
         // SAFETY: qname is 256 bytes at an 8-aligned offset of the value.

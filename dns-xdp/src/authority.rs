@@ -69,6 +69,15 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Whether the fast path may serve this answer: it comes from zone data
+    /// and says NOERROR or NXDOMAIN (REFUSED and YXDOMAIN stay with the
+    /// daemon, which sees every such query anyway).
+    pub fn fast_path_servable(&self) -> bool {
+        self.zone.is_some() && matches!(self.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
+    }
+}
+
+impl Answer {
     fn refused() -> Self {
         Self {
             rcode: ResponseCode::Refused,

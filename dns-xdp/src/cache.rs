@@ -187,7 +187,9 @@ impl CacheWriter {
             let fresh = question_of(key, old)
                 .and_then(|(qname, qtype)| {
                     let answer = catalog.lookup(&qname, qtype);
-                    answer.zone.as_ref()?;
+                    if !answer.fast_path_servable() {
+                        return None;
+                    }
                     let prepared = PreparedAnswer::encode(&qname, qtype, &answer).ok()?;
                     map_entry(&qname, qtype, &prepared)
                 })
@@ -230,6 +232,9 @@ impl CacheWriter {
                 }
                 self.maybe_heartbeat();
                 let answer = catalog.lookup(&qname, qtype);
+                if !answer.fast_path_servable() {
+                    continue;
+                }
                 let Ok(prepared) = PreparedAnswer::encode(&qname, qtype, &answer) else { continue };
                 if let Some((key, value)) = map_entry(&qname, qtype, &prepared) {
                     if self.put(&key, &value) {

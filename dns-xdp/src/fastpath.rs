@@ -249,9 +249,11 @@ fn pin_maps(ebpf: &Ebpf, dir: &Path, pinned: &mut Pins) -> anyhow::Result<()> {
     for name in [maps::ANSWERS, maps::SERVICES, maps::CONFIG, maps::STATS] {
         let map = ebpf.map(name).ok_or_else(|| anyhow!("map {name} missing from the object"))?;
         let path = dir.join(name);
-        // A pin left by a daemon that was killed: ours to replace.
+        // Left by a daemon that was killed, or held by another instance
+        // given the same --pin-dir: the new instance takes the name over.
         if path.exists() {
-            std::fs::remove_file(&path).with_context(|| format!("removing stale pin {}", path.display()))?;
+            tracing::warn!(pin = %path.display(), "replacing an existing pin (a stopped daemon's, or another instance's with the same --pin-dir)");
+            std::fs::remove_file(&path).with_context(|| format!("removing pin {}", path.display()))?;
         }
         map.pin(&path).with_context(|| format!("pinning {name} at {}", path.display()))?;
         pinned.0.push(path);

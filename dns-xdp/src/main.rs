@@ -139,13 +139,9 @@ fn check_zone(file: &std::path::Path, origin: Option<&str>) -> anyhow::Result<()
 }
 
 fn check_config(file: PathBuf) -> anyhow::Result<()> {
-    let args = config::RunArgs { config: Some(file.clone()), xdp_mode: None, ..Default::default() };
-    let file_cfg = config::FileConfig::load(&file)?;
-    // Interface presence is checked at run time; here only the file.
-    let args = config::RunArgs {
-        xdp_mode: if file_cfg.iface.is_none() { Some(fastpath::AttachMode::Off) } else { None },
-        ..args
-    };
+    // Interfaces are checked when the daemon attaches; here the file and
+    // its zones.
+    let args = config::RunArgs { config: Some(file.clone()), xdp_mode: Some(fastpath::AttachMode::Off), ..Default::default() };
     let settings = config::Settings::resolve(&args)?;
     let mut failed = 0;
     for spec in &settings.zones {

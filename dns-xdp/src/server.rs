@@ -137,8 +137,11 @@ fn udp_loop(shared: &Shared, socket: &UdpSocket) {
             }
         };
         replies.clear();
-        for (i, query) in batch.datagrams() {
-            if let Some(reply) = shared.handle(query, Transport::Udp) {
+        for (i, query, cut) in batch.datagrams() {
+            // A query cut short cannot be answered as asked (a cut after
+            // the question would even parse); its header can be.
+            let reply = if cut { crate::wire::formerr(query) } else { shared.handle(query, Transport::Udp) };
+            if let Some(reply) = reply {
                 replies.push((i, reply));
             }
         }

@@ -11,8 +11,8 @@ use std::{
 
 /// Datagrams handled per system call at most.
 pub const BATCH: usize = 32;
-/// Receive buffer per datagram. A query is far smaller; a longer datagram is
-/// cut here and fails to parse, which earns it a FORMERR as it should.
+/// Receive buffer per datagram. A query is far smaller; a longer one arrives
+/// cut and is answered FORMERR from its header.
 const DATAGRAM_BUF: usize = 4096;
 
 /// Receive and send buffers for one thread.
@@ -20,6 +20,8 @@ pub struct Batch {
     bufs: Vec<[u8; DATAGRAM_BUF]>,
     peers: Vec<libc::sockaddr_storage>,
     lens: Vec<usize>,
+    /// The datagram was longer than its buffer and arrived cut.
+    cut: Vec<bool>,
     count: usize,
 }
 
@@ -30,6 +32,7 @@ impl Batch {
             // SAFETY: an all-zero sockaddr_storage is a valid (AF_UNSPEC) value.
             peers: vec![unsafe { zeroed() }; BATCH],
             lens: vec![0; BATCH],
+            cut: vec![false; BATCH],
             count: 0,
         }
     }
@@ -41,10 +44,16 @@ impl Batch {
         // SAFETY: an all-zero mmsghdr is valid; every pointer set below
         // stays valid for the call.
         let mut headers: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+        // Raw pointers taken once: indexing the Vecs again per iteration
+        // would re-borrow them whole and invalidate the earlier pointers.
+        let bufs = self.bufs.as_mut_ptr();
+        let peers = self.peers.as_mut_ptr();
         for i in 0..BATCH {
-            let iov = iovecs[i].write(libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: DATAGRAM_BUF });
+            // SAFETY: i < BATCH, the length of both Vecs.
+            let (buf, peer) = unsafe { (bufs.add(i), peers.add(i)) };
+            let iov = iovecs[i].write(libc::iovec { iov_base: buf.cast(), iov_len: DATAGRAM_BUF });
             let hdr = &mut headers[i].msg_hdr;
-            hdr.msg_name = (&raw mut self.peers[i]).cast();
+            hdr.msg_name = peer.cast();
             hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
             hdr.msg_iov = iov;
             hdr.msg_iovlen = 1;
@@ -58,15 +67,17 @@ impl Batch {
             return Err(io::Error::last_os_error());
         }
         self.count = n as usize;
-        for (len, header) in self.lens.iter_mut().zip(&headers).take(self.count) {
-            *len = (header.msg_len as usize).min(DATAGRAM_BUF);
+        for (i, header) in headers.iter().enumerate().take(self.count) {
+            self.lens[i] = (header.msg_len as usize).min(DATAGRAM_BUF);
+            self.cut[i] = header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
         }
         Ok(self.count)
     }
 
-    /// The datagrams of the last [`receive`](Self::receive).
-    pub fn datagrams(&self) -> impl Iterator<Item = (usize, &[u8])> {
-        (0..self.count).map(|i| (i, &self.bufs[i][..self.lens[i]]))
+    /// The datagrams of the last [`receive`](Self::receive): index, bytes,
+    /// and whether the datagram was cut to fit the buffer.
+    pub fn datagrams(&self) -> impl Iterator<Item = (usize, &[u8], bool)> {
+        (0..self.count).map(|i| (i, &self.bufs[i][..self.lens[i]], self.cut[i]))
     }
 
     /// Sends `replies` (index of the query they answer, bytes) to the
@@ -163,7 +174,7 @@ mod tests {
         let mut replies = Vec::new();
         while got < 3 {
             let n = batch.receive(&server).expect("recvmmsg");
-            for (i, data) in batch.datagrams() {
+            for (i, data, _) in batch.datagrams() {
                 assert_eq!(data.len(), 5);
                 replies.push((i, vec![data[0] + 100]));
             }

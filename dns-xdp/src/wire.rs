@@ -59,8 +59,7 @@ impl Default for ReplySettings {
     }
 }
 
-/// EDNS option code of NSID (RFC 5001).
-const OPTION_NSID: u16 = 3;
+
 
 /// The question-dependent part of a reply; see the module docs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -330,8 +329,7 @@ pub fn respond_cached(
             };
             let entry = CachedAnswer {
                 prepared: Arc::new(prepared),
-                from_zone: answer.zone.is_some()
-                    && matches!(answer.rcode, ResponseCode::NoError | ResponseCode::NXDomain),
+                from_zone: answer.fast_path_servable(),
             };
             if let Some(cache) = cache {
                 cache.insert(key, entry.clone());
@@ -439,7 +437,7 @@ fn push_opt(out: &mut Vec<u8>, parsed: &ParsedQuery<'_>, settings: &ReplySetting
             let rdlen = (4 + nsid.len()) as u16;
             opt[OPT_RR_LEN - 2..].copy_from_slice(&rdlen.to_be_bytes());
             out.extend_from_slice(&opt);
-            out.extend_from_slice(&OPTION_NSID.to_be_bytes());
+            out.extend_from_slice(&common::edns::OPTION_NSID.to_be_bytes());
             out.extend_from_slice(&(nsid.len() as u16).to_be_bytes());
             out.extend_from_slice(nsid);
         }
@@ -492,6 +490,18 @@ fn badvers(parsed: &ParsedQuery<'_>, settings: &ReplySettings) -> Reply {
     out.extend_from_slice(parsed.raw_question);
     push_opt(&mut out, parsed, settings, BADVERS_HIGH);
     Reply { bytes: out, truncated: false, cacheable: None }
+}
+
+/// FORMERR with the query's header only, for a query that cannot be read
+/// whole; `None` when it has no header or is a response.
+pub fn formerr(query: &[u8]) -> Option<Vec<u8>> {
+    let header = query.get(..HEADER_LEN)?;
+    let qflags = u16::from_be_bytes([header[2], header[3]]);
+    if qflags & flags::QR != 0 {
+        return None;
+    }
+    let id = u16::from_be_bytes([header[0], header[1]]);
+    Some(header_only(id, qflags, qflags & flags::OPCODE, ResponseCode::FormErr).bytes)
 }
 
 /// A bare header echoing ID, opcode and RD: the answer to a query that
