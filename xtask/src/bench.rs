@@ -72,12 +72,15 @@ fn plan(quick: bool) -> Plan {
             mode: "quick".into(),
             dnsperf_secs: 1.5,
             latency_secs: 1.0,
-            kxdpgun_secs: 1.0,
+            // One-second steps left overloaded socket servers' rates
+            // varying 20-26% run to run; two seconds (paid for by loading
+            // only the 10k zone) bring them within the 15% target.
+            kxdpgun_secs: 2.0,
             cpu_rate: CPU_RATE,
             cpu_secs: 2.0,
             rates: vec![150_000, 300_000, 700_000],
             prog_runs: 20_000,
-            load_sizes: vec![10_000, 100_000],
+            load_sizes: vec![10_000],
         }
     } else {
         Plan {
