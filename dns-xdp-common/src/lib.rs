@@ -14,9 +14,6 @@ pub mod name;
 
 /// Longest qname in wire format, root label included (RFC 1035 3.1).
 pub const MAX_QNAME_LEN: usize = 255;
-/// Size of the lower-cased qname buffer in an [`Answer`] (power of two so the
-/// XDP program can bound indexes with a mask).
-pub const QNAME_BUF: usize = 256;
 /// Largest answer body (answer, authority and additional sections without
 /// the OPT record) the fast path can carry. Larger answers stay with the
 /// daemon.
@@ -114,21 +111,30 @@ const _: () = assert!(core::mem::size_of::<AnswerKey>() == 16);
 /// parts that depend on the query (ID, RD/CD bits, the question as the client
 /// spelled it, and the OPT record).
 ///
-/// Compression pointers in `body` are relative to a message whose question
+/// Compression pointers in the body are relative to a message whose question
 /// starts at offset 12, which is where every response puts it, so the body is
 /// valid behind any spelling of the same qname.
 ///
-/// `version` and `version_end` hold the same number, different for every
-/// value the daemon writes. The LRU map reuses a replaced element at once
-/// (no RCU grace period for preallocated maps), so a reader on another CPU
-/// can see it overwritten mid-read; the program reads `version_end` first
-/// and `version` last, and a difference means the copy is torn.
+/// Layout: the fixed fields, then `data` packed as qname, body, and a trailer
+/// holding `version` again at the next 8-byte boundary. Packing keeps a hit
+/// on a typical answer (under 100 bytes of qname and body) within two cache
+/// lines of the value, where fixed-offset buffers spread it over five: under
+/// a random mix over a large map every line is a cache miss, and those misses
+/// were most of the fast path's cost.
+///
+/// `version` and the trailer hold the same number, different for every value
+/// the daemon writes. The LRU map reuses a replaced element at once (no RCU
+/// grace period for preallocated maps), and the kernel copies a new value
+/// front to back, so a reader on another CPU can see it overwritten
+/// mid-read. The program reads the lengths, then the trailer they locate,
+/// then the lengths again (equal, or the trailer it read may be another
+/// write's), everything else, and `version` last: a trailer equal to
+/// `version` means nothing it read was overwritten in between.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Answer {
     /// Written first by the kernel's copy of a new value.
-    pub version: u32,
-    pub _pad: u32,
+    pub version: u64,
     /// Header flags word, host order, with RD and CD clear (they are copied
     /// from the query).
     pub flags: u16,
@@ -136,22 +142,108 @@ pub struct Answer {
     pub ancount: u16,
     pub nscount: u16,
     pub arcount: u16,
-    /// Bytes of `body` in use; 1..=MAX_BODY_LEN.
+    /// Bytes of body in `data`; 1..=MAX_BODY_LEN.
     pub body_len: u16,
-    /// Length of `qname` in use.
+    /// Bytes of qname at the start of `data`; 1..=MAX_QNAME_LEN.
     pub qname_len: u16,
-    /// One's complement sum of `body[..body_len]` taken as big-endian 16-bit
-    /// words from an even offset, not folded (see [`checksum`]).
+    /// One's complement sum of the body taken as big-endian 16-bit words
+    /// from an even offset, not folded (see [`checksum`]).
     pub body_csum: u32,
-    /// Lower-cased wire-format qname, zero padded.
-    pub qname: [u8; QNAME_BUF],
-    /// Answer, authority and additional sections as the daemon encodes them.
-    pub body: [u8; MAX_BODY_LEN],
-    /// Written last; see the type's documentation.
-    pub version_end: u32,
-    pub _pad_end: u32,
+    /// Lower-cased wire-format qname, then the answer, authority and
+    /// additional sections as the daemon encodes them, then the trailer.
+    pub data: [u8; ANSWER_DATA_LEN],
 }
-const _: () = assert!(core::mem::size_of::<Answer>() == 8 + 16 + QNAME_BUF + MAX_BODY_LEN + 8);
+
+/// Fixed fields of an [`Answer`] before `data` (8-aligned, so qname words
+/// can be read as `u64`).
+const ANSWER_FIXED_LEN: usize = 24;
+/// Size of an [`Answer`]: room for the longest qname and body and the
+/// trailer, rounded up so that with the kernel's 64-byte element header and
+/// key each map element is a whole number of cache lines and starts on one.
+pub const ANSWER_LEN: usize = (ANSWER_FIXED_LEN + Answer::trailer_offset(MAX_QNAME_LEN, MAX_BODY_LEN) + 8).next_multiple_of(64);
+/// Size of an [`Answer`]'s `data`.
+pub const ANSWER_DATA_LEN: usize = ANSWER_LEN - ANSWER_FIXED_LEN;
+const _: () = assert!(core::mem::size_of::<Answer>() == ANSWER_LEN);
+const _: () = assert!(core::mem::offset_of!(Answer, data) == ANSWER_FIXED_LEN);
+
+impl Answer {
+    /// Offset in `data` of the trailer of a value with these lengths.
+    #[inline(always)]
+    pub const fn trailer_offset(qname_len: usize, body_len: usize) -> usize {
+        (qname_len + body_len).next_multiple_of(8)
+    }
+
+    /// A value with `version` at both ends; `None` if the qname or body is
+    /// empty or too long for the fast path.
+    pub fn new(version: u64, header: AnswerHeader, qname: &[u8], body: &[u8]) -> Option<Self> {
+        if qname.is_empty() || qname.len() > MAX_QNAME_LEN || body.is_empty() || body.len() > MAX_BODY_LEN {
+            return None;
+        }
+        let mut value = Answer {
+            version,
+            flags: header.flags,
+            ancount: header.ancount,
+            nscount: header.nscount,
+            arcount: header.arcount,
+            body_len: body.len() as u16,
+            qname_len: qname.len() as u16,
+            body_csum: checksum::sum_bytes(body),
+            data: [0; ANSWER_DATA_LEN],
+        };
+        value.data[..qname.len()].copy_from_slice(qname);
+        value.data[qname.len()..qname.len() + body.len()].copy_from_slice(body);
+        let trailer = Self::trailer_offset(qname.len(), body.len());
+        value.data[trailer..trailer + 8].copy_from_slice(&version.to_ne_bytes());
+        Some(value)
+    }
+
+    /// The header fields the value carries.
+    pub fn header(&self) -> AnswerHeader {
+        AnswerHeader { flags: self.flags, ancount: self.ancount, nscount: self.nscount, arcount: self.arcount }
+    }
+
+    fn lens(&self) -> (usize, usize) {
+        let qname_len = usize::from(self.qname_len).min(MAX_QNAME_LEN);
+        let body_len = usize::from(self.body_len).min(MAX_BODY_LEN);
+        (qname_len, body_len)
+    }
+
+    /// The lower-cased wire-format qname.
+    pub fn qname(&self) -> &[u8] {
+        let (qname_len, _) = self.lens();
+        &self.data[..qname_len]
+    }
+
+    /// The answer, authority and additional sections.
+    pub fn body(&self) -> &[u8] {
+        let (qname_len, body_len) = self.lens();
+        &self.data[qname_len..qname_len + body_len]
+    }
+
+    /// The body, writable (its checksum is not updated).
+    pub fn body_mut(&mut self) -> &mut [u8] {
+        let (qname_len, body_len) = self.lens();
+        &mut self.data[qname_len..qname_len + body_len]
+    }
+
+    /// The version in the trailer.
+    pub fn trailer(&self) -> u64 {
+        let (qname_len, body_len) = self.lens();
+        let at = Self::trailer_offset(qname_len, body_len);
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&self.data[at..at + 8]);
+        u64::from_ne_bytes(bytes)
+    }
+}
+
+/// The DNS header fields an [`Answer`] carries, host order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnswerHeader {
+    pub flags: u16,
+    pub ancount: u16,
+    pub nscount: u16,
+    pub arcount: u16,
+}
 
 /// Key of `DNS_SERVICES`: an address and UDP port the server answers on.
 /// An all-zero address with the matching family stands for "any address".

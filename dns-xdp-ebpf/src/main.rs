@@ -18,7 +18,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_xdp_common::{
-    Answer, AnswerKey, CLASS_IN, Config, MAX_BODY_LEN, MAX_QNAME_LEN, MAX_QUERY_LEN,
+    ANSWER_DATA_LEN, Answer, AnswerKey, CLASS_IN, Config, MAX_BODY_LEN, MAX_QNAME_LEN, MAX_QUERY_LEN,
     MIN_UDP_PAYLOAD, OPT_RR_LEN, ServiceKey, XdpStats, checksum, edns, flags, name, opt_record,
     reply_flags, udp_reply_limit,
 };
@@ -88,7 +88,7 @@ const HEAD_BUF: usize = 512;
 const MSG_MASK: usize = MAX_QUERY_LEN - 1;
 const MSG_SHIFT: usize = 4;
 const MSG_BUF: usize = MAX_QUERY_LEN + 8;
-const QNAME_WORDS: usize = dns_xdp_common::QNAME_BUF / 8;
+const QNAME_WORDS: usize = (MAX_QNAME_LEN + 1) / 8;
 const _: () = assert!((MSG_SHIFT + 12).is_multiple_of(8));
 const _: () = assert!(MAX_QUERY_LEN.is_power_of_two());
 
@@ -451,27 +451,45 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     let Some(answer) = DNS_ANSWERS.get_ptr(key) else { return Verdict::Pass(Pass::Miss) };
     // SAFETY: the pointer stays valid for this program run, but the element
     // may be reused for another value while it is read (see Answer's docs):
-    // `version_end` now and `version` once everything is copied must agree.
+    // lengths, the trailer they locate, the lengths again, then the rest,
+    // and `version` last; the trailer must equal `version`. Every read of
+    // the value is volatile (or a helper call) so none moves across another.
     let answer = unsafe { &*answer };
-    // SAFETY: a valid, aligned u32 in the map value.
-    let version_end = unsafe { core::ptr::read_volatile(&answer.version_end) };
-    if answer.qname_len as usize != qname_len {
+    // SAFETY (all volatile reads below): valid, aligned fields of the value.
+    let stored_qname_len = unsafe { core::ptr::read_volatile(&answer.qname_len) };
+    let body_len = unsafe { core::ptr::read_volatile(&answer.body_len) };
+    if stored_qname_len as usize != qname_len {
         return Verdict::Pass(Pass::Collision);
+    }
+    let body_len = body_len as usize;
+    if body_len == 0 || body_len > MAX_BODY_LEN {
+        return Verdict::DropInternal;
+    }
+    let trailer_at = Answer::trailer_offset(qname_len, body_len);
+    if trailer_at + 8 > ANSWER_DATA_LEN {
+        return Verdict::DropInternal;
+    }
+    // SAFETY: in bounds (checked above) and 8-aligned: `data` is at an
+    // 8-aligned offset of the value and the trailer offset is a multiple of 8.
+    let trailer = unsafe { core::ptr::read_volatile(answer.data.as_ptr().add(trailer_at) as *const u64) };
+    if unsafe { core::ptr::read_volatile(&answer.qname_len) } as usize != qname_len
+        || unsafe { core::ptr::read_volatile(&answer.body_len) } as usize != body_len
+    {
+        return Verdict::DropTorn;
     }
     launder(&mut scratch.carried[4], qname_len.div_ceil(8) as u64);
     for i in 0..QNAME_WORDS {
         if past_qname(&scratch.carried[4], i) {
             break;
         }
-        // SAFETY: qname is 256 bytes at an 8-aligned offset of the value.
-        let stored = unsafe { *(answer.qname.as_ptr().add(8 * (i & (QNAME_WORDS - 1))) as *const u64) };
+        // SAFETY: the qname starts `data`, at an 8-aligned offset of the
+        // value, and `data` is longer than QNAME_WORDS words.
+        let stored = unsafe { core::ptr::read_volatile(answer.data.as_ptr().add(8 * (i & (QNAME_WORDS - 1))) as *const u64) };
+        // The body follows the qname in the same word.
+        let stored = stored & name::word_mask(qname_len - 8 * i);
         if stored != scratch.lname[i & (QNAME_WORDS - 1)] {
             return Verdict::Pass(Pass::Collision);
         }
-    }
-    let body_len = answer.body_len as usize;
-    if body_len == 0 || body_len > MAX_BODY_LEN {
-        return Verdict::DropInternal;
     }
     let opt_len = if has_edns { OPT_RR_LEN } else { 0 };
     let reply_len = question_end + body_len + opt_len;
@@ -483,11 +501,11 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     // The new DNS header and OPT record, and their checksum contributions.
     let header: [u16; 6] = [
         be16(msg, 0),
-        reply_flags(answer.flags, query_flags),
+        reply_flags(unsafe { core::ptr::read_volatile(&answer.flags) }, query_flags),
         1,
-        answer.ancount,
-        answer.nscount,
-        answer.arcount + has_edns as u16,
+        unsafe { core::ptr::read_volatile(&answer.ancount) },
+        unsafe { core::ptr::read_volatile(&answer.nscount) },
+        unsafe { core::ptr::read_volatile(&answer.arcount) } + has_edns as u16,
     ];
     let mut header_bytes = [0u8; DNS_HLEN];
     let mut header_sum = 0u32;
@@ -508,7 +526,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     } else {
         0
     };
-    let body_sum = checksum::at_offset(answer.body_csum, question_end);
+    let body_sum = checksum::at_offset(unsafe { core::ptr::read_volatile(&answer.body_csum) }, question_end);
     let dns_sum = header_sum + question_sum + body_sum + opt_sum;
 
     // Resize the frame to the reply. Nothing has been written yet, so a
@@ -547,7 +565,8 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     let body_off = hdrs.dns_off + question_end;
     // SAFETY: the helper bounds-checks the packet offset; the source is map
     // memory at least as long as the length given.
-    if unsafe { bpf_xdp_store_bytes(ctx.ctx, body_off as u32, answer.body.as_ptr() as *mut _, (body_len & 0x3ff) as u32) } != 0 {
+    let body = answer.data.as_ptr().wrapping_add(qname_len & 0xff);
+    if unsafe { bpf_xdp_store_bytes(ctx.ctx, body_off as u32, body as *mut _, (body_len & 0x3ff) as u32) } != 0 {
         return Verdict::DropInternal;
     }
     // The DNS header and the OPT record are small and fixed: written
@@ -563,8 +582,8 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
         unsafe { *opt = opt_bytes };
     }
 
-    // SAFETY: a valid, aligned u32 in the map value.
-    if unsafe { core::ptr::read_volatile(&answer.version) } != version_end {
+    // SAFETY: a valid, aligned u64 in the map value.
+    if unsafe { core::ptr::read_volatile(&answer.version) } != trailer {
         // Overwritten under us: the packet may mix two answers.
         return Verdict::DropTorn;
     }

@@ -261,18 +261,11 @@ impl CacheWriter {
 
 /// The question an entry answers, rebuilt from the entry itself.
 fn question_of(key: &AnswerKey, value: &Answer) -> Option<(Name, RecordType)> {
-    let len = usize::from(value.qname_len).min(value.qname.len());
-    let name = Name::from_bytes(&value.qname[..len]).ok()?;
+    let name = Name::from_bytes(value.qname()).ok()?;
     Some((name, RecordType::from(key.qtype)))
 }
 
 fn same_answer(a: &Answer, b: &Answer) -> bool {
-    let len = usize::from(a.body_len);
-    a.flags == b.flags
-        && a.ancount == b.ancount
-        && a.nscount == b.nscount
-        && a.arcount == b.arcount
-        && a.body_len == b.body_len
-        && a.body[..len] == b.body[..len]
+    a.header() == b.header() && a.body() == b.body()
 }
 

@@ -24,7 +24,7 @@ use hickory_proto::{
 };
 
 use dns_xdp_common::{
-    self as common, AnswerKey, MAX_BODY_LEN, MAX_QNAME_LEN, OPT_RR_LEN, QNAME_BUF, checksum, flags,
+    self as common, AnswerKey, MAX_QNAME_LEN, OPT_RR_LEN, flags,
     opt_record, reply_flags, udp_reply_limit,
 };
 
@@ -119,10 +119,10 @@ impl PreparedAnswer {
 }
 
 /// A number for each map value written, so the fast path can tell a value
-/// overwritten while it read it (see [`common::Answer`]). Wrapping is fine:
-/// only consecutive writes to one element must differ.
-fn next_answer_version() -> u32 {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+/// overwritten while it read it (see [`common::Answer`]); 64 bits so no two
+/// writes share one.
+fn next_answer_version() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
@@ -140,28 +140,14 @@ pub fn answer_key(qname: &Name, qtype: RecordType) -> Option<AnswerKey> {
 /// The map entry serving `prepared` in the fast path, if it fits there.
 pub fn map_entry(qname: &Name, qtype: RecordType, prepared: &PreparedAnswer) -> Option<(AnswerKey, common::Answer)> {
     let wire_name = lower_wire_name(qname)?;
-    if prepared.body.is_empty() || prepared.body.len() > MAX_BODY_LEN || wire_name.len() > MAX_QNAME_LEN {
-        return None;
-    }
     let key = answer_key(qname, qtype)?;
-    let version = next_answer_version();
-    let mut value = common::Answer {
-        version,
-        _pad: 0,
-        version_end: version,
-        _pad_end: 0,
+    let header = common::AnswerHeader {
         flags: prepared.flags,
         ancount: prepared.ancount,
         nscount: prepared.nscount,
         arcount: prepared.arcount,
-        body_len: prepared.body.len() as u16,
-        qname_len: key.qname_len,
-        body_csum: checksum::sum_bytes(&prepared.body),
-        qname: [0; QNAME_BUF],
-        body: [0; MAX_BODY_LEN],
     };
-    value.qname[..wire_name.len()].copy_from_slice(&wire_name);
-    value.body[..prepared.body.len()].copy_from_slice(&prepared.body);
+    let value = common::Answer::new(next_answer_version(), header, &wire_name, &prepared.body)?;
     Some((key, value))
 }
 

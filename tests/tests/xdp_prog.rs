@@ -194,8 +194,9 @@ fn a_corrupted_entry_is_noticed() {
     let fast_path = rig.writer.fast_path_mut();
     let entries = fast_path.entries().expect("entries");
     let (key, mut value) = entries.into_iter().find(|(k, _)| k.qtype == u16::from(RecordType::A)).expect("an A entry");
-    let last = usize::from(value.body_len) - 1;
-    value.body[last] ^= 0x01;
+    let body = value.body_mut();
+    let last = body.len() - 1;
+    body[last] ^= 0x01;
     fast_path.insert(&key, &value).expect("corrupt the entry");
     let (_, _, diffs) = differences(&mut rig, "example.test.");
     assert!(!diffs.is_empty(), "a corrupted answer went unnoticed");
