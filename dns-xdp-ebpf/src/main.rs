@@ -401,6 +401,12 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
         return Verdict::Pass(Pass::Qclass);
     }
 
+    // Look the answer up before parsing EDNS: under a spread-out query mix
+    // the element is a cache miss, and the CPU can run the EDNS checks
+    // while it waits.
+    let key = AnswerKey { name_hash: hash, qtype, qname_len: qname_len as u16, _pad: 0 };
+    let Some(answer) = DNS_ANSWERS.get_ptr(key) else { return Verdict::Pass(Pass::Miss) };
+
     let question_end = DNS_HLEN + qname_len + 4;
     let mut has_edns = false;
     let mut client_payload = MIN_UDP_PAYLOAD;
@@ -447,8 +453,6 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
         return Verdict::Pass(Pass::Header);
     }
 
-    let key = AnswerKey { name_hash: hash, qtype, qname_len: qname_len as u16, _pad: 0 };
-    let Some(answer) = DNS_ANSWERS.get_ptr(key) else { return Verdict::Pass(Pass::Miss) };
     // SAFETY: the pointer stays valid for this program run, but the element
     // may be reused for another value while it is read (see Answer's docs):
     // lengths, the trailer they locate, the lengths again, then the rest,
