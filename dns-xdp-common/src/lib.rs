@@ -378,3 +378,49 @@ mod pod {
     unsafe impl aya::Pod for super::XdpStats {}
     unsafe impl aya::Pod for super::DaemonStats {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: AnswerHeader = AnswerHeader { flags: flags::QR | flags::AA, ancount: 1, nscount: 0, arcount: 0 };
+
+    #[test]
+    fn answer_packs_qname_body_and_trailer() {
+        let qname = b"\x03www\x07example\x04test\x00";
+        let body = [0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 192, 0, 2, 1];
+        let value = Answer::new(7, HEADER, qname, &body).expect("fits");
+        assert_eq!(value.qname(), qname);
+        assert_eq!(value.body(), body);
+        assert_eq!(value.header(), HEADER);
+        assert_eq!(value.version, 7);
+        assert_eq!(value.trailer(), 7);
+        // The trailer sits at the first 8-byte boundary after the body.
+        let at = Answer::trailer_offset(qname.len(), body.len());
+        assert_eq!(at, 40);
+        assert_eq!(value.data[at..at + 8], 7u64.to_ne_bytes());
+        assert_eq!(value.body_csum, checksum::sum_bytes(&body));
+    }
+
+    #[test]
+    fn answer_holds_the_longest_qname_and_body() {
+        let qname = [1u8; MAX_QNAME_LEN];
+        let body = [2u8; MAX_BODY_LEN];
+        let value = Answer::new(u64::MAX, HEADER, &qname, &body).expect("fits");
+        assert_eq!(value.qname(), qname);
+        assert_eq!(value.body(), body);
+        assert_eq!(value.trailer(), u64::MAX);
+        assert!(Answer::new(1, HEADER, &[1u8; MAX_QNAME_LEN + 1], &body).is_none());
+        assert!(Answer::new(1, HEADER, &qname, &[2u8; MAX_BODY_LEN + 1]).is_none());
+        assert!(Answer::new(1, HEADER, &qname, &[]).is_none());
+        assert!(Answer::new(1, HEADER, &[], &body).is_none());
+    }
+
+    #[test]
+    fn map_elements_are_whole_cache_lines() {
+        // The kernel's hash element header is 48 bytes, then the key
+        // rounded up to 8, then the value.
+        let element = 48 + core::mem::size_of::<AnswerKey>().next_multiple_of(8) + ANSWER_LEN;
+        assert_eq!(element % 64, 0);
+    }
+}

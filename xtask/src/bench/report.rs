@@ -98,6 +98,11 @@ pub struct Plan {
     pub cpu_rate: u64,
     pub cpu_secs: f64,
     pub rates: Vec<u64>,
+    /// Stop a row's kxdpgun steps after one that lost more than this share
+    /// of its queries (quick mode: the higher steps would only show the
+    /// collapse again).
+    #[serde(default)]
+    pub stop_above_loss_pct: Option<f64>,
     pub prog_runs: u32,
     pub load_sizes: Vec<usize>,
 }
@@ -803,15 +808,19 @@ pub fn markdown(r: &Results, svg_path: &str) -> String {
         "- kxdpgun (open loop, AF_XDP): `kxdpgun -t {} -Q RATE -F 0 -I <client veth> -i QUERIES \
          198.18.0.1` at {} q/s; offered = queries it reports sent per second, answered = replies it \
          received per second (it counts replies without checking them). Peak = the best step. Its \
-         XDP program is detached after every step. Above ~550k q/s the generator side (kxdpgun and \
-         the client NAPI thread share CPU 0) limits what can be offered, and runs vary: the bounce \
-         row shows that limit.",
+         XDP program is detached after every step.{} Above ~800k q/s the generator side (kxdpgun \
+         and the client NAPI thread share CPU 0) limits what can be offered: the bounce row shows \
+         that limit.",
         p.kxdpgun_secs,
         p.rates
             .iter()
             .map(|q| thousands(*q as f64))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        p.stop_above_loss_pct.map_or(String::new(), |limit| format!(
+            " A row's higher steps are skipped (–) once a step loses more than {limit:.0}% of its \
+             queries; \"answered/s at top offered\" is then its last step."
+        ))
     );
     let _ = writeln!(
         m,
