@@ -120,10 +120,12 @@ const _: () = assert!(core::mem::size_of::<AnswerKey>() == 16);
 /// on a typical answer (under 100 bytes of qname and body) within two cache
 /// lines of the value, where fixed-offset buffers spread it over five: under
 /// a random mix over a large map every line is a cache miss, and those misses
-/// were most of the fast path's cost.
+/// are a large part of the fast path's cost.
 ///
 /// `version` and the trailer hold the same number, different for every value
-/// the daemon writes. The LRU map reuses a replaced element at once (no RCU
+/// the daemon writes and spread over all 64 bits, so that the qname or body
+/// bytes of another value, which a torn read may find where it expects the
+/// trailer, do not match it by chance. The LRU map reuses a replaced element at once (no RCU
 /// grace period for preallocated maps), and the kernel copies a new value
 /// front to back, so a reader on another CPU can see it overwritten
 /// mid-read. The program reads the lengths, then the trailer they locate,
