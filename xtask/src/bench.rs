@@ -50,6 +50,13 @@ pub struct BenchArgs {
     /// kxdpgun rates in q/s (comma-separated), instead of the mode's steps.
     #[arg(long, value_delimiter = ',')]
     rates: Vec<u64>,
+    /// Run every server's row this many times (in rounds, the server
+    /// restarted each time); keep the best round of each kxdpgun step, the
+    /// lowest CPU reading and the median dnsperf round. On a host whose speed wanders (a
+    /// shared VM) one row can be 15-30% slow throughout. Multiplies the time
+    /// of the rows.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
+    repeat: u32,
 }
 
 /// Names in the throughput benchmark's zone.
@@ -85,6 +92,7 @@ fn plan(quick: bool) -> Plan {
             rates: vec![150_000, 300_000, 500_000, 700_000, 900_000],
             // Paid for by stopping a row once it is far past its capacity.
             stop_above_loss_pct: Some(40.0),
+            repeat: 1,
             prog_runs: 20_000,
             load_sizes: vec![10_000],
         }
@@ -99,6 +107,7 @@ fn plan(quick: bool) -> Plan {
             rates: vec![50_000, 150_000, 300_000, 450_000, 600_000, 750_000, 900_000, 1_050_000],
             // The whole curve: how servers degrade past overload matters.
             stop_above_loss_pct: None,
+            repeat: 1,
             prog_runs: 100_000,
             load_sizes: vec![10_000, 100_000, 1_000_000],
         }
@@ -137,6 +146,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     if !args.rates.is_empty() {
         plan.rates = args.rates.clone();
     }
+    if args.repeat > 1 {
+        // Compared only with runs repeated as often.
+        plan.mode = format!("{}-repeat{}", plan.mode, args.repeat);
+    }
+    plan.repeat = args.repeat;
     let command = format!(
         "cargo xtask {}",
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
@@ -191,10 +205,26 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     } else {
         args.servers.clone()
     };
-    let mut rows = Vec::new();
-    for &kind in &kinds {
-        rows.push(run_row(kind, &env, &plan, &zone, &queries)?);
+    // With --repeat, every row is run once per round, rounds one after the
+    // other, so each row's samples are spread over the run (this host's
+    // speed changes over tens of seconds and holds through a row); see
+    // report::merge_rounds for what is kept.
+    let mut samples: Vec<Vec<Row>> = kinds.iter().map(|_| Vec::new()).collect();
+    for round in 1..=plan.repeat {
+        let round_logs = if plan.repeat > 1 {
+            println!("\n== round {round} of {} ==", plan.repeat);
+            let dir = logs.join(format!("round-{round}"));
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            dir
+        } else {
+            logs.clone()
+        };
+        let env = Env { logs: &round_logs, ..env };
+        for (kind_samples, &kind) in samples.iter_mut().zip(&kinds) {
+            kind_samples.push(run_row(kind, &env, &plan, &zone, &queries)?);
+        }
     }
+    let rows: Vec<Row> = samples.into_iter().filter_map(report::merge_rounds).collect();
 
     let load = if args.skip_load {
         Vec::new()
@@ -351,7 +381,7 @@ fn measure_row(
             topo,
             queries,
             (plan.cpu_rate, plan.cpu_secs),
-            probe,
+            &probe,
             &format!("{id}-dnsperf-cpu"),
             env.logs,
         )?;

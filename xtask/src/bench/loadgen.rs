@@ -33,6 +33,9 @@ pub struct Dnsperf {
     /// Queries per second of the `-v` run (printing every reply slows
     /// dnsperf, so this is lower than `qps`).
     pub verbose_qps: Option<f64>,
+    /// With `--repeat`: `qps` of every round (this is the median one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qps_samples: Vec<f64>,
 }
 
 fn dnsperf_command(
@@ -92,6 +95,9 @@ pub struct FixedRate {
     /// What dnsperf achieved (equal to `rate` unless the server fell behind).
     pub qps: f64,
     pub cpu: CpuUse,
+    /// With `--repeat`: total CPU % of every round (this is the lowest one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_samples: Vec<f64>,
 }
 
 /// Runs dnsperf rate-limited to `rate` q/s (`-Q`) for `seconds` and samples
@@ -104,7 +110,7 @@ pub fn dnsperf_cpu(
     topo: &Topology,
     queries: &Path,
     (rate, seconds): (u64, f64),
-    probe: CpuProbe,
+    probe: &CpuProbe,
     label: &str,
     logs: &Path,
 ) -> Result<FixedRate> {
@@ -123,6 +129,7 @@ pub fn dnsperf_cpu(
         rate,
         qps: result.qps,
         cpu: procs::cpu_use(&before, &after),
+        cpu_samples: Vec::new(),
     })
 }
 
@@ -227,6 +234,10 @@ pub struct Step {
     pub answered: u64,
     pub loss_pct: f64,
     pub seconds: f64,
+    /// With `--repeat`: answered/s of this step in every round (this is the
+    /// best one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answered_samples: Vec<f64>,
 }
 
 /// Whose CPU use [`dnsperf_cpu`] measures.

@@ -618,7 +618,7 @@ impl CpuSample {
 }
 
 /// CPU use over an interval, each part in % of one CPU.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CpuUse {
     /// process + napi + softirq: the server's total.
     pub total_pct: f64,
