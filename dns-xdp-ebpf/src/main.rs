@@ -470,6 +470,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
         return Verdict::DropInternal;
     }
     let trailer_at = Answer::trailer_offset(qname_len, body_len);
+    // Never true for lengths in range; it bounds the read for the verifier.
     if trailer_at + 8 > ANSWER_DATA_LEN {
         return Verdict::DropInternal;
     }

@@ -178,13 +178,7 @@ pub fn start(
             ]);
             let mut proc = Proc::spawn(cmd, &label, 1, env.logs)?;
             proc.wait_for_output("attached", timeout)?;
-            Running {
-                kind,
-                proc,
-                program_id: None,
-                serving_after: None,
-                _dir: None,
-            }
+            Running::peer(kind, proc, None)
         }
         ServerKind::KnotXdp | ServerKind::KnotUdp => {
             let dir = TempDir::new(&label)?;
@@ -196,13 +190,7 @@ pub fn start(
             cmd.arg("-c").arg(&conf);
             let mut proc = Proc::spawn(cmd, &label, 1, env.logs)?;
             proc.wait_for_output("server started", timeout)?;
-            Running {
-                kind,
-                proc,
-                program_id: None,
-                serving_after: None,
-                _dir: Some(dir),
-            }
+            Running::peer(kind, proc, Some(dir))
         }
         ServerKind::Nsd => {
             let dir = TempDir::new(&label)?;
@@ -213,13 +201,7 @@ pub fn start(
             let mut cmd = topo.srv.command("nsd");
             cmd.arg("-d").arg("-c").arg(&conf);
             let proc = Proc::spawn(cmd, &label, 1, env.logs)?;
-            Running {
-                kind,
-                proc,
-                program_id: None,
-                serving_after: None,
-                _dir: Some(dir),
-            }
+            Running::peer(kind, proc, Some(dir))
         }
     };
     running.proc.ensure_running()?;
@@ -227,6 +209,12 @@ pub fn start(
 }
 
 impl Running {
+    /// A server started without dns-xdp's own readings (program ID, time to
+    /// "serving"), keeping its config directory, if any, until it stops.
+    fn peer(kind: ServerKind, proc: Proc, dir: Option<TempDir>) -> Running {
+        Running { kind, proc, program_id: None, serving_after: None, _dir: dir }
+    }
+
     /// Waits until the server answers `name` (for the bounce: any reply),
     /// asked from the client namespace.
     pub fn wait_answers(
