@@ -88,12 +88,13 @@ pub const fn reply_flags(answer_flags: u16, query_flags: u16) -> u16 {
     answer_flags | (query_flags & flags::COPIED_FROM_QUERY)
 }
 
-/// Key of `DNS_ANSWERS`: which question an [`Answer`] answers.
+/// Which question an [`Answer`] answers: the question's slots in
+/// `DNS_ANSWERS`, and the first thing the fast path compares there.
 ///
-/// The name is represented by its hash so the key stays small (the kernel
-/// hashes and compares the whole key on every lookup); the value carries the
-/// full lower-cased name and the XDP program compares it, so a hash collision
-/// can only cost a miss, never a wrong answer.
+/// The name is represented by its hash so the key fits one compare of two
+/// words; the value carries the full lower-cased name and the XDP program
+/// compares it too, so a hash collision can only cost a miss, never a wrong
+/// answer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AnswerKey {
@@ -101,13 +102,48 @@ pub struct AnswerKey {
     pub name_hash: u64,
     /// Query type, host order.
     pub qtype: u16,
-    /// Length of the wire-format qname, root label included.
+    /// Length of the wire-format qname, root label included. Zero marks an
+    /// empty slot.
     pub qname_len: u16,
     pub _pad: u32,
 }
 const _: () = assert!(core::mem::size_of::<AnswerKey>() == 16);
 
-/// Value of `DNS_ANSWERS`: the daemon's answer to one question, minus the
+impl AnswerKey {
+    /// The key's second word as the fast path reads it from a value:
+    /// `qtype`, `qname_len` and the zero padding.
+    #[inline(always)]
+    pub const fn tail_word(&self) -> u64 {
+        self.qtype as u64 | (self.qname_len as u64) << 16 | (self._pad as u64) << 32
+    }
+
+    /// The two slots of `DNS_ANSWERS` that may hold this question's answer,
+    /// for a table of `slot_mask + 1` slots (a power of two). Two choices
+    /// per question let the daemon place nearly every question of a table
+    /// filled to half, where one choice would leave a sixth of them out at
+    /// that load; the fast path reads the first slot, and the second only
+    /// when the first holds another question.
+    ///
+    /// The name hash is only built for equality (a word-at-a-time FNV whose
+    /// sparse multiplier leaves the names of a generated zone clustered in
+    /// a few hundred slots), so the key goes through a full avalanche mix
+    /// (MurmurHash3's 64-bit finalizer) first.
+    #[inline(always)]
+    pub const fn slots(&self, slot_mask: u32) -> [u32; 2] {
+        let mut mixed = self.name_hash ^ self.tail_word().rotate_left(29);
+        mixed ^= mixed >> 33;
+        mixed = mixed.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        mixed ^= mixed >> 33;
+        mixed = mixed.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        mixed ^= mixed >> 33;
+        let first = (mixed >> 32) as u32 & slot_mask;
+        // Odd, so never the first slot again (unless the table has one).
+        let step = mixed as u32 | 1;
+        [first, first ^ (step & slot_mask)]
+    }
+}
+
+/// A slot of `DNS_ANSWERS`: the daemon's answer to one question, minus the
 /// parts that depend on the query (ID, RD/CD bits, the question as the client
 /// spelled it, and the OPT record).
 ///
@@ -116,27 +152,29 @@ const _: () = assert!(core::mem::size_of::<AnswerKey>() == 16);
 /// valid behind any spelling of the same qname.
 ///
 /// Layout: the fixed fields, then `data` packed as qname, body, and a trailer
-/// holding `version` again at the next 8-byte boundary. Packing keeps a hit
-/// on a typical answer (under 100 bytes of qname and body) within two cache
-/// lines of the value, where fixed-offset buffers spread it over five: under
-/// a random mix over a large map every line is a cache miss, and those misses
-/// are a large part of the fast path's cost.
+/// holding `version` again at the next 8-byte boundary. The key, lengths and
+/// the start of the qname share the slot's first cache line, so a hit on a
+/// typical answer (under 100 bytes of qname and body) reads two adjacent
+/// lines: under a random mix over a large table every line is a cache miss,
+/// and those misses are a large part of the fast path's cost.
 ///
-/// `version` and the trailer hold the same number, different for every value
-/// the daemon writes and spread over all 64 bits, so that the qname or body
-/// bytes of another value, which a torn read may find where it expects the
-/// trailer, do not match it by chance. The LRU map reuses a replaced element at once (no RCU
-/// grace period for preallocated maps), and the kernel copies a new value
-/// front to back, so a reader on another CPU can see it overwritten
-/// mid-read. The program reads the lengths, then the trailer they locate,
-/// then the lengths again (equal, or the trailer it read may be another
-/// write's), everything else, and `version` last: a trailer equal to
-/// `version` means nothing it read was overwritten in between.
+/// The daemon rewrites slots in place while the program may be reading them
+/// on another CPU. `version` and the trailer hold the same number, different
+/// for every value the daemon writes and spread over all 64 bits, so that the
+/// qname or body bytes of another value, which a torn read may find where it
+/// expects the trailer, do not match it by chance. The daemon stores
+/// `version` first and the trailer last, with fences between; the program
+/// reads the key and lengths, then the trailer they locate, then the key and
+/// lengths again (equal, or the trailer it read may be another write's),
+/// everything else, and `version` last: a trailer equal to `version` means
+/// nothing it read was overwritten in between.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Answer {
-    /// Written first by the kernel's copy of a new value.
+    /// Stored first by every write of the slot.
     pub version: u64,
+    /// The question answered; `qname_len` zero in an empty slot.
+    pub key: AnswerKey,
     /// Header flags word, host order, with RD and CD clear (they are copied
     /// from the query).
     pub flags: u16,
@@ -146,8 +184,11 @@ pub struct Answer {
     pub arcount: u16,
     /// Bytes of body in `data`; 1..=MAX_BODY_LEN.
     pub body_len: u16,
-    /// Bytes of qname at the start of `data`; 1..=MAX_QNAME_LEN.
-    pub qname_len: u16,
+    /// Set by the fast path when it serves the value, cleared by the daemon
+    /// when it looks for a slot to reuse: the second-chance approximation of
+    /// least recently used that the kernel's LRU maps make too.
+    pub referenced: u8,
+    pub _pad: u8,
     /// One's complement sum of the body taken as big-endian 16-bit words
     /// from an even offset, not folded (see [`checksum`]).
     pub body_csum: u32,
@@ -158,10 +199,10 @@ pub struct Answer {
 
 /// Fixed fields of an [`Answer`] before `data` (8-aligned, so qname words
 /// can be read as `u64`).
-const ANSWER_FIXED_LEN: usize = 24;
+const ANSWER_FIXED_LEN: usize = 40;
 /// Size of an [`Answer`]: room for the longest qname and body and the
-/// trailer, rounded up so that with the kernel's 64-byte element header and
-/// key each map element is a whole number of cache lines and starts on one.
+/// trailer, rounded up to whole cache lines, so that in the page-aligned
+/// memory of a mappable array every slot starts on a line.
 pub const ANSWER_LEN: usize = (ANSWER_FIXED_LEN + Answer::trailer_offset(MAX_QNAME_LEN, MAX_BODY_LEN) + 8).next_multiple_of(64);
 /// Size of an [`Answer`]'s `data`.
 pub const ANSWER_DATA_LEN: usize = ANSWER_LEN - ANSWER_FIXED_LEN;
@@ -176,19 +217,27 @@ impl Answer {
     }
 
     /// A value with `version` at both ends; `None` if the qname or body is
-    /// empty or too long for the fast path.
-    pub fn new(version: u64, header: AnswerHeader, qname: &[u8], body: &[u8]) -> Option<Self> {
-        if qname.is_empty() || qname.len() > MAX_QNAME_LEN || body.is_empty() || body.len() > MAX_BODY_LEN {
+    /// empty or too long for the fast path, or the key is for another
+    /// length of qname.
+    pub fn new(version: u64, key: AnswerKey, header: AnswerHeader, qname: &[u8], body: &[u8]) -> Option<Self> {
+        if qname.is_empty()
+            || qname.len() > MAX_QNAME_LEN
+            || usize::from(key.qname_len) != qname.len()
+            || body.is_empty()
+            || body.len() > MAX_BODY_LEN
+        {
             return None;
         }
         let mut value = Answer {
             version,
+            key,
             flags: header.flags,
             ancount: header.ancount,
             nscount: header.nscount,
             arcount: header.arcount,
             body_len: body.len() as u16,
-            qname_len: qname.len() as u16,
+            referenced: 0,
+            _pad: 0,
             body_csum: checksum::sum_bytes(body),
             data: [0; ANSWER_DATA_LEN],
         };
@@ -205,7 +254,7 @@ impl Answer {
     }
 
     fn lens(&self) -> (usize, usize) {
-        let qname_len = usize::from(self.qname_len).min(MAX_QNAME_LEN);
+        let qname_len = usize::from(self.key.qname_len).min(MAX_QNAME_LEN);
         let body_len = usize::from(self.body_len).min(MAX_BODY_LEN);
         (qname_len, body_len)
     }
@@ -291,7 +340,9 @@ pub struct Config {
     pub edns_udp_payload: u16,
     /// Nonzero when the fast path may answer.
     pub enabled: u8,
-    pub _pad: [u8; 5],
+    pub _pad: u8,
+    /// `DNS_ANSWERS` holds this plus one slots (a power of two).
+    pub answer_slot_mask: u32,
     /// The daemon's counters, published with each heartbeat so that
     /// `dns-xdp stats` and bpftool show both halves in one place. (A map of
     /// their own would not be bound to the program, which never reads it,
@@ -353,11 +404,11 @@ pub struct DaemonStats {
     pub responses: u64,
     pub truncated: u64,
     pub dropped: u64,
-    /// Entries the daemon has put in `DNS_ANSWERS` and believes present
-    /// (the LRU may have evicted some since).
+    /// Slots of `DNS_ANSWERS` holding an answer.
     pub map_entries: u64,
     pub map_inserts: u64,
-    pub map_updates_failed: u64,
+    /// Preloads that found no room in the table.
+    pub map_no_room: u64,
 }
 const _: () = assert!(core::mem::size_of::<DaemonStats>() == 8 * 8);
 
@@ -387,11 +438,15 @@ mod tests {
 
     const HEADER: AnswerHeader = AnswerHeader { flags: flags::QR | flags::AA, ancount: 1, nscount: 0, arcount: 0 };
 
+    fn key_for(qname: &[u8]) -> AnswerKey {
+        AnswerKey { name_hash: name::hash_lower(qname), qtype: 1, qname_len: qname.len() as u16, _pad: 0 }
+    }
+
     #[test]
     fn answer_packs_qname_body_and_trailer() {
         let qname = b"\x03www\x07example\x04test\x00";
         let body = [0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 192, 0, 2, 1];
-        let value = Answer::new(7, HEADER, qname, &body).expect("fits");
+        let value = Answer::new(7, key_for(qname), HEADER, qname, &body).expect("fits");
         assert_eq!(value.qname(), qname);
         assert_eq!(value.body(), body);
         assert_eq!(value.header(), HEADER);
@@ -408,21 +463,74 @@ mod tests {
     fn answer_holds_the_longest_qname_and_body() {
         let qname = [1u8; MAX_QNAME_LEN];
         let body = [2u8; MAX_BODY_LEN];
-        let value = Answer::new(u64::MAX, HEADER, &qname, &body).expect("fits");
+        let value = Answer::new(u64::MAX, key_for(&qname), HEADER, &qname, &body).expect("fits");
         assert_eq!(value.qname(), qname);
         assert_eq!(value.body(), body);
         assert_eq!(value.trailer(), u64::MAX);
-        assert!(Answer::new(1, HEADER, &[1u8; MAX_QNAME_LEN + 1], &body).is_none());
-        assert!(Answer::new(1, HEADER, &qname, &[2u8; MAX_BODY_LEN + 1]).is_none());
-        assert!(Answer::new(1, HEADER, &qname, &[]).is_none());
-        assert!(Answer::new(1, HEADER, &[], &body).is_none());
+        let too_long = [1u8; MAX_QNAME_LEN + 1];
+        assert!(Answer::new(1, key_for(&too_long), HEADER, &too_long, &body).is_none());
+        assert!(Answer::new(1, key_for(&qname), HEADER, &qname, &[2u8; MAX_BODY_LEN + 1]).is_none());
+        assert!(Answer::new(1, key_for(&qname), HEADER, &qname, &[]).is_none());
+        assert!(Answer::new(1, key_for(&[]), HEADER, &[], &body).is_none());
+        // A key for another length of name cannot go with this name.
+        assert!(Answer::new(1, key_for(&qname[1..]), HEADER, &qname, &body).is_none());
     }
 
     #[test]
-    fn map_elements_are_whole_cache_lines() {
-        // The kernel's hash element header is 48 bytes, then the key
-        // rounded up to 8, then the value.
-        let element = 48 + core::mem::size_of::<AnswerKey>().next_multiple_of(8) + ANSWER_LEN;
-        assert_eq!(element % 64, 0);
+    fn slots_are_whole_cache_lines() {
+        assert_eq!(ANSWER_LEN % 64, 0);
+        // The key and lengths share the first line with the qname's start.
+        assert!(core::mem::offset_of!(Answer, data) < 64);
+    }
+
+    #[test]
+    fn a_question_has_two_different_slots_in_range() {
+        for mask in [1u32, 0xff, 0xffff, 0x3_ffff] {
+            for i in 0..1000u64 {
+                let key = AnswerKey { name_hash: i.wrapping_mul(0x1234_5678_9abc_def1), qtype: (i % 300) as u16, qname_len: 20, _pad: 0 };
+                let [a, b] = key.slots(mask);
+                assert!(a <= mask && b <= mask);
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(AnswerKey { name_hash: 5, qtype: 1, qname_len: 3, _pad: 0 }.slots(0), [0, 0]);
+    }
+
+    #[test]
+    fn names_of_a_generated_zone_spread_over_the_slots() {
+        // "host<i>.bench.test." as A and AAAA: 20,000 questions that differ
+        // in a few digits, the shape of a generated or numbered zone.
+        const SLOTS: usize = 1 << 17;
+        let mut used = [0u64; SLOTS / 64];
+        let mut questions = 0usize;
+        for i in 0..10_000u32 {
+            let mut wire = [0u8; 32];
+            let digits = if i == 0 { 1 } else { i.ilog10() as usize + 1 };
+            wire[0] = (4 + digits) as u8;
+            wire[1..5].copy_from_slice(b"host");
+            for d in 0..digits {
+                wire[5 + digits - 1 - d] = b'0' + (i / 10u32.pow(d as u32) % 10) as u8;
+            }
+            let rest = b"\x05bench\x04test\x00";
+            let len = 5 + digits + rest.len();
+            wire[5 + digits..len].copy_from_slice(rest);
+            for qtype in [1u16, 28] {
+                let key = AnswerKey { name_hash: name::hash_lower(&wire[..len]), qtype, qname_len: len as u16, _pad: 0 };
+                let slot = key.slots(SLOTS as u32 - 1)[0] as usize;
+                used[slot / 64] |= 1 << (slot % 64);
+                questions += 1;
+            }
+        }
+        let distinct: u32 = used.iter().map(|w| w.count_ones()).sum();
+        // Uniformly random slots would give N(1 - e^(-n/N)) = 18,570 distinct.
+        assert!(distinct > 18_000, "{questions} questions use only {distinct} first slots");
+    }
+
+    #[test]
+    fn tail_word_is_the_second_word_of_the_key_in_memory() {
+        let key = AnswerKey { name_hash: 1, qtype: 0x1c, qname_len: 17, _pad: 0 };
+        // SAFETY: AnswerKey is 16 bytes of plain integers.
+        let bytes: [u8; 16] = unsafe { core::mem::transmute(key) };
+        assert_eq!(u64::from_ne_bytes(bytes[8..].try_into().unwrap()), key.tail_word());
     }
 }

@@ -9,7 +9,8 @@
 
 use aya_ebpf::{
     bindings::xdp_action,
-    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    bindings::BPF_F_MMAPABLE,
+    btf_maps::{Array, HashMap, PerCpuArray},
     helpers::{
         bpf_ktime_get_coarse_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
         bpf_xdp_store_bytes,
@@ -23,10 +24,13 @@ use dns_xdp_common::{
     reply_flags, udp_reply_limit,
 };
 
-/// Precomputed answers, keyed by question. The daemon sizes it at load time
-/// (`--map-entries`); the LRU keeps the hot set when a zone is larger.
+/// Precomputed answers: a table of slots the daemon maps into its memory and
+/// writes; a question's answer is in one of the two slots
+/// [`AnswerKey::slots`] names. The daemon sizes it at load time
+/// (`--map-entries`, a power of two). An array lookup is inlined by the
+/// verifier: no helper call, no bucket, one cache miss for the slot.
 #[btf_map]
-static DNS_ANSWERS: LruHashMap<AnswerKey, Answer, 65536> = LruHashMap::new();
+static DNS_ANSWERS: Array<Answer, 65536, { BPF_F_MMAPABLE as usize }> = Array::new();
 
 /// Addresses and ports the server answers on; anything else is passed.
 #[btf_map]
@@ -405,7 +409,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     // the element is a cache miss, and the CPU can run the EDNS checks
     // while it waits.
     let key = AnswerKey { name_hash: hash, qtype, qname_len: qname_len as u16, _pad: 0 };
-    let Some(answer) = DNS_ANSWERS.get_ptr(key) else { return Verdict::Pass(Pass::Miss) };
+    let Some(slot) = find_answer(&key, config.answer_slot_mask) else { return Verdict::Pass(Pass::Miss) };
 
     let question_end = DNS_HLEN + qname_len + 4;
     let mut has_edns = false;
@@ -453,19 +457,15 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
         return Verdict::Pass(Pass::Header);
     }
 
-    // SAFETY: the pointer stays valid for this program run, but the element
-    // may be reused for another value while it is read (see Answer's docs):
-    // lengths, the trailer they locate, the lengths again, then the rest,
-    // and `version` last; the trailer must equal `version`. Every read of
-    // the value is volatile (or a helper call) so none moves across another.
-    let answer = unsafe { &*answer };
-    // SAFETY (all volatile reads below): valid, aligned fields of the value.
-    let stored_qname_len = unsafe { core::ptr::read_volatile(&answer.qname_len) };
-    let body_len = unsafe { core::ptr::read_volatile(&answer.body_len) };
-    if stored_qname_len as usize != qname_len {
-        return Verdict::Pass(Pass::Collision);
-    }
-    let body_len = body_len as usize;
+    // SAFETY: array slots are never freed, but the daemon may rewrite this
+    // one while it is read (see Answer's docs): the key (compared by
+    // find_answer) and lengths, the trailer they locate, the key and lengths
+    // again, then the rest, and `version` last; the trailer must equal
+    // `version`. Every read of the slot is volatile (or a helper call) so
+    // none moves across another.
+    let answer = unsafe { &*slot };
+    // SAFETY (all volatile reads below): valid, aligned fields of the slot.
+    let body_len = unsafe { core::ptr::read_volatile(&answer.body_len) } as usize;
     if body_len == 0 || body_len > MAX_BODY_LEN {
         return Verdict::DropInternal;
     }
@@ -477,7 +477,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     // SAFETY: in bounds (checked above) and 8-aligned: `data` is at an
     // 8-aligned offset of the value and the trailer offset is a multiple of 8.
     let trailer = unsafe { core::ptr::read_volatile(answer.data.as_ptr().add(trailer_at) as *const u64) };
-    if unsafe { core::ptr::read_volatile(&answer.qname_len) } as usize != qname_len
+    if unsafe { core::ptr::read_volatile(key_tail(answer)) } != key.tail_word()
         || unsafe { core::ptr::read_volatile(&answer.body_len) } as usize != body_len
     {
         return Verdict::DropTorn;
@@ -587,15 +587,58 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
         unsafe { *opt = opt_bytes };
     }
 
-    // SAFETY: a valid, aligned u64 in the map value.
+    // SAFETY: a valid, aligned u64 in the slot.
     if unsafe { core::ptr::read_volatile(&answer.version) } != trailer {
         // Overwritten under us: the packet may mix two answers.
         return Verdict::DropTorn;
+    }
+    // Tell the daemon the answer is in use (it reuses slots whose mark is
+    // clear). Written only when clear, so a hot slot's line stays clean.
+    // SAFETY: a byte of the slot; the daemon's writes of it race
+    // harmlessly with this one (either way the mark means "served lately").
+    unsafe {
+        let mark = &raw mut (*slot).referenced;
+        if core::ptr::read_volatile(mark) == 0 {
+            core::ptr::write_volatile(mark, 1);
+        }
     }
     if rewrite_headers(ctx, &hdrs, reply_len, dns_sum).is_none() {
         return Verdict::DropInternal;
     }
     Verdict::Tx
+}
+
+/// The slot holding the answer to `key`: the first of its two slots whose
+/// key matches, compared as two words. An empty slot's key has length zero
+/// and matches no question.
+#[inline(always)]
+fn find_answer(key: &AnswerKey, slot_mask: u32) -> Option<*mut Answer> {
+    for index in key.slots(slot_mask) {
+        let Some(slot) = DNS_ANSWERS.get_ptr_mut(index) else { continue };
+        // SAFETY: a slot of the array; array memory is never freed.
+        let answer = unsafe { &*slot };
+        // Start the misses on the slot's second and third lines together
+        // with the first, rather than one after another as the body and
+        // trailer are reached: under a spread-out mix each is a trip to
+        // memory.
+        // SAFETY: aligned u64s inside the slot (it is 13 lines long).
+        unsafe {
+            core::ptr::read_volatile(answer.data.as_ptr().add(64 - 40).cast::<u64>());
+            core::ptr::read_volatile(answer.data.as_ptr().add(128 - 40).cast::<u64>());
+        }
+        // SAFETY: aligned u64s of the slot.
+        let (hash, tail) = unsafe { (core::ptr::read_volatile(&answer.key.name_hash), core::ptr::read_volatile(key_tail(answer))) };
+        if hash == key.name_hash && tail == key.tail_word() {
+            return Some(slot);
+        }
+    }
+    None
+}
+
+/// The second word of a slot's key (qtype, qname length, padding).
+#[inline(always)]
+fn key_tail(answer: &Answer) -> *const u64 {
+    (&answer.key.qtype as *const u16).cast()
 }
 
 /// Ethernet, optional 802.1Q tag, IPv4 (no options, no fragments) or IPv6

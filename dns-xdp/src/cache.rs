@@ -23,6 +23,7 @@ use crate::{
     authority::Catalog,
     fastpath::FastPath,
     server::Counters,
+    table::Placement,
     wire::{PreparedAnswer, answer_key, map_entry},
 };
 
@@ -58,7 +59,8 @@ pub struct SyncReport {
     pub updated: usize,
     pub removed: usize,
     pub preloaded: usize,
-    pub failed: usize,
+    /// Answers to preload that found no room in the table.
+    pub left_out: usize,
 }
 
 pub struct CacheWriter {
@@ -139,23 +141,21 @@ impl CacheWriter {
             self.recent.clear();
         }
         self.recent.insert(key, Instant::now());
-        let inserted = self.put(&key, &value);
-        if inserted {
-            // May count an entry the LRU evicted and got back; an estimate.
-            self.stats.map_entries += 1;
-        }
-        inserted
+        self.put(&key, &value, true)
     }
 
-    fn put(&mut self, key: &AnswerKey, value: &Answer) -> bool {
-        match self.fast_path.insert(key, value) {
-            Ok(()) => {
+    /// Writes an answer into the table; false if it found no room (only
+    /// when `evict` is false).
+    fn put(&mut self, key: &AnswerKey, value: &Answer, evict: bool) -> bool {
+        let placed = self.fast_path.insert(key, value, evict);
+        self.stats.map_entries = self.fast_path.len() as u64;
+        match placed {
+            Placement::Replaced | Placement::Added | Placement::Evicted(_) => {
                 self.stats.map_inserts += 1;
                 true
             }
-            Err(err) => {
-                self.stats.map_updates_failed += 1;
-                tracing::warn!("{err:#}");
+            Placement::Full => {
+                self.stats.map_no_room += 1;
                 false
             }
         }
@@ -169,19 +169,9 @@ impl CacheWriter {
         self.generation = generation;
         let mut report = SyncReport::default();
         self.recent.clear();
-        let entries = match self.fast_path.entries() {
-            Ok(entries) => entries,
-            Err(err) => {
-                tracing::error!("{err:#}; the fast path is off until a reload succeeds");
-                let _ = self.fast_path.disable();
-                report.failed += 1;
-                return report;
-            }
-        };
-        // Keys in the map that now hold the new catalog's answer.
+        let entries = self.fast_path.entries();
+        // Keys in the table that now hold the new catalog's answer.
         let mut fresh_keys = HashSet::with_capacity(entries.len());
-        // An entry with old data could be neither replaced nor removed.
-        let mut stale = false;
         for (key, old) in &entries {
             self.maybe_heartbeat();
             let fresh = question_of(key, old)
@@ -198,34 +188,27 @@ impl CacheWriter {
                 Some((_, new)) if same_answer(&new, old) => {
                     fresh_keys.insert(*key);
                 }
-                Some((_, new)) if self.put(key, &new) => {
+                // Rewritten in its slot: a reader sees the old or the new
+                // answer, never a mix.
+                Some((_, new)) => {
+                    self.put(key, &new, false);
                     report.updated += 1;
                     fresh_keys.insert(*key);
                 }
-                // No new answer for it, or it could not be replaced: the old
-                // one must not stay.
-                _ => match self.fast_path.remove(key) {
-                    Ok(()) => report.removed += 1,
-                    Err(err) => {
-                        tracing::warn!("{err:#}");
-                        report.failed += 1;
-                        stale = true;
-                    }
-                },
+                // No new answer for it: the old one must not stay.
+                None => {
+                    self.fast_path.remove(key);
+                    report.removed += 1;
+                }
             }
         }
-        // Preloading more than the map holds would only evict what was just
-        // put there; the rest fills on demand.
-        let capacity = self.fast_path.capacity() as usize;
-        'zones: for (origin, mode) in preload {
+        // Preloading never evicts: what does not fit is cached as it is
+        // asked for, replacing answers not served lately.
+        for (origin, mode) in preload {
             if *mode == Preload::None {
                 continue;
             }
             for (qname, qtype) in catalog.preload_questions(origin) {
-                if fresh_keys.len() >= capacity {
-                    tracing::warn!(capacity, "the answer map is full; further answers are cached as they are asked for");
-                    break 'zones;
-                }
                 let Some(key) = answer_key(&qname, qtype) else { continue };
                 if fresh_keys.contains(&key) {
                     continue;
@@ -237,22 +220,25 @@ impl CacheWriter {
                 }
                 let Ok(prepared) = PreparedAnswer::encode(&qname, qtype, &answer) else { continue };
                 if let Some((key, value)) = map_entry(&qname, qtype, &prepared) {
-                    if self.put(&key, &value) {
+                    if self.put(&key, &value, false) {
                         report.preloaded += 1;
                         fresh_keys.insert(key);
                     } else {
-                        report.failed += 1;
+                        report.left_out += 1;
                     }
                 }
             }
         }
-        self.stats.map_entries = fresh_keys.len() as u64;
-        // Serve from the map only if it holds nothing older than the catalog.
-        let switched = if stale { self.fast_path.disable() } else { self.fast_path.enable() };
-        if stale {
-            tracing::error!("an old answer could not be removed from the map; the fast path is off until a reload succeeds");
+        if report.left_out > 0 {
+            tracing::warn!(
+                left_out = report.left_out,
+                slots = self.fast_path.capacity(),
+                held = self.fast_path.len(),
+                "the answer table has no room to preload every answer; the rest are cached as they are asked for (raise map_entries to about twice the answers to preload)"
+            );
         }
-        if let Err(err) = switched {
+        self.stats.map_entries = self.fast_path.len() as u64;
+        if let Err(err) = self.fast_path.enable() {
             tracing::error!("{err:#}");
         }
         report

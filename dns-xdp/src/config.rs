@@ -39,7 +39,9 @@ pub struct RunArgs {
     /// the skb is built (any interface). off: no XDP, the daemon answers all.
     #[arg(long, visible_alias = "xdp", value_enum, value_name = "MODE")]
     pub xdp_mode: Option<AttachMode>,
-    /// Capacity of the answer map (entries; ~850 bytes each)
+    /// Slots in the answer table, rounded up to a power of two (832 bytes
+    /// each). It holds about half as many answers before questions compete
+    /// for slots; then the answers served least lately are replaced
     /// [default: 65536].
     #[arg(long, value_name = "N")]
     pub map_entries: Option<u32>,

@@ -188,7 +188,7 @@ async fn serve_signals(args: &RunArgs, mut settings: Settings, mut zones: Loaded
                         zones = new_zones;
                         tracing::info!(
                             updated = report.updated, removed = report.removed, preloaded = report.preloaded,
-                            failed = report.failed, elapsed_ms = elapsed.as_millis() as u64, "reload done",
+                            left_out = report.left_out, elapsed_ms = elapsed.as_millis() as u64, "reload done",
                         );
                     }
                     Err(err) => tracing::error!("reload failed, still serving the previous data: {err:#}"),

@@ -15,6 +15,8 @@ use aya::{
 };
 use dns_xdp_common::{Answer, AnswerKey, Config, DaemonStats, ServiceKey, maps};
 
+use crate::table::{AnswerTable, Placement};
+
 /// The XDP object built by build.rs from the dns-xdp-ebpf crate.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dns-xdp"));
 
@@ -44,6 +46,7 @@ pub struct FastPathOptions {
     /// Interfaces to attach to (none for BPF_PROG_TEST_RUN only).
     pub ifaces: Vec<String>,
     pub mode: AttachMode,
+    /// Slots in the answer table; rounded up to a power of two.
     pub map_entries: u32,
     pub pin_dir: Option<PathBuf>,
     pub heartbeat_timeout: Duration,
@@ -55,10 +58,9 @@ pub struct FastPathOptions {
 /// Dropping it disables the fast path, detaches the program and removes the
 /// pins.
 pub struct FastPath {
-    answers: BpfHashMap<MapData, AnswerKey, Answer>,
+    answers: AnswerTable,
     config_map: Array<MapData, Config>,
     config: Config,
-    capacity: u32,
     _pins: Pins,
     ifaces: Vec<String>,
     // Last: owns the program and its link; dropped after the maps are done.
@@ -70,8 +72,9 @@ impl FastPath {
         if EBPF_OBJECT.is_empty() {
             bail!("this binary was built with AYA_BUILD_SKIP set and carries no XDP program; rebuild without it or run with --xdp-mode off");
         }
+        let slots = answer_slots(opts.map_entries)?;
         let mut ebpf = EbpfLoader::new()
-            .map_max_entries(maps::ANSWERS, opts.map_entries)
+            .map_max_entries(maps::ANSWERS, slots)
             .load(EBPF_OBJECT)
             .context("loading the XDP object (is this running as root, with BPF enabled in the kernel?)")?;
         let program: &mut Xdp = ebpf
@@ -90,14 +93,18 @@ impl FastPath {
                 .insert(service_key(*addr), 1, 0)
                 .with_context(|| format!("registering service address {addr}"))?;
         }
-        let answers = take_map(&mut ebpf, maps::ANSWERS)?;
+        let answers = match ebpf.take_map(maps::ANSWERS) {
+            Some(aya::maps::Map::Array(data)) => AnswerTable::new(data)?,
+            _ => bail!("map {} missing from the object, or not an array", maps::ANSWERS),
+        };
         let mut config_map: Array<MapData, Config> = take_map(&mut ebpf, maps::CONFIG)?;
         let config = Config {
             heartbeat_ns: monotonic_ns(),
             heartbeat_timeout_ns: u64::try_from(opts.heartbeat_timeout.as_nanos()).unwrap_or(u64::MAX),
             edns_udp_payload: opts.edns_udp_payload,
             enabled: 1,
-            _pad: [0; 5],
+            _pad: 0,
+            answer_slot_mask: answers.slot_mask(),
             daemon: DaemonStats::default(),
         };
         config_map.set(0, config, 0).context("writing the XDP configuration")?;
@@ -106,7 +113,6 @@ impl FastPath {
             answers,
             config_map,
             config,
-            capacity: opts.map_entries,
             _pins: pinned,
             ifaces: opts.ifaces.clone(),
             _ebpf: ebpf,
@@ -140,21 +146,29 @@ impl FastPath {
         Ok(())
     }
 
-    pub fn insert(&mut self, key: &AnswerKey, value: &Answer) -> anyhow::Result<()> {
-        self.answers.insert(key, value, 0).context("updating DNS_ANSWERS")
+    /// Puts an answer in the table, replacing another question's if both
+    /// of this one's slots are taken (and `evict` is set).
+    pub fn insert(&mut self, key: &AnswerKey, value: &Answer, evict: bool) -> Placement {
+        self.answers.insert(key, value, evict)
     }
 
-    /// Removes an entry; an entry already gone (evicted) is not an error.
-    pub fn remove(&mut self, key: &AnswerKey) -> anyhow::Result<()> {
-        match self.answers.remove(key) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(err) => Err(err).context("deleting from DNS_ANSWERS"),
-        }
+    /// Removes a question's answer; false if the table had none.
+    pub fn remove(&mut self, key: &AnswerKey) -> bool {
+        self.answers.remove(key)
     }
 
-    /// Entries the answer map holds at most.
+    /// Slots in the answer table.
     pub fn capacity(&self) -> u32 {
-        self.capacity
+        self.answers.slot_count()
+    }
+
+    /// Answers in the table.
+    pub fn len(&self) -> usize {
+        self.answers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.answers.is_empty()
     }
 
     /// The kernel's ID of the answering program (what `dns-xdp stats` and
@@ -164,14 +178,14 @@ impl FastPath {
         program.info().ok().map(|info| info.id())
     }
 
-    /// Every entry currently in the answer map. Entries evicted while the
-    /// map is walked are skipped.
-    pub fn entries(&self) -> anyhow::Result<Vec<(AnswerKey, Answer)>> {
-        self.answers
-            .iter()
-            .filter(|entry| !matches!(entry, Err(aya::maps::MapError::KeyNotFound)))
-            .collect::<Result<Vec<_>, _>>()
-            .context("reading DNS_ANSWERS")
+    /// Every answer in the table.
+    pub fn entries(&self) -> Vec<(AnswerKey, Answer)> {
+        self.answers.entries()
+    }
+
+    /// The answer the table holds for a question.
+    pub fn get(&self, key: &AnswerKey) -> Option<Answer> {
+        self.answers.get(key)
     }
 
     /// Refreshes the heartbeat and publishes the daemon's counters.
@@ -267,6 +281,18 @@ where
 {
     let map = ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing from the object"))?;
     T::try_from(map).with_context(|| format!("map {name} has an unexpected type"))
+}
+
+/// The answer table's slot count for `--map-entries`: the next power of two
+/// (the program finds a slot by masking a hash).
+fn answer_slots(map_entries: u32) -> anyhow::Result<u32> {
+    let slots = map_entries
+        .checked_next_power_of_two()
+        .ok_or_else(|| anyhow!("map_entries {map_entries} is too large (at most 2^31)"))?;
+    if slots != map_entries {
+        tracing::info!(map_entries, slots, "answer table size rounded up to a power of two");
+    }
+    Ok(slots)
 }
 
 pub fn service_key(addr: SocketAddr) -> ServiceKey {
@@ -372,8 +398,7 @@ pub struct InstanceStats {
     pub program_id: u32,
     pub xdp: std::collections::BTreeMap<&'static str, u64>,
     pub daemon: std::collections::BTreeMap<&'static str, u64>,
-    /// Bytes the kernel uses per DNS_ANSWERS entry (key + value + element
-    /// overhead, approximately) and the map's capacity.
+    /// Bytes of kernel memory per DNS_ANSWERS slot and the number of slots.
     pub answer_entry_bytes: u32,
     pub answer_capacity: u32,
 }
@@ -417,12 +442,9 @@ pub fn read_stats() -> anyhow::Result<Vec<InstanceStats>> {
             let config = map.get(&0, 0).context("reading DNS_CONFIG")?;
             daemon.extend(daemon_stats_fields(&config.daemon));
         }
-        let (answer_entry_bytes, answer_capacity) = by_name
-            .get(maps::ANSWERS)
-            // htab element: hlist node + hash + padding (~48 bytes), key and
-            // value rounded up to 8 bytes (kernel/bpf/hashtab.c).
-            .map(|(_, k, v, max)| (48 + k.next_multiple_of(8) + v.next_multiple_of(8), *max))
-            .unwrap_or_default();
+        // An array's slots are its values, back to back.
+        let (answer_entry_bytes, answer_capacity) =
+            by_name.get(maps::ANSWERS).map(|(_, _, v, max)| (*v, *max)).unwrap_or_default();
         out.push(InstanceStats { program_id: info.id(), xdp, daemon, answer_entry_bytes, answer_capacity });
     }
     Ok(out)
@@ -459,6 +481,6 @@ fn daemon_stats_fields(s: &DaemonStats) -> [(&'static str, u64); 8] {
         ("dropped", s.dropped),
         ("map_entries", s.map_entries),
         ("map_inserts", s.map_inserts),
-        ("map_updates_failed", s.map_updates_failed),
+        ("map_no_room", s.map_no_room),
     ]
 }

@@ -2,8 +2,8 @@
 //! XDP program at the NIC driver.
 //!
 //! The daemon is the reference for every answer ([`wire`]); the XDP program
-//! serves copies of its prepared answers from a map the [`cache`] writer
-//! keeps in line with the zone data.
+//! serves copies of its prepared answers from a [`table`] the [`cache`]
+//! writer keeps in line with the zone data.
 
 pub mod authority;
 pub mod benchprog;
@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod fastpath;
 pub mod frame;
 pub mod server;
+pub mod table;
 pub mod udp;
 pub mod wire;
 pub mod zone;

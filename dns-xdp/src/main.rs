@@ -120,10 +120,11 @@ fn stats(json: bool) -> anyhow::Result<()> {
             println!("    {name:<22} {value}");
         }
         println!(
-            "  answer map: capacity {} entries, ~{} bytes per entry (~{} MiB when full)",
+            "  answer table: {} slots of {} bytes ({} MiB, allocated in full); {} answers held",
             inst.answer_capacity,
             inst.answer_entry_bytes,
-            u64::from(inst.answer_capacity) * u64::from(inst.answer_entry_bytes) / (1 << 20)
+            u64::from(inst.answer_capacity) * u64::from(inst.answer_entry_bytes) / (1 << 20),
+            inst.daemon.get("map_entries").copied().unwrap_or_default(),
         );
     }
     Ok(())

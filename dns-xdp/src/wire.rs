@@ -118,17 +118,6 @@ impl PreparedAnswer {
     }
 }
 
-/// A number for each map value written, so the fast path can tell a value
-/// overwritten while it read it (see [`common::Answer`]). Unique: a counter
-/// times an odd constant is a bijection on 64 bits, and never zero. Spread
-/// over all 64 bits: the trailer's position depends on the lengths, so the
-/// bytes a torn read finds there may be another value's qname or body, and a
-/// small counter (mostly zero bytes) would be a plausible pattern in those.
-fn next_answer_version() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
 /// The map key for a question.
 pub fn answer_key(qname: &Name, qtype: RecordType) -> Option<AnswerKey> {
     let wire_name = lower_wire_name(qname)?;
@@ -150,7 +139,8 @@ pub fn map_entry(qname: &Name, qtype: RecordType, prepared: &PreparedAnswer) -> 
         nscount: prepared.nscount,
         arcount: prepared.arcount,
     };
-    let value = common::Answer::new(next_answer_version(), header, &wire_name, &prepared.body)?;
+    // The table stamps each slot write with its own version.
+    let value = common::Answer::new(0, key, header, &wire_name, &prepared.body)?;
     Some((key, value))
 }
 
