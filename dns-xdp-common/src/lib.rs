@@ -120,7 +120,7 @@ impl AnswerKey {
     /// The two slots of `DNS_ANSWERS` that may hold this question's answer,
     /// for a table of `slot_mask + 1` slots (a power of two). Two choices
     /// per question let the daemon place nearly every question of a table
-    /// filled to half, where one choice would leave a sixth of them out at
+    /// filled to half, where one choice would leave a fifth of them out at
     /// that load; the fast path reads the first slot, and the second only
     /// when the first holds another question.
     ///
