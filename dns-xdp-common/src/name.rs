@@ -34,8 +34,9 @@ pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 pub const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// One step of the name hash over a folded word (FNV-1a style, a word at a
-/// time). Only exact equality matters: the map's own hash spreads the key,
-/// and a collision costs a miss, never a wrong answer.
+/// time). It is built for equality only, not spread: the answer table mixes
+/// it before choosing slots ([`crate::AnswerKey::slots`]), and a collision
+/// costs a miss, never a wrong answer.
 #[inline(always)]
 pub const fn hash_word(hash: u64, folded: u64) -> u64 {
     (hash ^ folded).wrapping_mul(FNV_PRIME)
