@@ -19,7 +19,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_xdp_common::{
-    ANSWER_DATA_LEN, Answer, AnswerKey, CLASS_IN, Config, MAX_BODY_LEN, MAX_QNAME_LEN, MAX_QUERY_LEN,
+    ANSWER_DATA_LEN, ANSWER_LEN, Answer, AnswerKey, CLASS_IN, Config, MAX_BODY_LEN, MAX_QNAME_LEN, MAX_QUERY_LEN,
     MIN_UDP_PAYLOAD, OPT_RR_LEN, ServiceKey, XdpStats, checksum, edns, flags, name, opt_record,
     reply_flags, udp_reply_limit,
 };
@@ -406,8 +406,8 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     }
 
     // Look the answer up before parsing EDNS: under a spread-out query mix
-    // the element is a cache miss, and the CPU can run the EDNS checks
-    // while it waits.
+    // the slot is a cache miss, and the CPU can run the EDNS checks while
+    // it waits.
     let key = AnswerKey { name_hash: hash, qtype, qname_len: qname_len as u16, _pad: 0 };
     let Some(slot) = find_answer(&key, config.answer_slot_mask) else { return Verdict::Pass(Pass::Miss) };
 
@@ -621,10 +621,10 @@ fn find_answer(key: &AnswerKey, slot_mask: u32) -> Option<*mut Answer> {
         // with the first, rather than one after another as the body and
         // trailer are reached: under a spread-out mix each is a trip to
         // memory.
-        // SAFETY: aligned u64s inside the slot (it is 13 lines long).
+        // SAFETY: aligned u64s inside the slot (its length is asserted below find_answer).
         unsafe {
-            core::ptr::read_volatile(answer.data.as_ptr().add(64 - 40).cast::<u64>());
-            core::ptr::read_volatile(answer.data.as_ptr().add(128 - 40).cast::<u64>());
+            core::ptr::read_volatile(answer.data.as_ptr().add(CACHE_LINE - SLOT_DATA_OFFSET).cast::<u64>());
+            core::ptr::read_volatile(answer.data.as_ptr().add(2 * CACHE_LINE - SLOT_DATA_OFFSET).cast::<u64>());
         }
         // SAFETY: aligned u64s of the slot.
         let (hash, tail) = unsafe { (core::ptr::read_volatile(&answer.key.name_hash), core::ptr::read_volatile(key_tail(answer))) };
@@ -634,6 +634,12 @@ fn find_answer(key: &AnswerKey, slot_mask: u32) -> Option<*mut Answer> {
     }
     None
 }
+
+const CACHE_LINE: usize = 64;
+/// Where `data` starts in a slot; the slots themselves start on a line.
+const SLOT_DATA_OFFSET: usize = core::mem::offset_of!(Answer, data);
+/// find_answer touches the slot's first three lines.
+const _: () = assert!(ANSWER_LEN >= 3 * CACHE_LINE && SLOT_DATA_OFFSET < CACHE_LINE);
 
 /// The second word of a slot's key (qtype, qname length, padding).
 #[inline(always)]
