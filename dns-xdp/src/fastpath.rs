@@ -157,6 +157,11 @@ impl FastPath {
         self.answers.remove(key)
     }
 
+    /// The kernel's ID of the answer table's map.
+    pub fn answer_map_id(&self) -> Option<u32> {
+        self.answers.map_id()
+    }
+
     /// Slots in the answer table.
     pub fn capacity(&self) -> u32 {
         self.answers.slot_count()

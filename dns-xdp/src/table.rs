@@ -51,7 +51,7 @@ pub struct AnswerTable {
     occupied: usize,
     /// Keeps the map (and so the mapping's backing) alive; `None` for the
     /// anonymous memory unit tests use.
-    _map: Option<MapData>,
+    map: Option<MapData>,
 }
 
 // SAFETY: the table is only used from the thread that owns it; the raw
@@ -92,7 +92,13 @@ impl AnswerTable {
             return Err(std::io::Error::last_os_error().into());
         }
         let slots = NonNull::new(addr.cast::<Answer>()).context("mmap returned null")?;
-        Ok(Self { slots, slot_count, mapped_len, occupied: 0, _map: map })
+        Ok(Self { slots, slot_count, mapped_len, occupied: 0, map })
+    }
+
+    /// The kernel's ID of the map (for `bpftool map dump id N`, or for a
+    /// second handle on the same table); `None` for anonymous memory.
+    pub fn map_id(&self) -> Option<u32> {
+        self.map.as_ref()?.info().ok().map(|info| info.id())
     }
 
     /// The value of `DNS_CONFIG`'s `answer_slot_mask`.

@@ -259,6 +259,66 @@ fn answers_in_either_slot_are_served_and_unserved_ones_replaced_first() {
     assert_eq!(ask(&mut rig, &first).0, XDP_PASS, "a replaced answer is left to the daemon");
 }
 
+#[test]
+fn answers_rewritten_while_served_are_never_mixed() {
+    let mut rig = Rig::new(&["zones/example.test.zone"]);
+    let qname = Name::from_ascii("www.example.test.").expect("name");
+    let prepared = PreparedAnswer::encode(&qname, RecordType::A, &rig.catalog.lookup(&qname, RecordType::A)).expect("encodes");
+    let (key, original) = map_entry(&qname, RecordType::A, &prepared).expect("fits");
+    // Another answer to the same question: one byte shorter, every byte
+    // different, so any mix of the two shows in the reply.
+    let body: Vec<u8> = original.body()[1..].iter().map(|b| !b).collect();
+    let variant = Answer::new(0, key, original.header(), original.qname(), &body).expect("fits");
+    let frame = udp_frame(&Endpoints::v4(53), &query("www.example.test.", RecordType::A, EdnsCase::None, 0x77), None, 0);
+    let mut reply_with = |rig: &mut Rig, value: &Answer| {
+        rig.writer.fast_path_mut().insert(&key, value, false);
+        let (action, reply) = rig.run(&frame);
+        assert_eq!(action, XDP_TX);
+        reply
+    };
+    let expected = [reply_with(&mut rig, &original), reply_with(&mut rig, &variant)];
+    assert_ne!(expected[0], expected[1]);
+
+    // A second writer on the same table, as the daemon's writer thread is,
+    // rewrites the slot back and forth while the program serves it.
+    let map_id = rig.writer.fast_path().answer_map_id().expect("a kernel map");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let map = aya::maps::MapData::from_id(map_id).expect("open the table by id");
+            let mut table = dns_xdp::table::AnswerTable::new(map).expect("map the table");
+            let mut writes = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && writes < 50_000_000 {
+                let value = if writes % 2 == 0 { &original } else { &variant };
+                assert_eq!(table.insert(&key, value, false), Placement::Replaced);
+                writes += 1;
+            }
+            writes
+        })
+    };
+    let (mut served, mut torn) = ([0u32; 2], 0u32);
+    let started = std::time::Instant::now();
+    for _ in 0..100_000 {
+        if started.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        let (action, reply) = rig.run(&frame);
+        match action {
+            XDP_TX => match expected.iter().position(|e| *e == reply) {
+                Some(which) => served[which] += 1,
+                None => panic!("a reply mixing two answers was sent: {reply:02x?}"),
+            },
+            XDP_DROP => torn += 1,
+            other => panic!("action {other}"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().expect("writer");
+    eprintln!("{writes} rewrites; served {served:?}; dropped as torn {torn}");
+    assert!(served[0] > 0 && served[1] > 0, "both answers were served while rewritten: {served:?}");
+}
+
 /// One row of the verdict table: a frame and what the program must do.
 struct Case {
     name: &'static str,
