@@ -167,7 +167,9 @@ impl AnswerKey {
 /// reads the key and lengths, then the trailer they locate, then the key and
 /// lengths again (equal, or the trailer it read may be another write's),
 /// everything else, and `version` last: a trailer equal to `version` means
-/// nothing it read was overwritten in between.
+/// nothing it read was overwritten in between. The reader's volatile loads
+/// carry no barriers: the argument relies on loads not passing earlier
+/// loads, as on x86-64; a weakly ordered CPU would need load-acquire there.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Answer {
