@@ -120,10 +120,10 @@ fn stats(json: bool) -> anyhow::Result<()> {
             println!("    {name:<22} {value}");
         }
         println!(
-            "  answer table: {} slots of {} bytes ({} MiB, allocated in full); {} answers held",
+            "  answer table: {} slots of {} bytes ({:.1} MiB, allocated in full); {} answers held",
             inst.answer_capacity,
             inst.answer_entry_bytes,
-            u64::from(inst.answer_capacity) * u64::from(inst.answer_entry_bytes) / (1 << 20),
+            f64::from(inst.answer_capacity) * f64::from(inst.answer_entry_bytes) / f64::from(1 << 20),
             inst.daemon.get("map_entries").copied().unwrap_or_default(),
         );
     }
