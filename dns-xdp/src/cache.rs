@@ -141,13 +141,13 @@ impl CacheWriter {
             self.recent.clear();
         }
         self.recent.insert(key, Instant::now());
-        self.put(&key, &value, true)
+        self.put(&value, true)
     }
 
     /// Writes an answer into the table; false if it found no room (only
     /// when `evict` is false).
-    fn put(&mut self, key: &AnswerKey, value: &Answer, evict: bool) -> bool {
-        let placed = self.fast_path.insert(key, value, evict);
+    fn put(&mut self, value: &Answer, evict: bool) -> bool {
+        let placed = self.fast_path.insert(value, evict);
         self.stats.map_entries = self.fast_path.len() as u64;
         match placed {
             Placement::Replaced | Placement::Added | Placement::Evicted(_) => {
@@ -162,9 +162,9 @@ impl CacheWriter {
     }
 
     /// Rewrites every entry from `catalog`: entries whose answer changed are
-    /// replaced whole (one map update per question, so a reader sees the old
-    /// or the new answer, never a mix), entries no longer servable removed,
-    /// then the preload set added.
+    /// rewritten in their slot (a reader sees the old or the new answer,
+    /// never a mix), entries no longer servable removed, then the preload
+    /// set added.
     pub fn sync(&mut self, catalog: &Catalog, generation: u64, preload: &[(Name, Preload)]) -> SyncReport {
         self.generation = generation;
         let mut report = SyncReport::default();
@@ -172,9 +172,10 @@ impl CacheWriter {
         let entries = self.fast_path.entries();
         // Keys in the table that now hold the new catalog's answer.
         let mut fresh_keys = HashSet::with_capacity(entries.len());
-        for (key, old) in &entries {
+        for old in &entries {
+            let key = &old.key;
             self.maybe_heartbeat();
-            let fresh = question_of(key, old)
+            let fresh = question_of(old)
                 .and_then(|(qname, qtype)| {
                     let answer = catalog.lookup(&qname, qtype);
                     if !answer.fast_path_servable() {
@@ -191,7 +192,7 @@ impl CacheWriter {
                 // Rewritten in its slot: a reader sees the old or the new
                 // answer, never a mix.
                 Some((_, new)) => {
-                    self.put(key, &new, false);
+                    self.put(&new, false);
                     report.updated += 1;
                     fresh_keys.insert(*key);
                 }
@@ -220,7 +221,7 @@ impl CacheWriter {
                 }
                 let Ok(prepared) = PreparedAnswer::encode(&qname, qtype, &answer) else { continue };
                 if let Some((key, value)) = map_entry(&qname, qtype, &prepared) {
-                    if self.put(&key, &value, false) {
+                    if self.put(&value, false) {
                         report.preloaded += 1;
                         fresh_keys.insert(key);
                     } else {
@@ -246,9 +247,9 @@ impl CacheWriter {
 }
 
 /// The question an entry answers, rebuilt from the entry itself.
-fn question_of(key: &AnswerKey, value: &Answer) -> Option<(Name, RecordType)> {
+fn question_of(value: &Answer) -> Option<(Name, RecordType)> {
     let name = Name::from_bytes(value.qname()).ok()?;
-    Some((name, RecordType::from(key.qtype)))
+    Some((name, RecordType::from(value.key.qtype)))
 }
 
 fn same_answer(a: &Answer, b: &Answer) -> bool {

@@ -148,8 +148,8 @@ impl FastPath {
 
     /// Puts an answer in the table, replacing another question's if both
     /// of this one's slots are taken (and `evict` is set).
-    pub fn insert(&mut self, key: &AnswerKey, value: &Answer, evict: bool) -> Placement {
-        self.answers.insert(key, value, evict)
+    pub fn insert(&mut self, value: &Answer, evict: bool) -> Placement {
+        self.answers.insert(value, evict)
     }
 
     /// Removes a question's answer; false if the table had none.
@@ -184,7 +184,7 @@ impl FastPath {
     }
 
     /// Every answer in the table.
-    pub fn entries(&self) -> Vec<(AnswerKey, Answer)> {
+    pub fn entries(&self) -> Vec<Answer> {
         self.answers.entries()
     }
 

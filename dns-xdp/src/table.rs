@@ -119,12 +119,12 @@ impl AnswerTable {
         self.occupied == 0
     }
 
-    /// Puts `value` in the table as the answer to `key`, replacing the one
-    /// there. With `evict` false, a question with no free slot (even after
-    /// moving others) is left out; with `evict` true, a question is dropped
-    /// to make room for it.
-    pub fn insert(&mut self, key: &AnswerKey, value: &Answer, evict: bool) -> Placement {
-        debug_assert_eq!(&value.key, key);
+    /// Puts `value` in the table as the answer to its question
+    /// (`value.key`), replacing the one there. With `evict` false, a
+    /// question with no free slot (even after moving others) is left out;
+    /// with `evict` true, a question is dropped to make room for it.
+    pub fn insert(&mut self, value: &Answer, evict: bool) -> Placement {
+        let key = &value.key;
         if let Some(slot) = self.find(key) {
             self.write(slot, value);
             return Placement::Replaced;
@@ -174,15 +174,10 @@ impl AnswerTable {
         self.find(key).map(|slot| self.read(slot))
     }
 
-    /// Copies of every answer in the table.
-    pub fn entries(&self) -> Vec<(AnswerKey, Answer)> {
-        (0..self.slot_count)
-            .filter(|slot| !self.is_free(*slot))
-            .map(|slot| {
-                let value = self.read(slot);
-                (value.key, value)
-            })
-            .collect()
+    /// Copies of every answer in the table (each knows its question,
+    /// `key`).
+    pub fn entries(&self) -> Vec<Answer> {
+        (0..self.slot_count).filter(|slot| !self.is_free(*slot)).map(|slot| self.read(slot)).collect()
     }
 
     fn find(&self, key: &AnswerKey) -> Option<u32> {
@@ -266,14 +261,13 @@ impl AnswerTable {
         value.referenced = 0;
         let trailer_at = core::mem::offset_of!(Answer, data)
             + Answer::trailer_offset(value.qname().len(), value.body().len());
-        value.version = version;
         let at = self.slot_ptr(slot);
         // SAFETY: `at` is a slot of the mapping and every offset is within
         // it: the trailer ends inside `data`.
         unsafe {
             ptr::write_volatile(&raw mut (*at).version, version);
             fence(Ordering::SeqCst);
-            // The trailer itself is stored last, from `version`.
+            // Everything between `version` and the trailer, from the value.
             let src = (&raw const value).cast::<u8>();
             let dst = at.cast::<u8>();
             let from = core::mem::size_of::<u64>();
@@ -338,8 +332,8 @@ mod tests {
     fn every_question_fits_up_to_nearly_half_the_slots() {
         let mut table = AnswerTable::anonymous(4096);
         let questions: Vec<_> = (0..1900).map(|i| question(i, 1)).collect();
-        for (key, value) in &questions {
-            assert_eq!(table.insert(key, value, false), Placement::Added);
+        for (_, value) in &questions {
+            assert_eq!(table.insert(value, false), Placement::Added);
         }
         assert_eq!(table.len(), questions.len());
         // Moves along the way kept every answer findable and intact.
@@ -354,15 +348,15 @@ mod tests {
         let mut table = AnswerTable::anonymous(64);
         let (key, value) = question(1, 1);
         let (_, other) = question(2, 1);
-        assert_eq!(table.insert(&key, &value, false), Placement::Added);
+        assert_eq!(table.insert(&value, false), Placement::Added);
         let mut changed = value;
         changed.body_mut().copy_from_slice(&other.body()[..4]);
-        assert_eq!(table.insert(&key, &changed, false), Placement::Replaced);
+        assert_eq!(table.insert(&changed, false), Placement::Replaced);
         assert_eq!(served(&table, &key), Some(2));
         assert_eq!(table.len(), 1);
         // Another type of the same name is another question.
-        let (aaaa, aaaa_value) = question(1, 28);
-        assert_eq!(table.insert(&aaaa, &aaaa_value, false), Placement::Added);
+        let (_, aaaa_value) = question(1, 28);
+        assert_eq!(table.insert(&aaaa_value, false), Placement::Added);
         assert_eq!(table.len(), 2);
     }
 
@@ -370,13 +364,13 @@ mod tests {
     fn removed_questions_are_gone_and_their_slots_reused() {
         let mut table = AnswerTable::anonymous(8);
         let (key, value) = question(1, 1);
-        table.insert(&key, &value, false);
+        table.insert(&value, false);
         assert!(table.remove(&key));
         assert!(!table.remove(&key));
         assert_eq!(table.get(&key).map(|_| ()), None);
         assert!(table.is_empty());
         assert!(table.entries().is_empty());
-        assert_eq!(table.insert(&key, &value, false), Placement::Added);
+        assert_eq!(table.insert(&value, false), Placement::Added);
     }
 
     #[test]
@@ -386,21 +380,21 @@ mod tests {
         let (first, first_value) = question(1, 1);
         let (second, second_value) = question(2, 1);
         let (third, third_value) = question(3, 1);
-        table.insert(&first, &first_value, true);
-        table.insert(&second, &second_value, true);
-        assert_eq!(table.insert(&third, &third_value, false), Placement::Full);
+        table.insert(&first_value, true);
+        table.insert(&second_value, true);
+        assert_eq!(table.insert(&third_value, false), Placement::Full);
         // The fast path marks the first as served.
         let slot = table.find(&first).expect("present");
         // SAFETY: a byte of a slot of the table's memory.
         unsafe { ptr::write_volatile(&raw mut (*table.slot_ptr(slot)).referenced, 1) };
-        assert_eq!(table.insert(&third, &third_value, true), Placement::Evicted(second));
+        assert_eq!(table.insert(&third_value, true), Placement::Evicted(second));
         assert_eq!(served(&table, &first), Some(1));
         assert_eq!(served(&table, &third), Some(3));
         assert_eq!(table.get(&second).map(|_| ()), None);
         // Neither is marked now: the next newcomer takes one of them, and
         // the table still holds two answers.
         let (fourth, fourth_value) = question(4, 1);
-        assert!(matches!(table.insert(&fourth, &fourth_value, true), Placement::Evicted(_)));
+        assert!(matches!(table.insert(&fourth_value, true), Placement::Evicted(_)));
         assert_eq!(table.len(), 2);
         assert_eq!(served(&table, &fourth), Some(4));
     }
@@ -409,9 +403,9 @@ mod tests {
     fn a_written_slot_ends_with_its_version() {
         let mut table = AnswerTable::anonymous(16);
         let (key, value) = question(7, 1);
-        table.insert(&key, &value, false);
+        table.insert(&value, false);
         let first = table.get(&key).expect("present");
-        table.insert(&key, &value, false);
+        table.insert(&value, false);
         let second = table.get(&key).expect("present");
         assert_eq!(first.version, first.trailer());
         assert_eq!(second.version, second.trailer());

@@ -199,11 +199,11 @@ fn a_corrupted_entry_is_noticed() {
     // would: the differential check must report exactly that question.
     let fast_path = rig.writer.fast_path_mut();
     let entries = fast_path.entries();
-    let (key, mut value) = entries.into_iter().find(|(k, _)| k.qtype == u16::from(RecordType::A)).expect("an A entry");
+    let mut value = entries.into_iter().find(|v| v.key.qtype == u16::from(RecordType::A)).expect("an A entry");
     let body = value.body_mut();
     let last = body.len() - 1;
     body[last] ^= 0x01;
-    assert_eq!(fast_path.insert(&key, &value, false), Placement::Replaced);
+    assert_eq!(fast_path.insert(&value, false), Placement::Replaced);
     let (_, _, diffs) = differences(&mut rig, "example.test.");
     assert!(!diffs.is_empty(), "a corrupted answer went unnoticed");
     assert!(diffs.iter().all(|d| d.to_ascii_lowercase().contains(" a ")), "only A answers differ: {diffs:?}");
@@ -245,15 +245,15 @@ fn answers_in_either_slot_are_served_and_unserved_ones_replaced_first() {
         (action, Some(()))
     };
     let fast_path = rig.writer.fast_path_mut();
-    assert_eq!(fast_path.insert(&first.2, &first.3, true), Placement::Added);
-    assert_eq!(fast_path.insert(&second.2, &second.3, true), Placement::Added);
+    assert_eq!(fast_path.insert(&first.3, true), Placement::Added);
+    assert_eq!(fast_path.insert(&second.3, true), Placement::Added);
     // The second question's answer sits in its other slot.
     assert_eq!(ask(&mut rig, &second).0, XDP_TX);
     assert_eq!(rig.writer.fast_path().get(&second.2).expect("held").referenced, 1, "a served answer is marked");
     assert_eq!(rig.writer.fast_path().get(&first.2).expect("held").referenced, 0);
     // The table is full; the answer not served since it was written goes.
     let fast_path = rig.writer.fast_path_mut();
-    assert_eq!(fast_path.insert(&third.2, &third.3, true), Placement::Evicted(first.2));
+    assert_eq!(fast_path.insert(&third.3, true), Placement::Evicted(first.2));
     assert_eq!(ask(&mut rig, &second).0, XDP_TX);
     assert_eq!(ask(&mut rig, &third).0, XDP_TX);
     assert_eq!(ask(&mut rig, &first).0, XDP_PASS, "a replaced answer is left to the daemon");
@@ -270,8 +270,8 @@ fn answers_rewritten_while_served_are_never_mixed() {
     let body: Vec<u8> = original.body()[1..].iter().map(|b| !b).collect();
     let variant = Answer::new(0, key, original.header(), original.qname(), &body).expect("fits");
     let frame = udp_frame(&Endpoints::v4(53), &query("www.example.test.", RecordType::A, EdnsCase::None, 0x77), None, 0);
-    let mut reply_with = |rig: &mut Rig, value: &Answer| {
-        rig.writer.fast_path_mut().insert(&key, value, false);
+    let reply_with = |rig: &mut Rig, value: &Answer| {
+        rig.writer.fast_path_mut().insert(value, false);
         let (action, reply) = rig.run(&frame);
         assert_eq!(action, XDP_TX);
         reply
@@ -290,8 +290,8 @@ fn answers_rewritten_while_served_are_never_mixed() {
             let mut table = dns_xdp::table::AnswerTable::new(map).expect("map the table");
             let mut writes = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && writes < 50_000_000 {
-                let value = if writes % 2 == 0 { &original } else { &variant };
-                assert_eq!(table.insert(&key, value, false), Placement::Replaced);
+                let value = if writes.is_multiple_of(2) { &original } else { &variant };
+                assert_eq!(table.insert(value, false), Placement::Replaced);
                 writes += 1;
             }
             writes
