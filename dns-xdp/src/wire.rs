@@ -59,8 +59,6 @@ impl Default for ReplySettings {
     }
 }
 
-
-
 /// The question-dependent part of a reply; see the module docs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreparedAnswer {
