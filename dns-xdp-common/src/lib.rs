@@ -205,7 +205,8 @@ const ANSWER_FIXED_LEN: usize = 40;
 /// Size of an [`Answer`]: room for the longest qname and body and the
 /// trailer, rounded up to whole cache lines, so that in the page-aligned
 /// memory of a mappable array every slot starts on a line.
-pub const ANSWER_LEN: usize = (ANSWER_FIXED_LEN + Answer::trailer_offset(MAX_QNAME_LEN, MAX_BODY_LEN) + 8).next_multiple_of(64);
+pub const ANSWER_LEN: usize =
+    (ANSWER_FIXED_LEN + Answer::trailer_offset(MAX_QNAME_LEN, MAX_BODY_LEN) + 8).next_multiple_of(64);
 /// Size of an [`Answer`]'s `data`.
 pub const ANSWER_DATA_LEN: usize = ANSWER_LEN - ANSWER_FIXED_LEN;
 const _: () = assert!(core::mem::size_of::<Answer>() == ANSWER_LEN);
@@ -489,7 +490,12 @@ mod tests {
     fn a_question_has_two_different_slots_in_range() {
         for mask in [1u32, 0xff, 0xffff, 0x3_ffff] {
             for i in 0..1000u64 {
-                let key = AnswerKey { name_hash: i.wrapping_mul(0x1234_5678_9abc_def1), qtype: (i % 300) as u16, qname_len: 20, _pad: 0 };
+                let key = AnswerKey {
+                    name_hash: i.wrapping_mul(0x1234_5678_9abc_def1),
+                    qtype: (i % 300) as u16,
+                    qname_len: 20,
+                    _pad: 0,
+                };
                 let [a, b] = key.slots(mask);
                 assert!(a <= mask && b <= mask);
                 assert_ne!(a, b);
@@ -517,7 +523,8 @@ mod tests {
             let len = 5 + digits + rest.len();
             wire[5 + digits..len].copy_from_slice(rest);
             for qtype in [1u16, 28] {
-                let key = AnswerKey { name_hash: name::hash_lower(&wire[..len]), qtype, qname_len: len as u16, _pad: 0 };
+                let key =
+                    AnswerKey { name_hash: name::hash_lower(&wire[..len]), qtype, qname_len: len as u16, _pad: 0 };
                 let slot = key.slots(SLOTS as u32 - 1)[0] as usize;
                 used[slot / 64] |= 1 << (slot % 64);
                 questions += 1;

@@ -8,20 +8,19 @@
 #![no_main]
 
 use aya_ebpf::{
-    bindings::xdp_action,
     bindings::BPF_F_MMAPABLE,
+    bindings::xdp_action,
     btf_maps::{Array, HashMap, PerCpuArray},
     helpers::{
-        bpf_ktime_get_coarse_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
-        bpf_xdp_store_bytes,
+        bpf_ktime_get_coarse_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
     },
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
 use dns_xdp_common::{
     ANSWER_DATA_LEN, ANSWER_LEN, Answer, AnswerKey, CLASS_IN, Config, MAX_BODY_LEN, MAX_QNAME_LEN, MAX_QUERY_LEN,
-    MIN_UDP_PAYLOAD, OPT_RR_LEN, ServiceKey, XdpStats, checksum, edns, flags, name, opt_record,
-    reply_flags, udp_reply_limit,
+    MIN_UDP_PAYLOAD, OPT_RR_LEN, ServiceKey, XdpStats, checksum, edns, flags, name, opt_record, reply_flags,
+    udp_reply_limit,
 };
 
 /// Precomputed answers: a table of slots the daemon maps into its memory and
@@ -300,12 +299,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     // SAFETY: the helper bounds-checks against the packet; the length is
     // 12..=MAX_QUERY_LEN, the size of the destination.
     let loaded = unsafe {
-        bpf_xdp_load_bytes(
-            ctx.ctx,
-            hdrs.dns_off as u32,
-            scratch.msg.as_mut_ptr().add(MSG_SHIFT).cast(),
-            dns_len as u32,
-        )
+        bpf_xdp_load_bytes(ctx.ctx, hdrs.dns_off as u32, scratch.msg.as_mut_ptr().add(MSG_SHIFT).cast(), dns_len as u32)
     };
     if loaded != 0 {
         return Verdict::DropInternal;
@@ -317,11 +311,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
         // A response sent to the service port: nobody is to answer it.
         return Verdict::DropMalformed;
     }
-    if query_flags & (flags::OPCODE | flags::TC) != 0
-        || be16(msg, 4) != 1
-        || be16(msg, 6) != 0
-        || be16(msg, 8) != 0
-    {
+    if query_flags & (flags::OPCODE | flags::TC) != 0 || be16(msg, 4) != 1 || be16(msg, 6) != 0 || be16(msg, 8) != 0 {
         return Verdict::Pass(Pass::Header);
     }
     let arcount = be16(msg, 10);
@@ -489,7 +479,8 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
         }
         // SAFETY: the qname starts `data`, at an 8-aligned offset of the
         // value, and `data` is longer than QNAME_WORDS words.
-        let stored = unsafe { core::ptr::read_volatile(answer.data.as_ptr().add(8 * (i & (QNAME_WORDS - 1))) as *const u64) };
+        let stored =
+            unsafe { core::ptr::read_volatile(answer.data.as_ptr().add(8 * (i & (QNAME_WORDS - 1))) as *const u64) };
         // The body follows the qname in the same word.
         let stored = stored & name::word_mask(qname_len - 8 * i);
         if stored != scratch.lname[i & (QNAME_WORDS - 1)] {
@@ -627,7 +618,8 @@ fn find_answer(key: &AnswerKey, slot_mask: u32) -> Option<*mut Answer> {
             core::ptr::read_volatile(answer.data.as_ptr().add(2 * CACHE_LINE - SLOT_DATA_OFFSET).cast::<u64>());
         }
         // SAFETY: aligned u64s of the slot.
-        let (hash, tail) = unsafe { (core::ptr::read_volatile(&answer.key.name_hash), core::ptr::read_volatile(key_tail(answer))) };
+        let (hash, tail) =
+            unsafe { (core::ptr::read_volatile(&answer.key.name_hash), core::ptr::read_volatile(key_tail(answer))) };
         if hash == key.name_hash && tail == key.tail_word() {
             return Some(slot);
         }
@@ -818,9 +810,8 @@ fn rewrite_headers(ctx: &XdpContext, hdrs: &Headers, reply_len: usize, dns_sum: 
     let len = udp_len.to_be_bytes();
     udp[4] = len[0];
     udp[5] = len[1];
-    let udp_sum = u16::from_be_bytes([udp[0], udp[1]]) as u32
-        + u16::from_be_bytes([udp[2], udp[3]]) as u32
-        + udp_len as u32;
+    let udp_sum =
+        u16::from_be_bytes([udp[0], udp[1]]) as u32 + u16::from_be_bytes([udp[2], udp[3]]) as u32 + udp_len as u32;
     let csum = checksum::finish(pseudo_sum + udp_sum + dns_sum).to_be_bytes();
     udp[6] = csum[0];
     udp[7] = csum[1];

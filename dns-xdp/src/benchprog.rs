@@ -100,10 +100,8 @@ pub fn run(runs: u32) -> anyhow::Result<Vec<CaseResult>> {
 
     // The bounce program on the short query: the floor of any XDP answer.
     let mut ebpf = Ebpf::load(EBPF_OBJECT).context("loading the XDP object")?;
-    let mut services: aya::maps::HashMap<aya::maps::MapData, dns_xdp_common::ServiceKey, u8> = ebpf
-        .take_map(dns_xdp_common::maps::SERVICES)
-        .ok_or_else(|| anyhow!("no services map"))?
-        .try_into()?;
+    let mut services: aya::maps::HashMap<aya::maps::MapData, dns_xdp_common::ServiceKey, u8> =
+        ebpf.take_map(dns_xdp_common::maps::SERVICES).ok_or_else(|| anyhow!("no services map"))?.try_into()?;
     services.insert(crate::fastpath::service_key(service), 1, 0)?;
     let bounce: &mut Xdp = ebpf.program_mut(BOUNCE_PROGRAM).ok_or_else(|| anyhow!("no bounce program"))?.try_into()?;
     bounce.load()?;

@@ -48,9 +48,19 @@ pub enum Preload {
 
 pub enum Command {
     /// An answer the daemon just sent, computed from catalog `generation`.
-    Insert { qname: Name, qtype: RecordType, prepared: Arc<PreparedAnswer>, generation: u64 },
+    Insert {
+        qname: Name,
+        qtype: RecordType,
+        prepared: Arc<PreparedAnswer>,
+        generation: u64,
+    },
     /// A new catalog is live: make the map agree with it, then reply.
-    Sync { catalog: Arc<Catalog>, generation: u64, preload: Vec<(Name, Preload)>, done: mpsc::SyncSender<SyncReport> },
+    Sync {
+        catalog: Arc<Catalog>,
+        generation: u64,
+        preload: Vec<(Name, Preload)>,
+        done: mpsc::SyncSender<SyncReport>,
+    },
     Shutdown,
 }
 
@@ -255,4 +265,3 @@ fn question_of(value: &Answer) -> Option<(Name, RecordType)> {
 fn same_answer(a: &Answer, b: &Answer) -> bool {
     a.header() == b.header() && a.body() == b.body()
 }
-

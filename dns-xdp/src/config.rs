@@ -161,10 +161,7 @@ impl FileConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).map_err(|err| {
-            let line = err
-                .span()
-                .map(|span| text[..span.start.min(text.len())].lines().count().max(1))
-                .unwrap_or(0);
+            let line = err.span().map(|span| text[..span.start.min(text.len())].lines().count().max(1)).unwrap_or(0);
             anyhow::anyhow!("{}:{line}: {}", path.display(), err.message())
         })
     }
@@ -205,7 +202,11 @@ impl Settings {
             vec![DEFAULT_LISTEN.parse()?]
         };
         let xdp_mode = args.xdp_mode.or(file.xdp_mode).unwrap_or(AttachMode::Native);
-        let ifaces = if args.ifaces.is_empty() { file.iface.map(OneOrMany::into_vec).unwrap_or_default() } else { args.ifaces.clone() };
+        let ifaces = if args.ifaces.is_empty() {
+            file.iface.map(OneOrMany::into_vec).unwrap_or_default()
+        } else {
+            args.ifaces.clone()
+        };
         if xdp_mode != AttachMode::Off && ifaces.is_empty() {
             bail!("--iface is required to attach XDP (or run with --xdp-mode off)");
         }
@@ -222,7 +223,8 @@ impl Settings {
             bail!("heartbeat_timeout must be at least 1 second");
         }
         let defaults = crate::server::TcpLimits::default();
-        let tcp_idle = args.tcp_idle_timeout.or(file.tcp_idle_timeout).map_or(defaults.idle_timeout, Duration::from_secs);
+        let tcp_idle =
+            args.tcp_idle_timeout.or(file.tcp_idle_timeout).map_or(defaults.idle_timeout, Duration::from_secs);
         if tcp_idle.is_zero() {
             bail!("tcp_idle_timeout must be at least 1 second");
         }
@@ -295,7 +297,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dns-xdp-config2-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("ok.toml");
-        std::fs::write(&path, "iface = \"eth9\"\nedns_udp_payload = 1400\n[[zone]]\nfile = \"a.zone\"\n").expect("write");
+        std::fs::write(&path, "iface = \"eth9\"\nedns_udp_payload = 1400\n[[zone]]\nfile = \"a.zone\"\n")
+            .expect("write");
         let args = RunArgs { config: Some(path), ifaces: vec!["lo".into()], ..Default::default() };
         let s = Settings::resolve(&args).expect("resolves");
         assert_eq!(s.ifaces, ["lo"]);

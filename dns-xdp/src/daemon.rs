@@ -38,7 +38,8 @@ impl LoadedZones {
     fn load(specs: &[ZoneSpec], previous: Option<&LoadedZones>) -> anyhow::Result<Self> {
         let mut by_file = HashMap::new();
         for spec in specs {
-            let text = std::fs::read_to_string(&spec.file).with_context(|| format!("reading zone file {}", spec.file.display()))?;
+            let text = std::fs::read_to_string(&spec.file)
+                .with_context(|| format!("reading zone file {}", spec.file.display()))?;
             // A file with $INCLUDE is always parsed again: the included
             // files may have changed while it did not.
             let includes = text.to_ascii_uppercase().contains("$INCLUDE");
@@ -174,7 +175,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// Waits for signals: SIGHUP reloads, SIGINT/SIGTERM return.
-async fn serve_signals(args: &RunArgs, mut settings: Settings, mut zones: LoadedZones, shared: &Arc<Shared>) -> anyhow::Result<()> {
+async fn serve_signals(
+    args: &RunArgs,
+    mut settings: Settings,
+    mut zones: LoadedZones,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     let mut int = signal(SignalKind::interrupt())?;

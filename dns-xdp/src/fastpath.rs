@@ -70,7 +70,9 @@ pub struct FastPath {
 impl FastPath {
     pub fn load(opts: &FastPathOptions) -> anyhow::Result<Self> {
         if EBPF_OBJECT.is_empty() {
-            bail!("this binary was built with AYA_BUILD_SKIP set and carries no XDP program; rebuild without it or run with --xdp-mode off");
+            bail!(
+                "this binary was built with AYA_BUILD_SKIP set and carries no XDP program; rebuild without it or run with --xdp-mode off"
+            );
         }
         let slots = answer_slots(opts.map_entries)?;
         let mut ebpf = EbpfLoader::new()
@@ -89,9 +91,7 @@ impl FastPath {
         }
         let mut services: BpfHashMap<MapData, ServiceKey, u8> = take_map(&mut ebpf, maps::SERVICES)?;
         for addr in &opts.services {
-            services
-                .insert(service_key(*addr), 1, 0)
-                .with_context(|| format!("registering service address {addr}"))?;
+            services.insert(service_key(*addr), 1, 0).with_context(|| format!("registering service address {addr}"))?;
         }
         let answers = match ebpf.take_map(maps::ANSWERS) {
             Some(aya::maps::Map::Array(data)) => AnswerTable::new(data)?,
@@ -109,14 +109,7 @@ impl FastPath {
         };
         config_map.set(0, config, 0).context("writing the XDP configuration")?;
 
-        Ok(Self {
-            answers,
-            config_map,
-            config,
-            _pins: pinned,
-            ifaces: opts.ifaces.clone(),
-            _ebpf: ebpf,
-        })
+        Ok(Self { answers, config_map, config, _pins: pinned, ifaces: opts.ifaces.clone(), _ebpf: ebpf })
     }
 
     /// Attaches the program to every interface. Call after the map holds
@@ -364,7 +357,12 @@ pub fn attach_pass_program(iface: &str, mode: AttachMode) -> anyhow::Result<Ebpf
 
 /// Attaches one of the object's helper programs (pass-through, or the bare
 /// bounce that is the benchmarks' ceiling) with `services` registered.
-pub fn attach_helper_program(name: &str, iface: &str, mode: AttachMode, services: &[SocketAddr]) -> anyhow::Result<Ebpf> {
+pub fn attach_helper_program(
+    name: &str,
+    iface: &str,
+    mode: AttachMode,
+    services: &[SocketAddr],
+) -> anyhow::Result<Ebpf> {
     if EBPF_OBJECT.is_empty() {
         bail!("this binary carries no XDP object (built with AYA_BUILD_SKIP)");
     }
@@ -373,10 +371,8 @@ pub fn attach_helper_program(name: &str, iface: &str, mode: AttachMode, services
     for addr in services {
         service_map.insert(service_key(*addr), 1, 0).with_context(|| format!("registering {addr}"))?;
     }
-    let program: &mut Xdp = ebpf
-        .program_mut(name)
-        .ok_or_else(|| anyhow!("program {name} missing from the object"))?
-        .try_into()?;
+    let program: &mut Xdp =
+        ebpf.program_mut(name).ok_or_else(|| anyhow!("program {name} missing from the object"))?.try_into()?;
     program.load()?;
     let xdp_mode = if mode == AttachMode::Generic { XdpMode::Skb } else { XdpMode::Driver };
     program.attach(iface, xdp_mode).with_context(|| format!("attaching {name} to {iface}"))?;

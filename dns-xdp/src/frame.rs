@@ -27,7 +27,11 @@ impl Endpoints {
     }
 
     pub fn v6(dport: u16) -> Self {
-        Self { src: "2001:db8::2".parse().expect("literal"), dst: "2001:db8::1".parse().expect("literal"), ..Self::v4(dport) }
+        Self {
+            src: "2001:db8::2".parse().expect("literal"),
+            dst: "2001:db8::1".parse().expect("literal"),
+            ..Self::v4(dport)
+        }
     }
 }
 

@@ -8,9 +8,13 @@ use dns_xdp::{config, daemon, fastpath, zone::Zone};
 use hickory_proto::rr::Name;
 
 #[derive(Parser)]
-#[command(version, about, long_about = "Authoritative DNS server. Queries whose answers are in the \
+#[command(
+    version,
+    about,
+    long_about = "Authoritative DNS server. Queries whose answers are in the \
     XDP map are answered by the kernel at the NIC driver; everything else is answered by the daemon, \
-    which also keeps the map in line with the zone data.")]
+    which also keeps the map in line with the zone data."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -142,7 +146,8 @@ fn check_zone(file: &std::path::Path, origin: Option<&str>) -> anyhow::Result<()
 fn check_config(file: PathBuf) -> anyhow::Result<()> {
     // Interfaces are checked when the daemon attaches; here the file and
     // its zones.
-    let args = config::RunArgs { config: Some(file.clone()), xdp_mode: Some(fastpath::AttachMode::Off), ..Default::default() };
+    let args =
+        config::RunArgs { config: Some(file.clone()), xdp_mode: Some(fastpath::AttachMode::Off), ..Default::default() };
     let settings = config::Settings::resolve(&args)?;
     let mut failed = 0;
     for spec in &settings.zones {
@@ -172,7 +177,12 @@ fn reload(pid_file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn attach(program: HelperProgram, iface: &str, mode: fastpath::AttachMode, listen: &[std::net::SocketAddr]) -> anyhow::Result<()> {
+fn attach(
+    program: HelperProgram,
+    iface: &str,
+    mode: fastpath::AttachMode,
+    listen: &[std::net::SocketAddr],
+) -> anyhow::Result<()> {
     let name = match program {
         HelperProgram::Pass => fastpath::PASS_PROGRAM,
         HelperProgram::Bounce => fastpath::BOUNCE_PROGRAM,

@@ -259,8 +259,8 @@ impl AnswerTable {
         let version = next_version();
         let mut value = *value;
         value.referenced = 0;
-        let trailer_at = core::mem::offset_of!(Answer, data)
-            + Answer::trailer_offset(value.qname().len(), value.body().len());
+        let trailer_at =
+            core::mem::offset_of!(Answer, data) + Answer::trailer_offset(value.qname().len(), value.body().len());
         let at = self.slot_ptr(slot);
         // SAFETY: `at` is a slot of the mapping and every offset is within
         // it: the trailer ends inside `data`.

@@ -24,8 +24,7 @@ use hickory_proto::{
 };
 
 use dns_xdp_common::{
-    self as common, AnswerKey, MAX_QNAME_LEN, OPT_RR_LEN, flags,
-    opt_record, reply_flags, udp_reply_limit,
+    self as common, AnswerKey, MAX_QNAME_LEN, OPT_RR_LEN, flags, opt_record, reply_flags, udp_reply_limit,
 };
 
 use crate::authority::{Answer, Catalog};
@@ -304,10 +303,7 @@ pub fn respond_cached(
                     return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::ServFail));
                 }
             };
-            let entry = CachedAnswer {
-                prepared: Arc::new(prepared),
-                from_zone: answer.fast_path_servable(),
-            };
+            let entry = CachedAnswer { prepared: Arc::new(prepared), from_zone: answer.fast_path_servable() };
             if let Some(cache) = cache {
                 cache.insert(key, entry.clone());
             }
@@ -351,7 +347,12 @@ fn wire_name_len(bytes: &[u8]) -> Option<usize> {
 /// answer's SOA are not optional (RFC 9471, RFC 2308 3); when what remains
 /// still does not fit, TC is set over the question alone, as Knot and NSD
 /// do, and the client retries over TCP.
-fn assemble(parsed: &ParsedQuery<'_>, settings: &ReplySettings, prepared: &PreparedAnswer, transport: Transport) -> (Vec<u8>, bool) {
+fn assemble(
+    parsed: &ParsedQuery<'_>,
+    settings: &ReplySettings,
+    prepared: &PreparedAnswer,
+    transport: Transport,
+) -> (Vec<u8>, bool) {
     let fixed_len = HEADER_LEN + parsed.raw_question.len() + opt_len(parsed, settings);
     let limit = match transport {
         Transport::Tcp => usize::from(u16::MAX),
@@ -453,7 +454,12 @@ fn identity_reply(parsed: &ParsedQuery<'_>, settings: &ReplySettings, question: 
 }
 
 /// A reply with the question (when there was a usable one) and no records.
-fn reply_without_answer(parsed: &ParsedQuery<'_>, settings: &ReplySettings, opcode_bits: u16, rcode: ResponseCode) -> Reply {
+fn reply_without_answer(
+    parsed: &ParsedQuery<'_>,
+    settings: &ReplySettings,
+    opcode_bits: u16,
+    rcode: ResponseCode,
+) -> Reply {
     let mut out = Vec::with_capacity(HEADER_LEN + parsed.raw_question.len() + OPT_RR_LEN);
     push_header(&mut out, parsed, flags::QR | opcode_bits | u16::from(rcode.low()), [0, 0, 0]);
     out.extend_from_slice(parsed.raw_question);
@@ -617,7 +623,9 @@ mod cache_tests {
         let catalog = catalog();
         let cache = AnswerCache::new(16);
         let settings = ReplySettings::default();
-        for (i, name) in ["www.example.test.", "WWW.Example.TEST.", "nosuch.example.test.", "www.other.test."].iter().enumerate() {
+        for (i, name) in
+            ["www.example.test.", "WWW.Example.TEST.", "nosuch.example.test.", "www.other.test."].iter().enumerate()
+        {
             for round in 0..2 {
                 let q = query(name, (i * 10 + round) as u16);
                 let fresh = respond(&catalog, &settings, &q, Transport::Udp).expect("reply");
@@ -650,11 +658,13 @@ mod shortening_tests {
     /// An MX whose target has 60 addresses (additional data far over 512
     /// bytes), and a delegation whose glue is as large.
     fn catalog() -> Catalog {
-        let mut text = String::from("$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n@ MX 10 mx\nsub NS ns.sub\n");
+        let mut text =
+            String::from("$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n@ MX 10 mx\nsub NS ns.sub\n");
         for i in 0..60 {
             text.push_str(&format!("mx A 192.0.2.{i}\nns.sub A 198.51.100.{i}\n"));
         }
-        let zone = crate::zone::Zone::parse(&text, &Name::from_ascii("example.test.").expect("origin"), "test").expect("zone");
+        let zone =
+            crate::zone::Zone::parse(&text, &Name::from_ascii("example.test.").expect("origin"), "test").expect("zone");
         let mut catalog = Catalog::default();
         catalog.insert(Arc::new(zone));
         catalog
@@ -663,7 +673,8 @@ mod shortening_tests {
     fn ask(catalog: &Catalog, name: &str, qtype: RecordType, transport: Transport) -> Message {
         let mut msg = Message::query();
         msg.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
-        let reply = respond(catalog, &ReplySettings::default(), &msg.to_vec().expect("encode"), transport).expect("reply");
+        let reply =
+            respond(catalog, &ReplySettings::default(), &msg.to_vec().expect("encode"), transport).expect("reply");
         assert!(reply.bytes.len() <= 512 || transport == Transport::Tcp, "{} bytes over UDP", reply.bytes.len());
         Message::from_vec(&reply.bytes).expect("parses")
     }
@@ -707,7 +718,8 @@ mod identity_tests {
             edns.options_mut().insert(EdnsOption::NSID(NSIDPayload::new(Vec::new()).expect("empty payload")));
             msg.set_edns(edns);
         }
-        let reply = respond(&Catalog::default(), settings, &msg.to_vec().expect("encode"), Transport::Udp).expect("reply");
+        let reply =
+            respond(&Catalog::default(), settings, &msg.to_vec().expect("encode"), Transport::Udp).expect("reply");
         Message::from_vec(&reply.bytes).expect("reply parses")
     }
 
@@ -735,7 +747,8 @@ mod identity_tests {
         for i in 0..20 {
             text.push_str(&format!("big TXT \"{}\"\n", "t".repeat(10 + i)));
         }
-        let zone = crate::zone::Zone::parse(&text, &Name::from_ascii("example.test.").expect("origin"), "t").expect("zone");
+        let zone =
+            crate::zone::Zone::parse(&text, &Name::from_ascii("example.test.").expect("origin"), "t").expect("zone");
         let mut catalog = Catalog::default();
         catalog.insert(Arc::new(zone));
         let mut msg = Message::query();
@@ -760,6 +773,9 @@ mod identity_tests {
             assert_eq!(reply.answers[0].data.to_string(), "pop-ams1", "{name}");
         }
         assert_eq!(ask(&SETTINGS, "version.bind.", DNSClass::CH, false).metadata.response_code, ResponseCode::Refused);
-        assert_eq!(ask(&ReplySettings::default(), "id.server.", DNSClass::CH, false).metadata.response_code, ResponseCode::Refused);
+        assert_eq!(
+            ask(&ReplySettings::default(), "id.server.", DNSClass::CH, false).metadata.response_code,
+            ResponseCode::Refused
+        );
     }
 }

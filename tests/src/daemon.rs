@@ -45,8 +45,18 @@ impl Daemon {
     pub fn on_veth(topo: &Topology, zone: &str, extra: &[&str]) -> Daemon {
         let listen4 = format!("{SRV_V4}:53");
         let listen6 = format!("[{SRV_V6}]:53");
-        let mut args =
-            vec!["--zone", zone, "--listen", &listen4, "--listen", &listen6, "--iface", topo.srv_if(), "--xdp-mode", "native"];
+        let mut args = vec![
+            "--zone",
+            zone,
+            "--listen",
+            &listen4,
+            "--listen",
+            &listen6,
+            "--iface",
+            topo.srv_if(),
+            "--xdp-mode",
+            "native",
+        ];
         args.extend_from_slice(extra);
         let daemon = Daemon::start(topo.srv(), &args);
         assert!(daemon.program_id.is_some(), "no program id in the log:\n{}", daemon.child.stderr());

@@ -21,7 +21,6 @@ use std::ffi::CString;
 pub mod daemon;
 pub mod wire;
 
-
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
@@ -74,20 +73,14 @@ fn next_id() -> u32 {
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    assert!(
-        euid == 0,
-        "privileged test: needs root (network namespaces, veths, XDP); run `cargo xtask test` as root"
-    );
+    assert!(euid == 0, "privileged test: needs root (network namespaces, veths, XDP); run `cargo xtask test` as root");
 }
 
 /// The workspace root, for zone files and test data that tests refer to by
 /// path.
 pub fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .expect("the tests crate lives inside the workspace")
-        .to_path_buf()
+    manifest_dir.parent().expect("the tests crate lives inside the workspace").to_path_buf()
 }
 
 /// The `dns-xdp` binary to test. `cargo xtask test` builds it and sets
@@ -100,10 +93,7 @@ pub fn daemon_bin() -> PathBuf {
     }
     // The test binary is <target>/<profile>/deps/<name>-<hash>.
     let exe = std::env::current_exe().expect("locating the test binary");
-    let candidate = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|profile_dir| profile_dir.join("dns-xdp"));
+    let candidate = exe.parent().and_then(Path::parent).map(|profile_dir| profile_dir.join("dns-xdp"));
     match candidate {
         Some(path) if path.is_file() => path,
         _ => panic!(
@@ -141,8 +131,7 @@ fn describe(cmd: &Command) -> String {
 
 /// Runs `cmd` to completion; panics if it cannot start.
 fn output_of(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", describe(cmd)))
+    cmd.output().unwrap_or_else(|e| panic!("cannot run `{}`: {e}", describe(cmd)))
 }
 
 /// Runs `cmd`, panics with its stderr unless it succeeds, returns stdout.
@@ -262,8 +251,7 @@ impl NetNs {
     /// mounts, including bpffs at `/sys/fs/bpf` (but `/sys/class/net` is the
     /// host's too; netlink, ioctls and `/proc/net` follow the namespace).
     pub fn command_keep_mounts(&self, program: &str) -> Command {
-        let file = File::open(self.path())
-            .unwrap_or_else(|e| panic!("opening {}: {e}", self.path().display()));
+        let file = File::open(self.path()).unwrap_or_else(|e| panic!("opening {}: {e}", self.path().display()));
         let mut cmd = Command::new(program);
         // SAFETY: the closure runs between fork and exec and only calls
         // setns(2), which is async-signal-safe; `file` is owned by the
@@ -317,10 +305,7 @@ impl Default for NetNs {
 impl Drop for NetNs {
     fn drop(&mut self) {
         // No panic here: this may run while a failing test unwinds.
-        match Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output()
-        {
+        match Command::new("ip").args(["netns", "del", &self.name]).output() {
             Ok(out) if out.status.success() => {}
             Ok(out) => eprintln!(
                 "warning: `ip netns del {}` failed: {}",
@@ -344,17 +329,11 @@ pub fn in_netns<T: Send>(ns: &NetNs, f: impl FnOnce() -> T + Send) -> T {
     let path = ns.path();
     thread::scope(|scope| {
         let worker = scope.spawn(move || {
-            let file =
-                File::open(&path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+            let file = File::open(&path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
             // SAFETY: setns on a valid namespace fd; it changes only this
             // thread's network namespace.
             let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert!(
-                rc == 0,
-                "setns into {}: {}",
-                path.display(),
-                io::Error::last_os_error()
-            );
+            assert!(rc == 0, "setns into {}: {}", path.display(), io::Error::last_os_error());
             drop(file);
             f()
         });
@@ -419,10 +398,7 @@ impl Topology {
     /// Where it is missing, tagged frames can still be sent and received on
     /// the plain topology's veths with a [`PacketSocket`].
     pub fn with_vlan(id: u16) -> Topology {
-        assert!(
-            (1..=4094).contains(&id),
-            "VLAN id {id} out of range 1..=4094"
-        );
+        assert!((1..=4094).contains(&id), "VLAN id {id} out of range 1..=4094");
         assert!(
             vlan_supported(),
             "this kernel cannot create VLAN interfaces (CONFIG_VLAN_8021Q is off); \
@@ -472,38 +448,14 @@ impl Topology {
         }
 
         let vlan = vlan_id.map(|id| {
-            let vlan = Vlan {
-                id,
-                srv_if: format!("{srv_if}.{id}"),
-                cli_if: format!("{cli_if}.{id}"),
-            };
+            let vlan = Vlan { id, srv_if: format!("{srv_if}.{id}"), cli_if: format!("{cli_if}.{id}") };
             let ends = [
-                (
-                    &srv,
-                    &srv_if,
-                    &vlan.srv_if,
-                    VLAN_SRV_V4,
-                    VLAN_SRV_V6,
-                    VLAN_CLI_V4,
-                    VLAN_CLI_V6,
-                    CLI_MAC,
-                ),
-                (
-                    &cli,
-                    &cli_if,
-                    &vlan.cli_if,
-                    VLAN_CLI_V4,
-                    VLAN_CLI_V6,
-                    VLAN_SRV_V4,
-                    VLAN_SRV_V6,
-                    SRV_MAC,
-                ),
+                (&srv, &srv_if, &vlan.srv_if, VLAN_SRV_V4, VLAN_SRV_V6, VLAN_CLI_V4, VLAN_CLI_V6, CLI_MAC),
+                (&cli, &cli_if, &vlan.cli_if, VLAN_CLI_V4, VLAN_CLI_V6, VLAN_SRV_V4, VLAN_SRV_V6, SRV_MAC),
             ];
             for (ns, parent, dev, v4, v6, peer_v4, peer_v6, peer_mac) in ends {
                 let id = id.to_string();
-                ns.ip_ok(&[
-                    "link", "add", "link", parent, "name", dev, "type", "vlan", "id", &id,
-                ]);
+                ns.ip_ok(&["link", "add", "link", parent, "name", dev, "type", "vlan", "id", &id]);
                 ns.exec_ok("ethtool", &["-K", dev, "tx", "off"]);
                 // A VLAN device shares its parent's MAC, so the peer's MAC is
                 // the same as on the untagged link.
@@ -513,13 +465,7 @@ impl Topology {
             vlan
         });
 
-        Topology {
-            srv,
-            cli,
-            srv_if,
-            cli_if,
-            vlan,
-        }
+        Topology { srv, cli, srv_if, cli_if, vlan }
     }
 
     /// The server namespace.
@@ -611,27 +557,9 @@ fn configure_addresses(
 ) {
     let mac = mac_string(peer_mac);
     ns.ip_ok(&["addr", "add", &format!("{v4}/24"), "dev", dev]);
-    ns.ip_ok(&[
-        "-6",
-        "addr",
-        "add",
-        &format!("{v6}/64"),
-        "dev",
-        dev,
-        "nodad",
-    ]);
+    ns.ip_ok(&["-6", "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"]);
     for peer in [peer_v4.to_string(), peer_v6.to_string()] {
-        ns.ip_ok(&[
-            "neigh",
-            "replace",
-            &peer,
-            "lladdr",
-            &mac,
-            "dev",
-            dev,
-            "nud",
-            "permanent",
-        ]);
+        ns.ip_ok(&["neigh", "replace", &peer, "lladdr", &mac, "dev", dev, "nud", "permanent"]);
     }
 }
 
@@ -660,39 +588,16 @@ impl ChildGuard {
     /// `label` names the process in messages and file names. Panics if it
     /// cannot be started.
     pub fn spawn(mut cmd: Command, label: &str) -> ChildGuard {
-        let safe_label: String = label
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let base = format!(
-            "{NETNS_PREFIX}{}-{}-{safe_label}",
-            std::process::id(),
-            next_id()
-        );
+        let safe_label: String =
+            label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+        let base = format!("{NETNS_PREFIX}{}-{}-{safe_label}", std::process::id(), next_id());
         let dir = std::env::temp_dir();
         let stdout_path = dir.join(format!("{base}.stdout"));
         let stderr_path = dir.join(format!("{base}.stderr"));
-        let create = |path: &Path| {
-            File::create(path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()))
-        };
-        cmd.stdin(Stdio::null())
-            .stdout(create(&stdout_path))
-            .stderr(create(&stderr_path));
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", describe(&cmd)));
-        ChildGuard {
-            child,
-            label: label.to_string(),
-            stdout_path,
-            stderr_path,
-        }
+        let create = |path: &Path| File::create(path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+        cmd.stdin(Stdio::null()).stdout(create(&stdout_path)).stderr(create(&stderr_path));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start `{}`: {e}", describe(&cmd)));
+        ChildGuard { child, label: label.to_string(), stdout_path, stderr_path }
     }
 
     /// The child's PID.
@@ -735,9 +640,7 @@ impl ChildGuard {
 
     /// The exit status if the child has exited (reaping it), else `None`.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child
-            .try_wait()
-            .unwrap_or_else(|e| panic!("checking on {} (pid {}): {e}", self.label, self.pid()))
+        self.child.try_wait().unwrap_or_else(|e| panic!("checking on {} (pid {}): {e}", self.label, self.pid()))
     }
 
     /// Waits up to `timeout` for the child to exit.
@@ -772,16 +675,10 @@ impl ChildGuard {
         if let Some(status) = self.wait_timeout(STOP_GRACE) {
             return status;
         }
-        eprintln!(
-            "{} (pid {}) ignored SIGTERM for {STOP_GRACE:?}; killing it",
-            self.label,
-            self.pid()
-        );
+        eprintln!("{} (pid {}) ignored SIGTERM for {STOP_GRACE:?}; killing it", self.label, self.pid());
         // Child::kill sends SIGKILL to this PID only, and only if not reaped.
         let _ = self.child.kill();
-        self.child
-            .wait()
-            .unwrap_or_else(|e| panic!("waiting for {} (pid {}): {e}", self.label, self.pid()))
+        self.child.wait().unwrap_or_else(|e| panic!("waiting for {} (pid {}): {e}", self.label, self.pid()))
     }
 }
 
@@ -802,9 +699,7 @@ impl Drop for ChildGuard {
                 loop {
                     match self.child.try_wait() {
                         Ok(Some(status)) => break Some(status),
-                        Ok(None) if Instant::now() < deadline => {
-                            thread::sleep(Duration::from_millis(20))
-                        }
+                        Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
                         _ => {
                             let _ = self.child.kill();
                             break self.child.wait().ok();
@@ -816,17 +711,10 @@ impl Drop for ChildGuard {
         };
         if thread::panicking() {
             let status = status.map_or_else(|| "unknown".to_string(), |s| s.to_string());
-            eprintln!(
-                "---- {} (pid {}) exit status: {status}",
-                self.label,
-                self.pid()
-            );
+            eprintln!("---- {} (pid {}) exit status: {status}", self.label, self.pid());
             for (stream, path) in [("stdout", &self.stdout_path), ("stderr", &self.stderr_path)] {
                 eprintln!("---- {} {stream} ({}):", self.label, path.display());
-                eprintln!(
-                    "{}",
-                    tail(&fs::read_to_string(path).unwrap_or_default(), 200)
-                );
+                eprintln!("{}", tail(&fs::read_to_string(path).unwrap_or_default(), 200));
             }
         } else {
             let _ = fs::remove_file(&self.stdout_path);
@@ -863,28 +751,20 @@ pub fn dig(ns: &NetNs, args: &[&str]) -> String {
 
 /// `ping -c1 -W1 addr` from inside `ns`: whether a reply came back.
 pub fn ping(ns: &NetNs, addr: IpAddr) -> bool {
-    ns.exec("ping", &["-c1", "-W1", &addr.to_string()])
-        .status
-        .success()
+    ns.exec("ping", &["-c1", "-W1", &addr.to_string()]).status.success()
 }
 
 /// A UDP socket bound to `bind` inside `ns`, for tests that send several
 /// queries from one socket or check source ports. Use with
 /// [`udp_exchange`].
 pub fn udp_socket(ns: &NetNs, bind: SocketAddr) -> UdpSocket {
-    in_netns(ns, move || UdpSocket::bind(bind))
-        .unwrap_or_else(|e| panic!("binding UDP {bind} in {}: {e}", ns.name()))
+    in_netns(ns, move || UdpSocket::bind(bind)).unwrap_or_else(|e| panic!("binding UDP {bind} in {}: {e}", ns.name()))
 }
 
 /// Sends one DNS message over UDP from inside `ns` (ephemeral port on the
 /// wildcard address) to `server` and returns the first datagram that comes
 /// back from `server` within `timeout`, or `None`.
-pub fn raw_query(
-    ns: &NetNs,
-    server: SocketAddr,
-    query: &[u8],
-    timeout: Duration,
-) -> Option<Vec<u8>> {
+pub fn raw_query(ns: &NetNs, server: SocketAddr, query: &[u8], timeout: Duration) -> Option<Vec<u8>> {
     let bind = match server {
         SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
         SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
@@ -896,15 +776,8 @@ pub fn raw_query(
 /// from `server`'s address and port within `timeout`. Datagrams from anyone
 /// else are skipped, as a resolver would. Works with host sockets too (e.g.
 /// for a daemon on loopback).
-pub fn udp_exchange(
-    socket: &UdpSocket,
-    server: SocketAddr,
-    query: &[u8],
-    timeout: Duration,
-) -> Option<Vec<u8>> {
-    socket
-        .send_to(query, server)
-        .unwrap_or_else(|e| panic!("sending {} bytes to {server}: {e}", query.len()));
+pub fn udp_exchange(socket: &UdpSocket, server: SocketAddr, query: &[u8], timeout: Duration) -> Option<Vec<u8>> {
+    socket.send_to(query, server).unwrap_or_else(|e| panic!("sending {} bytes to {server}: {e}", query.len()));
     let deadline = Instant::now() + timeout;
     let mut buf = vec![0u8; 65_535];
     loop {
@@ -912,21 +785,14 @@ pub fn udp_exchange(
         if left.is_zero() {
             return None;
         }
-        socket
-            .set_read_timeout(Some(left))
-            .expect("setting UDP read timeout");
+        socket.set_read_timeout(Some(left)).expect("setting UDP read timeout");
         match socket.recv_from(&mut buf) {
             Ok((len, from)) if from.ip() == server.ip() && from.port() == server.port() => {
                 buf.truncate(len);
                 return Some(buf);
             }
             Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 return None;
             }
             // An ICMP port unreachable from an earlier send on this socket.
@@ -940,12 +806,7 @@ pub fn udp_exchange(
 /// from inside `ns` to `server` and returns the first response message, or
 /// `None` if the connection is refused, closed or times out. `timeout`
 /// bounds the connect and each read and write.
-pub fn raw_query_tcp(
-    ns: &NetNs,
-    server: SocketAddr,
-    query: &[u8],
-    timeout: Duration,
-) -> Option<Vec<u8>> {
+pub fn raw_query_tcp(ns: &NetNs, server: SocketAddr, query: &[u8], timeout: Duration) -> Option<Vec<u8>> {
     let mut stream = in_netns(ns, move || TcpStream::connect_timeout(&server, timeout)).ok()?;
     tcp_exchange(&mut stream, query, timeout)
 }
@@ -955,12 +816,8 @@ pub fn raw_query_tcp(
 /// repeatedly on one stream to test pipelining.
 pub fn tcp_exchange(stream: &mut TcpStream, query: &[u8], timeout: Duration) -> Option<Vec<u8>> {
     let len = u16::try_from(query.len()).expect("a DNS message over TCP is at most 65535 bytes");
-    stream
-        .set_read_timeout(Some(timeout))
-        .expect("setting TCP read timeout");
-    stream
-        .set_write_timeout(Some(timeout))
-        .expect("setting TCP write timeout");
+    stream.set_read_timeout(Some(timeout)).expect("setting TCP read timeout");
+    stream.set_write_timeout(Some(timeout)).expect("setting TCP write timeout");
     let mut framed = Vec::with_capacity(query.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(query);
@@ -1000,13 +857,7 @@ impl PacketSocket {
             }
             let all = (libc::ETH_P_ALL as u16).to_be();
             // SAFETY: plain socket(2); the fd is owned right away.
-            let raw = unsafe {
-                libc::socket(
-                    libc::AF_PACKET,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    i32::from(all),
-                )
-            };
+            let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(all)) };
             if raw < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -1045,17 +896,13 @@ impl PacketSocket {
             Ok(fd)
         })
         .unwrap_or_else(|e| panic!("opening a packet socket on {ifname} in {}: {e}", ns.name()));
-        PacketSocket {
-            fd,
-            ifname: ifname.to_string(),
-        }
+        PacketSocket { fd, ifname: ifname.to_string() }
     }
 
     /// Transmits `frame` (starting at the Ethernet header) as is.
     pub fn send(&self, frame: &[u8]) {
         // SAFETY: the buffer is valid for its length.
-        let sent =
-            unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        let sent = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
         assert!(
             usize::try_from(sent).is_ok_and(|n| n == frame.len()),
             "sending a {}-byte frame on {}: {}",
@@ -1072,32 +919,20 @@ impl PacketSocket {
 
     /// The next received frame for which `wanted` holds, within `timeout`;
     /// others (IPv6 multicast listener reports and the like) are skipped.
-    pub fn recv_matching(
-        &self,
-        timeout: Duration,
-        mut wanted: impl FnMut(&[u8]) -> bool,
-    ) -> Option<Vec<u8>> {
+    pub fn recv_matching(&self, timeout: Duration, mut wanted: impl FnMut(&[u8]) -> bool) -> Option<Vec<u8>> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return None;
             }
-            let mut pollfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
+            let mut pollfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             let millis = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
             // SAFETY: one valid pollfd.
             let ready = unsafe { libc::poll(&mut pollfd, 1, millis) };
             if ready < 0 {
                 let err = io::Error::last_os_error();
-                assert!(
-                    err.kind() == io::ErrorKind::Interrupted,
-                    "poll on {}: {err}",
-                    self.ifname
-                );
+                assert!(err.kind() == io::ErrorKind::Interrupted, "poll on {}: {err}", self.ifname);
                 continue;
             }
             if ready == 0 {
@@ -1118,10 +953,7 @@ impl PacketSocket {
         let mut control = [0u64; 16];
         // SAFETY: plain data, zero is valid.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
         // SAFETY: msghdr is plain data; every pointer set below outlives the call.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_name = (&mut addr as *mut libc::sockaddr_ll).cast();
@@ -1135,10 +967,7 @@ impl PacketSocket {
         let Ok(len) = usize::try_from(len) else {
             let err = io::Error::last_os_error();
             assert!(
-                matches!(
-                    err.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ),
+                matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted),
                 "receiving on {}: {err}",
                 self.ifname
             );
@@ -1158,14 +987,10 @@ impl PacketSocket {
             if header.cmsg_level == libc::SOL_PACKET && header.cmsg_type == libc::PACKET_AUXDATA {
                 // SAFETY: PACKET_AUXDATA carries a tpacket_auxdata; read
                 // unaligned since CMSG_DATA only promises cmsg alignment.
-                let aux: libc::tpacket_auxdata =
-                    unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+                let aux: libc::tpacket_auxdata = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
                 if aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 && buf.len() >= 12 {
-                    let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
-                        aux.tp_vlan_tpid
-                    } else {
-                        0x8100
-                    };
+                    let tpid =
+                        if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 { aux.tp_vlan_tpid } else { 0x8100 };
                     let mut tag = [0u8; 4];
                     tag[..2].copy_from_slice(&tpid.to_be_bytes());
                     tag[2..].copy_from_slice(&aux.tp_vlan_tci.to_be_bytes());

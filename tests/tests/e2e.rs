@@ -64,7 +64,11 @@ fn answers_come_from_xdp_over_ipv4_and_ipv6() {
         assert_eq!(got, expected);
         std::thread::sleep(PUBLISH_WAIT);
         let (xdp_after, daemon_after) = stats(&daemon);
-        assert_eq!(counter(&xdp_after, "tx_answer"), counter(&xdp_before, "tx_answer") + 1, "answered by XDP over {server}");
+        assert_eq!(
+            counter(&xdp_after, "tx_answer"),
+            counter(&xdp_before, "tx_answer") + 1,
+            "answered by XDP over {server}"
+        );
         assert_eq!(
             counter(&daemon_after, "udp_queries"),
             counter(&daemon_before, "udp_queries"),
@@ -138,7 +142,8 @@ fn stale_heartbeat_stops_the_fast_path() {
     daemon.child.signal(libc::SIGSTOP);
     std::thread::sleep(Duration::from_millis(1500));
     let (before, _) = stats(&daemon);
-    let reply = raw_query(topo.cli(), server, &query("www.example.test.", RecordType::A, 2), Duration::from_millis(500));
+    let reply =
+        raw_query(topo.cli(), server, &query("www.example.test.", RecordType::A, 2), Duration::from_millis(500));
     let (after, _) = stats(&daemon);
     daemon.child.signal(libc::SIGCONT);
     assert!(reply.is_none(), "answered while the daemon was stopped");
@@ -164,7 +169,18 @@ fn loopback_demo_answers_from_xdp_and_leaves_nothing_behind() {
     let pin_dir = format!("/sys/fs/bpf/dns-xdp-test-{}", std::process::id());
     let daemon = start_daemon(
         &ns,
-        &["--zone", ZONE, "--listen", "127.0.0.1:5300", "--iface", "lo", "--xdp-mode", "generic", "--pin-dir", &pin_dir],
+        &[
+            "--zone",
+            ZONE,
+            "--listen",
+            "127.0.0.1:5300",
+            "--iface",
+            "lo",
+            "--xdp-mode",
+            "generic",
+            "--pin-dir",
+            &pin_dir,
+        ],
     );
     let out = dns_xdp_tests::dig(&ns, &["@127.0.0.1", "-p", "5300", "www.example.test", "A"]);
     assert!(out.contains("status: NOERROR") && out.contains("flags: qr aa"), "dig:\n{out}");
@@ -207,7 +223,17 @@ fn malformed_zone_fails_with_file_and_line_and_attaches_nothing() {
     )
     .expect("write zone");
     let mut cmd = ns.command(daemon_bin().to_str().expect("utf-8"));
-    cmd.args(["run", "--zone", zone.to_str().expect("utf-8"), "--listen", "127.0.0.1:5300", "--iface", "lo", "--xdp-mode", "generic"]);
+    cmd.args([
+        "run",
+        "--zone",
+        zone.to_str().expect("utf-8"),
+        "--listen",
+        "127.0.0.1:5300",
+        "--iface",
+        "lo",
+        "--xdp-mode",
+        "generic",
+    ]);
     let out = cmd.output().expect("run daemon");
     std::fs::remove_dir_all(&dir).ok();
     assert!(!out.status.success(), "daemon accepted a broken zone");
@@ -239,7 +265,9 @@ fn vlan_tagged_queries_are_answered_with_the_tag() {
         let (before, _) = stats(&daemon);
         socket.send(&udp_frame(&ep, &q, Some(42), 0));
         let reply = socket
-            .recv_matching(Duration::from_secs(2), |f| parse_udp_frame(f).is_some_and(|p| p.dport == 40_053 && p.src == dst))
+            .recv_matching(Duration::from_secs(2), |f| {
+                parse_udp_frame(f).is_some_and(|p| p.dport == 40_053 && p.src == dst)
+            })
             .unwrap_or_else(|| panic!("no tagged reply over {dst}"));
         let reply = parse_udp_frame(&reply).expect("parses");
         assert_eq!(reply.vlan, Some(42), "VLAN tag kept");
@@ -251,7 +279,8 @@ fn vlan_tagged_queries_are_answered_with_the_tag() {
         let (after, _) = stats(&daemon);
         assert_eq!(counter(&after, "tx_answer"), counter(&before, "tx_answer") + 1, "answered by XDP over {dst}");
         // The same question untagged, answered by the daemon over its socket.
-        let plain = raw_query(topo.cli(), SocketAddr::new(dst, 53), &q, Duration::from_secs(2)).expect("untagged reply");
+        let plain =
+            raw_query(topo.cli(), SocketAddr::new(dst, 53), &q, Duration::from_secs(2)).expect("untagged reply");
         assert_eq!(reply.payload, plain, "tagged XDP answer differs from the untagged one");
     }
 }

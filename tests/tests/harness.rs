@@ -8,9 +8,8 @@ use std::thread;
 use std::time::Duration;
 
 use dns_xdp_tests::{
-    CLI_MAC, CLI_V4, CLI_V6, NetNs, PacketSocket, SRV_MAC, SRV_V4, SRV_V6, Topology, VLAN_SRV_V4,
-    VLAN_SRV_V6, harness_namespaces, in_netns, ping, raw_query, raw_query_tcp, udp_socket,
-    vlan_supported,
+    CLI_MAC, CLI_V4, CLI_V6, NetNs, PacketSocket, SRV_MAC, SRV_V4, SRV_V6, Topology, VLAN_SRV_V4, VLAN_SRV_V6,
+    harness_namespaces, in_netns, ping, raw_query, raw_query_tcp, udp_socket, vlan_supported,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -18,10 +17,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 fn assert_gone(names: &[String]) {
     let left = harness_namespaces();
     for name in names {
-        assert!(
-            !left.contains(name),
-            "namespace {name} still exists after drop: {left:?}"
-        );
+        assert!(!left.contains(name), "namespace {name} still exists after drop: {left:?}");
     }
 }
 
@@ -33,27 +29,16 @@ fn topology_pings_and_cleans_up() {
         names = vec![topo.srv().name().to_string(), topo.cli().name().to_string()];
         let existing = harness_namespaces();
         for name in &names {
-            assert!(
-                existing.contains(name),
-                "namespace {name} missing: {existing:?}"
-            );
+            assert!(existing.contains(name), "namespace {name} missing: {existing:?}");
         }
         assert!(ping(topo.cli(), SRV_V4.into()), "cli cannot ping {SRV_V4}");
         assert!(ping(topo.cli(), SRV_V6.into()), "cli cannot ping {SRV_V6}");
         assert!(ping(topo.srv(), CLI_V4.into()), "srv cannot ping {CLI_V4}");
 
         // Static neighbours: the entries are PERMANENT, so no ARP was needed.
-        let neigh = topo
-            .cli()
-            .exec_ok("ip", &["neigh", "show", "dev", topo.cli_if()]);
-        assert!(
-            neigh.contains("198.18.0.1 lladdr 02:00:00:00:00:01 PERMANENT"),
-            "{neigh}"
-        );
-        assert!(
-            neigh.contains("2001:db8::1 lladdr 02:00:00:00:00:01 PERMANENT"),
-            "{neigh}"
-        );
+        let neigh = topo.cli().exec_ok("ip", &["neigh", "show", "dev", topo.cli_if()]);
+        assert!(neigh.contains("198.18.0.1 lladdr 02:00:00:00:00:01 PERMANENT"), "{neigh}");
+        assert!(neigh.contains("2001:db8::1 lladdr 02:00:00:00:00:01 PERMANENT"), "{neigh}");
 
         let features = topo.srv().exec_ok("ethtool", &["-k", topo.srv_if()]);
         assert!(features.contains("tx-checksumming: off"), "{features}");
@@ -73,27 +58,16 @@ fn vlan_topology_pings_over_the_tagged_link() {
             .map(String::as_str)
             .or_else(|| err.downcast_ref::<&str>().copied())
             .unwrap_or_default();
-        assert!(
-            message.contains("CONFIG_VLAN_8021Q"),
-            "unclear message: {message}"
-        );
+        assert!(message.contains("CONFIG_VLAN_8021Q"), "unclear message: {message}");
         eprintln!("kernel has no 802.1Q support: VLAN sub-interfaces not tested");
         return;
     }
     let topo = Topology::with_vlan(100);
     let vlan = topo.vlan().expect("with_vlan has a VLAN");
     assert_eq!(vlan.srv_if, format!("{}.100", topo.srv_if()));
-    assert!(
-        ping(topo.cli(), VLAN_SRV_V4.into()),
-        "cli cannot ping {VLAN_SRV_V4}"
-    );
-    assert!(
-        ping(topo.cli(), VLAN_SRV_V6.into()),
-        "cli cannot ping {VLAN_SRV_V6}"
-    );
-    let details = topo
-        .srv()
-        .exec_ok("ip", &["-d", "link", "show", &vlan.srv_if]);
+    assert!(ping(topo.cli(), VLAN_SRV_V4.into()), "cli cannot ping {VLAN_SRV_V4}");
+    assert!(ping(topo.cli(), VLAN_SRV_V6.into()), "cli cannot ping {VLAN_SRV_V6}");
+    let details = topo.srv().exec_ok("ip", &["-d", "link", "show", &vlan.srv_if]);
     assert!(details.contains("vlan protocol 802.1Q id 100"), "{details}");
 }
 
@@ -118,11 +92,7 @@ fn packet_socket_carries_crafted_frames_byte_for_byte() {
     plain.extend_from_slice(b"dns-xdp harness frame, padded past the 60-byte minimum.......");
     cli.send(&plain);
     let got = srv.recv_matching(TIMEOUT, |f| f.get(12..14) == Some(&[0x88, 0xb5]));
-    assert_eq!(
-        got.as_deref(),
-        Some(&plain[..]),
-        "untagged frame arrives unchanged"
-    );
+    assert_eq!(got.as_deref(), Some(&plain[..]), "untagged frame arrives unchanged");
 
     // 802.1Q, VLAN 100, priority 5: the kernel moves the tag into metadata
     // before packet sockets see it; recv must put it back.
@@ -130,18 +100,10 @@ fn packet_socket_carries_crafted_frames_byte_for_byte() {
     tagged.extend_from_slice(b"tagged dns-xdp harness frame, padded past the minimum........");
     cli.send(&tagged);
     let got = srv.recv_matching(TIMEOUT, |f| f.get(12..14) == Some(&[0x81, 0x00]));
-    assert_eq!(
-        got.as_deref(),
-        Some(&tagged[..]),
-        "tagged frame arrives with its tag"
-    );
+    assert_eq!(got.as_deref(), Some(&tagged[..]), "tagged frame arrives with its tag");
 
     // Our own transmissions are not reported back to us.
-    assert_eq!(
-        cli.recv_matching(Duration::from_millis(200), |f| f.get(12..14)
-            == Some(&[0x88, 0xb5])),
-        None
-    );
+    assert_eq!(cli.recv_matching(Duration::from_millis(200), |f| f.get(12..14) == Some(&[0x88, 0xb5])), None);
 }
 
 #[test]
@@ -164,17 +126,11 @@ fn raw_udp_and_tcp_queries_cross_the_veth() {
 
     // A UDP echo server in srv, run by a thread of this process.
     let server = udp_socket(topo.srv(), SocketAddr::from((SRV_V4, 5353)));
-    server
-        .set_read_timeout(Some(TIMEOUT))
-        .expect("setting echo read timeout");
+    server.set_read_timeout(Some(TIMEOUT)).expect("setting echo read timeout");
     let echo = thread::spawn(move || {
         let mut buf = [0u8; 512];
-        let (len, from) = server
-            .recv_from(&mut buf)
-            .expect("echo server receives the query");
-        server
-            .send_to(&buf[..len], from)
-            .expect("echo server replies");
+        let (len, from) = server.recv_from(&mut buf).expect("echo server receives the query");
+        server.send_to(&buf[..len], from).expect("echo server replies");
     });
     let query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00";
     let reply = raw_query(topo.cli(), SocketAddr::from((SRV_V4, 5353)), query, TIMEOUT);
@@ -182,19 +138,10 @@ fn raw_udp_and_tcp_queries_cross_the_veth() {
     echo.join().expect("echo thread");
 
     // Nothing listens on 5354: no answer, no hang.
-    assert_eq!(
-        raw_query(
-            topo.cli(),
-            SocketAddr::from((SRV_V4, 5354)),
-            query,
-            Duration::from_millis(300)
-        ),
-        None
-    );
+    assert_eq!(raw_query(topo.cli(), SocketAddr::from((SRV_V4, 5354)), query, Duration::from_millis(300)), None);
 
     // A TCP echo server over IPv6, echoing one length-prefixed message.
-    let listener =
-        in_netns(topo.srv(), || TcpListener::bind((SRV_V6, 5353))).expect("binding TCP in srv");
+    let listener = in_netns(topo.srv(), || TcpListener::bind((SRV_V6, 5353))).expect("binding TCP in srv");
     let tcp_echo = thread::spawn(move || {
         let (mut conn, _) = listener.accept().expect("accepting");
         let mut len = [0u8; 2];
@@ -207,18 +154,12 @@ fn raw_udp_and_tcp_queries_cross_the_veth() {
     let reply = raw_query_tcp(topo.cli(), SocketAddr::from((SRV_V6, 5353)), query, TIMEOUT);
     assert_eq!(reply.as_deref(), Some(&query[..]), "TCP echo over the veth");
     tcp_echo.join().expect("TCP echo thread");
-    assert_eq!(
-        raw_query_tcp(topo.cli(), SocketAddr::from((CLI_V6, 1)), query, TIMEOUT),
-        None
-    );
+    assert_eq!(raw_query_tcp(topo.cli(), SocketAddr::from((CLI_V6, 1)), query, TIMEOUT), None);
 
     // Sockets made by in_netns live in the namespace, not on the host.
     let inside = in_netns(topo.cli(), || UdpSocket::bind((CLI_V4, 0)));
     assert!(inside.is_ok(), "CLI_V4 is bindable inside cli");
-    assert!(
-        UdpSocket::bind((CLI_V4, 0)).is_err(),
-        "CLI_V4 is not a host address"
-    );
+    assert!(UdpSocket::bind((CLI_V4, 0)).is_err(), "CLI_V4 is not a host address");
 }
 
 #[test]
@@ -228,29 +169,14 @@ fn child_guard_stops_its_process_and_captures_output() {
     {
         let mut child = ns.spawn("sh", &["-c", "echo ready; echo oops >&2; exec sleep 30"]);
         pid = child.pid();
-        assert!(
-            child.wait_for_output("ready", TIMEOUT),
-            "child printed ready"
-        );
-        assert!(
-            child.wait_for_output("oops", TIMEOUT),
-            "stderr is captured too"
-        );
+        assert!(child.wait_for_output("ready", TIMEOUT), "child printed ready");
+        assert!(child.wait_for_output("oops", TIMEOUT), "stderr is captured too");
         assert!(child.try_wait().is_none(), "sleep is still running");
     }
-    assert!(
-        !Path::new(&format!("/proc/{pid}")).exists(),
-        "pid {pid} survived the guard"
-    );
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} survived the guard");
 
     // A process that ignores SIGTERM is killed after the grace period.
-    let child = ns.spawn(
-        "sh",
-        &[
-            "-c",
-            "trap '' TERM; echo ready; while :; do sleep 0.1; done",
-        ],
-    );
+    let child = ns.spawn("sh", &["-c", "trap '' TERM; echo ready; while :; do sleep 0.1; done"]);
     let status = child.stop();
     assert!(!status.success(), "killed, not exited: {status}");
 }
@@ -266,16 +192,8 @@ fn keep_mounts_command_enters_only_the_network_namespace() {
     assert!(inside.status.success(), "sh failed: {inside:?}");
     let inside = String::from_utf8_lossy(&inside.stdout).into_owned();
     let (links, mounts) = inside.split_once("---").expect("marker in output");
-    assert_eq!(
-        links.lines().count(),
-        1,
-        "a fresh namespace has only lo: {links}"
-    );
+    assert_eq!(links.lines().count(), 1, "a fresh namespace has only lo: {links}");
     let bpffs = |mounts: &str| mounts.lines().any(|l| l.contains(" /sys/fs/bpf bpf "));
     let host_mounts = std::fs::read_to_string("/proc/self/mounts").expect("reading host mounts");
-    assert_eq!(
-        bpffs(mounts),
-        bpffs(&host_mounts),
-        "bpffs visibility differs from the host"
-    );
+    assert_eq!(bpffs(mounts), bpffs(&host_mounts), "bpffs visibility differs from the host");
 }

@@ -15,7 +15,7 @@ use std::{
 use dns_xdp_tests::{
     SRV_V4, Topology,
     daemon::{Daemon, PUBLISH_WAIT, ask, client_pass, counter, query},
-    require_root, udp_socket, udp_exchange,
+    require_root, udp_exchange, udp_socket,
 };
 use hickory_proto::{
     op::Message,
@@ -93,7 +93,11 @@ fn broken_zone_keeps_old_data_and_good_zone_is_served_at_once() {
     let log = daemon.child.stderr();
     assert!(log.contains(&format!("{}:3", zone.path())), "the failure names file and line:\n{log}");
     for id in 2..5 {
-        assert_eq!(last_octet(&ask(topo.cli(), server, "changing.reload.test.", RecordType::A, id)), Some(1), "old data served");
+        assert_eq!(
+            last_octet(&ask(topo.cli(), server, "changing.reload.test.", RecordType::A, id)),
+            Some(1),
+            "old data served"
+        );
     }
 
     zone.write(&ZoneFile::text(3, 3));
@@ -140,8 +144,12 @@ fn no_stale_answer_across_100_changes_under_load() {
                 }
                 id = id.wrapping_add(1);
                 let sent = Instant::now();
-                let Some(reply) = udp_exchange(&socket, server, &query("changing.reload.test.", RecordType::A, id), Duration::from_millis(200))
-                else {
+                let Some(reply) = udp_exchange(
+                    &socket,
+                    server,
+                    &query("changing.reload.test.", RecordType::A, id),
+                    Duration::from_millis(200),
+                ) else {
                     continue;
                 };
                 let Ok(msg) = Message::from_vec(&reply) else { continue };
@@ -193,7 +201,8 @@ fn dnsperf_loses_no_query_across_reloads() {
     let _pass = client_pass(&topo);
     let mut daemon = Daemon::on_veth(&topo, zone.path(), &[]);
     let queries = zone.dir.join("queries");
-    std::fs::write(&queries, "changing.reload.test A\nsteady.reload.test A\nnosuch.reload.test A\nreload.test SOA\n").expect("queries");
+    std::fs::write(&queries, "changing.reload.test A\nsteady.reload.test A\nnosuch.reload.test A\nreload.test SOA\n")
+        .expect("queries");
     // Rate-limited and time-bounded load, from the client namespace.
     let mut perf = dns_xdp_tests::ChildGuard::spawn(
         {

@@ -4,6 +4,7 @@
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
+use dns_xdp::frame::{Endpoints, ParsedFrame, parse_udp_frame, udp_frame};
 use dns_xdp::{
     authority::Catalog,
     cache::{CacheWriter, Preload},
@@ -13,7 +14,6 @@ use dns_xdp::{
     wire::{PreparedAnswer, ReplySettings, Transport, map_entry, respond},
     zone::Zone,
 };
-use dns_xdp::frame::{Endpoints, ParsedFrame, parse_udp_frame, udp_frame};
 use dns_xdp_common::{Answer, AnswerKey};
 use dns_xdp_tests::wire::spell;
 use hickory_proto::{
@@ -263,13 +263,15 @@ fn answers_in_either_slot_are_served_and_unserved_ones_replaced_first() {
 fn answers_rewritten_while_served_are_never_mixed() {
     let mut rig = Rig::new(&["zones/example.test.zone"]);
     let qname = Name::from_ascii("www.example.test.").expect("name");
-    let prepared = PreparedAnswer::encode(&qname, RecordType::A, &rig.catalog.lookup(&qname, RecordType::A)).expect("encodes");
+    let prepared =
+        PreparedAnswer::encode(&qname, RecordType::A, &rig.catalog.lookup(&qname, RecordType::A)).expect("encodes");
     let (key, original) = map_entry(&qname, RecordType::A, &prepared).expect("fits");
     // Another answer to the same question: one byte shorter, every byte
     // different, so any mix of the two shows in the reply.
     let body: Vec<u8> = original.body()[1..].iter().map(|b| !b).collect();
     let variant = Answer::new(0, key, original.header(), original.qname(), &body).expect("fits");
-    let frame = udp_frame(&Endpoints::v4(53), &query("www.example.test.", RecordType::A, EdnsCase::None, 0x77), None, 0);
+    let frame =
+        udp_frame(&Endpoints::v4(53), &query("www.example.test.", RecordType::A, EdnsCase::None, 0x77), None, 0);
     let reply_with = |rig: &mut Rig, value: &Answer| {
         rig.writer.fast_path_mut().insert(value, false);
         let (action, reply) = rig.run(&frame);
@@ -362,57 +364,131 @@ fn verdict_table() {
             frame: udp_frame(&Endpoints { dst: "198.18.0.9".parse().expect("ip"), ..v4 }, &www, None, 0),
             action: XDP_PASS,
         },
-        Case { name: "stacked VLAN tags (QinQ)", frame: edit(udp_frame(&v4, &www, Some(100), 0), |f| {
-            f.splice(16..16, [0x81, 0x00, 0x00, 0x65]);
-        }), action: XDP_PASS },
+        Case {
+            name: "stacked VLAN tags (QinQ)",
+            frame: edit(udp_frame(&v4, &www, Some(100), 0), |f| {
+                f.splice(16..16, [0x81, 0x00, 0x00, 0x65]);
+            }),
+            action: XDP_PASS,
+        },
         Case { name: "ARP", frame: edit(base.clone(), |f| f[12..14].copy_from_slice(&[0x08, 0x06])), action: XDP_PASS },
-        Case { name: "IPv4 fragment", frame: edit(base.clone(), |f| {
-            f[20] = 0x20; // MF
-            fix_ipv4_checksum(f, 14);
-        }), action: XDP_PASS },
-        Case { name: "IPv4 options", frame: edit(base.clone(), |f| {
-            f.splice(34..34, [1, 1, 1, 0]); // NOP NOP NOP EOL
-            f[14] = 0x46;
-            let total = u16::from_be_bytes([f[16], f[17]]) + 4;
-            f[16..18].copy_from_slice(&total.to_be_bytes());
-            fix_ipv4_checksum(f, 14);
-        }), action: XDP_PASS },
-        Case { name: "response (QR=1) to the service", frame: edit(base.clone(), |f| f[DNS + 2] |= 0x80), action: XDP_DROP },
-        Case { name: "UDP length beyond the IP packet", frame: edit(base.clone(), |f| {
-            let l = u16::from_be_bytes([f[38], f[39]]) + 1;
-            f[38..40].copy_from_slice(&l.to_be_bytes());
-        }), action: XDP_DROP },
-        Case { name: "IP length beyond the frame", frame: edit(base.clone(), |f| {
-            let l = u16::from_be_bytes([f[16], f[17]]) + 40;
-            f[16..18].copy_from_slice(&l.to_be_bytes());
-            fix_ipv4_checksum(f, 14);
-        }), action: XDP_DROP },
+        Case {
+            name: "IPv4 fragment",
+            frame: edit(base.clone(), |f| {
+                f[20] = 0x20; // MF
+                fix_ipv4_checksum(f, 14);
+            }),
+            action: XDP_PASS,
+        },
+        Case {
+            name: "IPv4 options",
+            frame: edit(base.clone(), |f| {
+                f.splice(34..34, [1, 1, 1, 0]); // NOP NOP NOP EOL
+                f[14] = 0x46;
+                let total = u16::from_be_bytes([f[16], f[17]]) + 4;
+                f[16..18].copy_from_slice(&total.to_be_bytes());
+                fix_ipv4_checksum(f, 14);
+            }),
+            action: XDP_PASS,
+        },
+        Case {
+            name: "response (QR=1) to the service",
+            frame: edit(base.clone(), |f| f[DNS + 2] |= 0x80),
+            action: XDP_DROP,
+        },
+        Case {
+            name: "UDP length beyond the IP packet",
+            frame: edit(base.clone(), |f| {
+                let l = u16::from_be_bytes([f[38], f[39]]) + 1;
+                f[38..40].copy_from_slice(&l.to_be_bytes());
+            }),
+            action: XDP_DROP,
+        },
+        Case {
+            name: "IP length beyond the frame",
+            frame: edit(base.clone(), |f| {
+                let l = u16::from_be_bytes([f[16], f[17]]) + 40;
+                f[16..18].copy_from_slice(&l.to_be_bytes());
+                fix_ipv4_checksum(f, 14);
+            }),
+            action: XDP_DROP,
+        },
         Case { name: "DNS shorter than a header", frame: udp_frame(&v4, &www[..11], None, 0), action: XDP_DROP },
         Case { name: "opcode NOTIFY", frame: edit(base.clone(), |f| f[DNS + 2] |= 4 << 3), action: XDP_PASS },
         Case { name: "TC set in the query", frame: edit(base.clone(), |f| f[DNS + 2] |= 0x02), action: XDP_PASS },
         Case { name: "two questions", frame: edit(base.clone(), |f| f[DNS + 5] = 2), action: XDP_PASS },
-        Case { name: "class CH", frame: udp_frame(&v4, &edit(www.clone(), |q| {
-            let n = q.len();
-            q[n - 1] = 3;
-        }), None, 0), action: XDP_PASS },
-        Case { name: "name not in the map", frame: udp_frame(&v4, &query("nosuch.example.test.", RecordType::A, EdnsCase::None, 8), None, 0), action: XDP_PASS },
-        Case { name: "type not in the map", frame: udp_frame(&v4, &query("www.example.test.", RecordType::CAA, EdnsCase::None, 9), None, 0), action: XDP_PASS },
-        Case { name: "EDNS version 1", frame: udp_frame(&v4, &edit(query("www.example.test.", RecordType::A, EdnsCase::Size(1232), 10), |q| {
-            let n = q.len();
-            q[n - 5] = 1; // version byte of the OPT TTL
-        }), None, 0), action: XDP_PASS },
-        Case { name: "EDNS NSID option", frame: udp_frame(&v4, &{
-            let mut msg = Message::from_vec(&query("www.example.test.", RecordType::A, EdnsCase::Size(1232), 11)).expect("parse");
-            let mut e = Edns::new();
-            e.set_max_payload(1232);
-            e.options_mut().insert(EdnsOption::Unknown(3, vec![]));
-            msg.set_edns(e);
-            msg.to_vec().expect("encode")
-        }, None, 0), action: XDP_PASS },
-        Case { name: "EDNS with a cookie", frame: udp_frame(&v4, &query("www.example.test.", RecordType::A, EdnsCase::Cookie, 12), None, 0), action: XDP_TX },
-        Case { name: "compressed qname", frame: udp_frame(&v4, &edit(www.clone(), |q| {
-            q.splice(12..12, [0xc0, 0x0c]);
-        }), None, 0), action: XDP_PASS },
+        Case {
+            name: "class CH",
+            frame: udp_frame(
+                &v4,
+                &edit(www.clone(), |q| {
+                    let n = q.len();
+                    q[n - 1] = 3;
+                }),
+                None,
+                0,
+            ),
+            action: XDP_PASS,
+        },
+        Case {
+            name: "name not in the map",
+            frame: udp_frame(&v4, &query("nosuch.example.test.", RecordType::A, EdnsCase::None, 8), None, 0),
+            action: XDP_PASS,
+        },
+        Case {
+            name: "type not in the map",
+            frame: udp_frame(&v4, &query("www.example.test.", RecordType::CAA, EdnsCase::None, 9), None, 0),
+            action: XDP_PASS,
+        },
+        Case {
+            name: "EDNS version 1",
+            frame: udp_frame(
+                &v4,
+                &edit(query("www.example.test.", RecordType::A, EdnsCase::Size(1232), 10), |q| {
+                    let n = q.len();
+                    q[n - 5] = 1; // version byte of the OPT TTL
+                }),
+                None,
+                0,
+            ),
+            action: XDP_PASS,
+        },
+        Case {
+            name: "EDNS NSID option",
+            frame: udp_frame(
+                &v4,
+                &{
+                    let mut msg =
+                        Message::from_vec(&query("www.example.test.", RecordType::A, EdnsCase::Size(1232), 11))
+                            .expect("parse");
+                    let mut e = Edns::new();
+                    e.set_max_payload(1232);
+                    e.options_mut().insert(EdnsOption::Unknown(3, vec![]));
+                    msg.set_edns(e);
+                    msg.to_vec().expect("encode")
+                },
+                None,
+                0,
+            ),
+            action: XDP_PASS,
+        },
+        Case {
+            name: "EDNS with a cookie",
+            frame: udp_frame(&v4, &query("www.example.test.", RecordType::A, EdnsCase::Cookie, 12), None, 0),
+            action: XDP_TX,
+        },
+        Case {
+            name: "compressed qname",
+            frame: udp_frame(
+                &v4,
+                &edit(www.clone(), |q| {
+                    q.splice(12..12, [0xc0, 0x0c]);
+                }),
+                None,
+                0,
+            ),
+            action: XDP_PASS,
+        },
         Case { name: "qname running past the message", frame: udp_frame(&v4, &www[..20], None, 0), action: XDP_PASS },
     ];
     let mut failures = Vec::new();

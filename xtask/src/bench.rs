@@ -122,9 +122,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         bail!("--write-md needs a complete run: drop --servers, --rates and --skip-load");
     }
     if !is_root() {
-        bail!(
-            "the benchmark needs root (network namespaces, XDP, AF_XDP): run `cargo xtask bench` as root"
-        );
+        bail!("the benchmark needs root (network namespaces, XDP, AF_XDP): run `cargo xtask bench` as root");
     }
     setup::ensure(setup::Needs::ALL)?;
     let daemon = build::build_daemon(Profile::Release)?;
@@ -134,9 +132,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     // Before pinning: available_parallelism would count only CPU 0 after.
     let nproc = online_cpus();
     if nproc < 2 {
-        bail!(
-            "the benchmark puts the server on CPU 1 and the generator on CPU 0: needs 2 CPUs, found {nproc}"
-        );
+        bail!("the benchmark puts the server on CPU 1 and the generator on CPU 0: needs 2 CPUs, found {nproc}");
     }
     // xtask's own polling and bookkeeping stay off the server's CPU; the
     // generators it starts inherit CPU 0.
@@ -151,10 +147,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         plan.mode = format!("{}-repeat{}", plan.mode, args.repeat);
     }
     plan.repeat = args.repeat;
-    let command = format!(
-        "cargo xtask {}",
-        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
-    );
+    let command = format!("cargo xtask {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "));
 
     let out = util::target_dir()?.join("bench");
     let logs = out.join("logs");
@@ -163,10 +156,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     }
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
 
-    println!(
-        "bench: generating zones and queries in {}",
-        util::display_path(&out)
-    );
+    println!("bench: generating zones and queries in {}", util::display_path(&out));
     let zone = out.join("zone-10k.zone");
     workload::write_zone(&zone, ZONE_NAMES)?;
     let queries = out.join("queries.txt");
@@ -188,23 +178,12 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     net::remove_stale_namespaces();
     let topo = net::Topology::create().context("building the benchmark network")?;
     println!("bench: network {}", topo.describe());
-    let env = Env {
-        topo: &topo,
-        daemon: &daemon,
-        logs: &logs,
-    };
+    let env = Env { topo: &topo, daemon: &daemon, logs: &logs };
 
-    println!(
-        "\n== dns-xdp bench-prog ({} runs per case) ==",
-        plan.prog_runs
-    );
+    println!("\n== dns-xdp bench-prog ({} runs per case) ==", plan.prog_runs);
     let prog = bench_prog(&daemon, plan.prog_runs, &logs)?;
 
-    let kinds: Vec<ServerKind> = if args.servers.is_empty() {
-        ServerKind::ALL.to_vec()
-    } else {
-        args.servers.clone()
-    };
+    let kinds: Vec<ServerKind> = if args.servers.is_empty() { ServerKind::ALL.to_vec() } else { args.servers.clone() };
     // With --repeat, every row is run once per round, rounds one after the
     // other, so each row's samples are spread over the run (this host's
     // speed changes over tens of seconds and holds through a row); see
@@ -229,10 +208,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let load = if args.skip_load {
         Vec::new()
     } else {
-        let kinds: Vec<ServerKind> = loadtime::KINDS
-            .into_iter()
-            .filter(|k| args.servers.is_empty() || args.servers.contains(k))
-            .collect();
+        let kinds: Vec<ServerKind> =
+            loadtime::KINDS.into_iter().filter(|k| args.servers.is_empty() || args.servers.contains(k)).collect();
         load_phase(&env, &kinds, &plan.load_sizes, &zone, &out)?
     };
 
@@ -240,10 +217,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     drop(topo);
     let leftover = leftover_namespaces();
     if !leftover.is_empty() {
-        eprintln!(
-            "bench: warning: namespaces left behind: {}",
-            leftover.join(", ")
-        );
+        eprintln!("bench: warning: namespaces left behind: {}", leftover.join(", "));
     }
 
     machine.loadavg_end = loadavg();
@@ -333,14 +307,7 @@ fn run_row(kind: ServerKind, env: &Env, plan: &Plan, zone: &Path, queries: &Path
     Ok(row)
 }
 
-fn measure_row(
-    kind: ServerKind,
-    env: &Env,
-    plan: &Plan,
-    zone: &Path,
-    queries: &Path,
-    row: &mut Row,
-) -> Result<()> {
+fn measure_row(kind: ServerKind, env: &Env, plan: &Plan, zone: &Path, queries: &Path, row: &mut Row) -> Result<()> {
     let topo = env.topo;
     let mut server = servers::start(kind, env, zone, "", START_TIMEOUT)?;
     let server_pid = server.proc.pid();
@@ -349,20 +316,12 @@ fn measure_row(
         napi: vec![
             // The server side as a server would run: an ordinary thread
             // sharing CPU 1 fairly with the server process.
-            NapiPlacement {
-                dev: topo.srv_if.clone(),
-                cpu: 1,
-                realtime: false,
-            },
+            NapiPlacement { dev: topo.srv_if.clone(), cpu: 1, realtime: false },
             // The client side ahead of the generator on CPU 0: otherwise
             // kxdpgun, sending flat out, starves it at high rates and replies
             // are lost on the client, not the server (seen as 33-40% "loss"
             // for the bounce program, 0.1-0.8% with this).
-            NapiPlacement {
-                dev: topo.cli_if.clone(),
-                cpu: 0,
-                realtime: true,
-            },
+            NapiPlacement { dev: topo.cli_if.clone(), cpu: 0, realtime: true },
         ],
     });
 
@@ -373,10 +332,7 @@ fn measure_row(
         server.wait_answers(topo, &workload::last_name(ZONE_NAMES), START_TIMEOUT)?;
         let id = kind.id();
         loadgen::dnsperf_warmup(topo, queries, &format!("{id}-dnsperf-warmup"), env.logs)?;
-        let probe = CpuProbe {
-            server_pid,
-            napi_dev: &topo.srv_if,
-        };
+        let probe = CpuProbe { server_pid, napi_dev: &topo.srv_if };
         let fixed = loadgen::dnsperf_cpu(
             topo,
             queries,
@@ -391,34 +347,19 @@ fn measure_row(
             plan.cpu_rate, c.total_pct, c.process_pct, c.napi_pct, c.softirq_pct
         );
         row.fixed_rate = Some(fixed);
-        let mut result = loadgen::dnsperf(
-            topo,
-            queries,
-            plan.dnsperf_secs,
-            &format!("{id}-dnsperf"),
-            env.logs,
-        )?;
+        let mut result = loadgen::dnsperf(topo, queries, plan.dnsperf_secs, &format!("{id}-dnsperf"), env.logs)?;
         println!(
             "bench: dnsperf {:.0} q/s, lost {:.2}%, avg latency {:.3} ms",
             result.qps, result.loss_pct, result.avg_latency_ms
         );
-        let (p50, p99, verbose_qps) = loadgen::dnsperf_latency(
-            topo,
-            queries,
-            plan.latency_secs,
-            &format!("{id}-dnsperf-v"),
-            env.logs,
-        )?;
+        let (p50, p99, verbose_qps) =
+            loadgen::dnsperf_latency(topo, queries, plan.latency_secs, &format!("{id}-dnsperf-v"), env.logs)?;
         println!(
             "bench: dnsperf -v: p50 {} ms, p99 {} ms ({verbose_qps:.0} q/s)",
             p50.map_or("–".into(), |v| format!("{v:.3}")),
             p99.map_or("–".into(), |v| format!("{v:.3}"))
         );
-        (
-            result.p50_latency_ms,
-            result.p99_latency_ms,
-            result.verbose_qps,
-        ) = (p50, p99, Some(verbose_qps));
+        (result.p50_latency_ms, result.p99_latency_ms, result.verbose_qps) = (p50, p99, Some(verbose_qps));
         row.dnsperf = Some(result);
         pass.stop()?;
     }
@@ -458,14 +399,7 @@ fn measure_row(
 fn attach_pass(env: &Env) -> Result<Proc> {
     let topo = env.topo;
     let mut cmd = topo.cli.command(env.daemon);
-    cmd.args([
-        "attach",
-        "pass",
-        "--iface",
-        &topo.cli_if,
-        "--xdp-mode",
-        "native",
-    ]);
+    cmd.args(["attach", "pass", "--iface", &topo.cli_if, "--xdp-mode", "native"]);
     let mut proc = Proc::spawn(cmd, "client-pass", 0, env.logs)?;
     proc.wait_for_output("attached", Duration::from_secs(10))?;
     Ok(proc)
@@ -474,13 +408,8 @@ fn attach_pass(env: &Env) -> Result<Proc> {
 /// The dns-xdp instance's XDP verdict counters, found by program ID.
 fn xdp_counters(daemon: &Path, program_id: u32) -> Result<Option<XdpCounters>> {
     let text = util::stdout_of(Command::new(daemon).args(["stats", "--json"]))?;
-    let all: serde_json::Value =
-        serde_json::from_str(&text).context("parsing `dns-xdp stats --json`")?;
-    let Some(inst) = all
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|i| i["program_id"].as_u64() == Some(program_id.into()))
+    let all: serde_json::Value = serde_json::from_str(&text).context("parsing `dns-xdp stats --json`")?;
+    let Some(inst) = all.as_array().into_iter().flatten().find(|i| i["program_id"].as_u64() == Some(program_id.into()))
     else {
         return Ok(None);
     };
@@ -488,11 +417,7 @@ fn xdp_counters(daemon: &Path, program_id: u32) -> Result<Option<XdpCounters>> {
     let get = |k: &str| xdp.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
     Ok(Some(XdpCounters {
         tx_answer: get("tx_answer"),
-        passed: xdp
-            .iter()
-            .filter(|(k, _)| k.starts_with("pass_"))
-            .filter_map(|(_, v)| v.as_u64())
-            .sum(),
+        passed: xdp.iter().filter(|(k, _)| k.starts_with("pass_")).filter_map(|(_, v)| v.as_u64()).sum(),
         daemon_udp_queries: inst["daemon"]["udp_queries"].as_u64().unwrap_or(0),
     }))
 }
@@ -502,8 +427,7 @@ fn bench_prog(daemon: &Path, runs: u32, logs: &Path) -> Result<Vec<ProgCase>> {
     let mut cmd = Command::new(daemon);
     cmd.args(["bench-prog", "--json", "--runs", &runs.to_string()]);
     let text = procs::run_bounded(cmd, "bench-prog", 1, logs, Duration::from_secs(120))?;
-    let cases: Vec<ProgCase> =
-        serde_json::from_str(&text).context("parsing `dns-xdp bench-prog --json`")?;
+    let cases: Vec<ProgCase> = serde_json::from_str(&text).context("parsing `dns-xdp bench-prog --json`")?;
     for c in &cases {
         println!(
             "bench: {:<32} {:>4} octets {:>4} {:>8.1} ns/packet",
@@ -522,16 +446,11 @@ fn write_outputs(mut results: Results, out: &Path, custom: bool, write_md: bool)
         }
         fs::write(path, text).with_context(|| format!("writing {}", path.display()))
     };
-    let mode = if custom {
-        format!("{}-custom", results.plan.mode)
-    } else {
-        results.plan.mode.clone()
-    };
+    let mode = if custom { format!("{}-custom", results.plan.mode) } else { results.plan.mode.clone() };
     let json_path = out.join(format!("results-{mode}.json"));
     let prev_path = out.join(format!("results-{mode}.prev.json"));
-    let previous: Option<Results> = fs::read_to_string(&json_path)
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok());
+    let previous: Option<Results> =
+        fs::read_to_string(&json_path).ok().and_then(|text| serde_json::from_str(&text).ok());
     if let Some(prev) = previous.filter(|_| !custom) {
         results.reproducibility = report::compare(&results, &prev, REPRODUCIBILITY);
         println!();
@@ -540,26 +459,18 @@ fn write_outputs(mut results: Results, out: &Path, custom: bool, write_md: bool)
         }
     }
     if json_path.exists() {
-        fs::rename(&json_path, &prev_path)
-            .with_context(|| format!("keeping {}", prev_path.display()))?;
+        fs::rename(&json_path, &prev_path).with_context(|| format!("keeping {}", prev_path.display()))?;
     }
     write(&json_path, &serde_json::to_string_pretty(&results)?)?;
 
     let svg = report::svg(&results);
     write(&out.join("bench.svg"), &svg)?;
-    write(
-        &out.join("BENCHMARKS.md"),
-        &report::markdown(&results, "bench.svg"),
-    )?;
-    let mut written: Vec<PathBuf> =
-        vec![json_path, out.join("bench.svg"), out.join("BENCHMARKS.md")];
+    write(&out.join("BENCHMARKS.md"), &report::markdown(&results, "bench.svg"))?;
+    let mut written: Vec<PathBuf> = vec![json_path, out.join("bench.svg"), out.join("BENCHMARKS.md")];
     if write_md {
         let root = util::workspace_root();
         write(&root.join("docs/bench.svg"), &svg)?;
-        write(
-            &root.join("BENCHMARKS.md"),
-            &report::markdown(&results, "docs/bench.svg"),
-        )?;
+        write(&root.join("BENCHMARKS.md"), &report::markdown(&results, "docs/bench.svg"))?;
         written.extend([root.join("BENCHMARKS.md"), root.join("docs/bench.svg")]);
     }
     let shown: Vec<String> = written.iter().map(|p| util::display_path(p)).collect();
@@ -582,9 +493,7 @@ fn online_cpus() -> usize {
 }
 
 fn first_line_of(cmd: &mut Command) -> String {
-    util::stdout_of(cmd)
-        .map(|s| s.lines().next().unwrap_or("").trim().to_owned())
-        .unwrap_or_else(|e| format!("{e:#}"))
+    util::stdout_of(cmd).map(|s| s.lines().next().unwrap_or("").trim().to_owned()).unwrap_or_else(|e| format!("{e:#}"))
 }
 
 fn cpu_model() -> String {
@@ -606,11 +515,7 @@ fn loadavg() -> String {
 /// measured).
 fn commit() -> String {
     let root = util::workspace_root();
-    let head = first_line_of(Command::new("git").arg("-C").arg(&root).args([
-        "rev-parse",
-        "--short",
-        "HEAD",
-    ]));
+    let head = first_line_of(Command::new("git").arg("-C").arg(&root).args(["rev-parse", "--short", "HEAD"]));
     let dirty = util::stdout_of(Command::new("git").arg("-C").arg(&root).args([
         "status",
         "--porcelain",
@@ -621,11 +526,7 @@ fn commit() -> String {
         "Cargo.lock",
     ]))
     .is_ok_and(|s| !s.trim().is_empty());
-    if dirty {
-        format!("{head} (dns-xdp sources with uncommitted changes)")
-    } else {
-        head
-    }
+    if dirty { format!("{head} (dns-xdp sources with uncommitted changes)") } else { head }
 }
 
 fn leftover_namespaces() -> Vec<String> {

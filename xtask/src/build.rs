@@ -14,11 +14,7 @@ pub enum Profile {
 
 impl Profile {
     pub fn from_debug(debug: bool) -> Self {
-        if debug {
-            Profile::Dev
-        } else {
-            Profile::Release
-        }
+        if debug { Profile::Dev } else { Profile::Release }
     }
 
     /// Cargo's output directory name for the profile.
@@ -40,10 +36,6 @@ pub fn build_daemon(profile: Profile) -> Result<PathBuf> {
     }
     run_visible(&mut cmd).context("building dns-xdp")?;
     let bin = util::target_dir()?.join(profile.dir()).join("dns-xdp");
-    anyhow::ensure!(
-        bin.is_file(),
-        "build succeeded but {} does not exist",
-        bin.display()
-    );
+    anyhow::ensure!(bin.is_file(), "build succeeded but {} does not exist", bin.display());
     Ok(bin)
 }

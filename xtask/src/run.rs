@@ -12,25 +12,13 @@ use crate::util::{self, is_root};
 
 /// `dns-xdp run` arguments for the loopback demo: generic-mode XDP on `lo`
 /// works with no namespaces (see the toolchain notes).
-const DEFAULT_ARGS: &[&str] = &[
-    "--zone",
-    "zones/example.test.zone",
-    "--listen",
-    "127.0.0.1:5300",
-    "--iface",
-    "lo",
-    "--xdp-mode",
-    "generic",
-];
+const DEFAULT_ARGS: &[&str] =
+    &["--zone", "zones/example.test.zone", "--listen", "127.0.0.1:5300", "--iface", "lo", "--xdp-mode", "generic"];
 
 pub fn run(profile: Profile, args: Vec<String>) -> Result<ExitCode> {
     setup::ensure(setup::Needs::RUN)?;
     let bin = build::build_daemon(profile)?;
-    let args = if args.is_empty() {
-        DEFAULT_ARGS.iter().map(|s| s.to_string()).collect()
-    } else {
-        args
-    };
+    let args = if args.is_empty() { DEFAULT_ARGS.iter().map(|s| s.to_string()).collect() } else { args };
     if !is_root() {
         println!("warning: dns-xdp needs root (CAP_BPF, CAP_NET_ADMIN) to load its XDP program");
     }
@@ -40,9 +28,7 @@ pub fn run(profile: Profile, args: Vec<String>) -> Result<ExitCode> {
 
     let mut cmd = Command::new(&bin);
     // Relative paths such as the default zone file are relative to the root.
-    cmd.current_dir(util::workspace_root())
-        .arg("run")
-        .args(&args);
+    cmd.current_dir(util::workspace_root()).arg("run").args(&args);
     println!("+ {}", util::describe(&cmd));
     let status = run_forwarding_signals(cmd)?;
     Ok(exit_code(status))
@@ -174,15 +160,8 @@ mod tests {
         let started = Instant::now();
         let status = run_forwarding_signals(cmd).expect("running sleep");
         sender.join().expect("signal sender thread");
-        assert_eq!(
-            status.signal(),
-            Some(libc::SIGINT),
-            "sleep should die of SIGINT: {status}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "signal was not forwarded promptly"
-        );
+        assert_eq!(status.signal(), Some(libc::SIGINT), "sleep should die of SIGINT: {status}");
+        assert!(started.elapsed() < Duration::from_secs(5), "signal was not forwarded promptly");
         assert_eq!(super::exit_code(status), std::process::ExitCode::from(130));
     }
 }

@@ -53,22 +53,10 @@ pub struct Needs {
 }
 
 impl Needs {
-    pub const ALL: Needs = Needs {
-        toolchain: true,
-        packages: true,
-        bpffs: true,
-    };
+    pub const ALL: Needs = Needs { toolchain: true, packages: true, bpffs: true };
     /// Building needs no root and no system packages.
-    pub const BUILD: Needs = Needs {
-        toolchain: true,
-        packages: false,
-        bpffs: false,
-    };
-    pub const RUN: Needs = Needs {
-        toolchain: true,
-        packages: false,
-        bpffs: true,
-    };
+    pub const BUILD: Needs = Needs { toolchain: true, packages: false, bpffs: false };
+    pub const RUN: Needs = Needs { toolchain: true, packages: false, bpffs: true };
 }
 
 /// Checks, and installs what is missing, for the given needs. Prints one
@@ -91,13 +79,8 @@ pub fn ensure(needs: Needs) -> Result<()> {
 
 /// `rust-src` for nightly: `-Z build-std=core` for bpfel-unknown-none needs it.
 fn ensure_rust_src() -> Result<String> {
-    let out = util::output(Command::new("rustup").args([
-        "component",
-        "list",
-        "--toolchain",
-        "nightly",
-        "--installed",
-    ]))?;
+    let out =
+        util::output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))?;
     if !out.status.success() {
         bail!(
             "the nightly toolchain is required to build the eBPF program but \
@@ -111,13 +94,7 @@ fn ensure_rust_src() -> Result<String> {
         return Ok("rust-src present".into());
     }
     println!("setup: installing rust-src for the nightly toolchain");
-    run_visible(Command::new("rustup").args([
-        "component",
-        "add",
-        "rust-src",
-        "--toolchain",
-        "nightly",
-    ]))?;
+    run_visible(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
     Ok("rust-src installed".into())
 }
 
@@ -144,14 +121,8 @@ fn install_bin_dir() -> Result<PathBuf> {
 /// because `cargo run` points it at the stable toolchain's libraries, which
 /// rustc's own linker invocations do not get.
 fn bpf_linker_version(path: &Path) -> Option<String> {
-    let out = Command::new(path)
-        .arg("--version")
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = Command::new(path).arg("--version").env_remove("LD_LIBRARY_PATH").output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn ensure_bpf_linker() -> Result<String> {
@@ -172,10 +143,7 @@ fn ensure_bpf_linker() -> Result<String> {
         );
     }
     match &on_path {
-        Some(path) => println!(
-            "setup: {} does not run (cannot load its libLLVM?); rebuilding it",
-            path.display()
-        ),
+        Some(path) => println!("setup: {} does not run (cannot load its libLLVM?); rebuilding it", path.display()),
         None => println!("setup: bpf-linker not found; building it (about 2 minutes)"),
     }
     install_bpf_linker()?;
@@ -192,10 +160,7 @@ fn ensure_bpf_linker() -> Result<String> {
             in_cargo_home.display(),
             path.display()
         ),
-        None => bail!(
-            "installed {version} at {}, but that directory is not in PATH: add it",
-            in_cargo_home.display()
-        ),
+        None => bail!("installed {version} at {}, but that directory is not in PATH: add it", in_cargo_home.display()),
         Some(_) => Ok(format!("{version} installed")),
     }
 }
@@ -206,18 +171,14 @@ fn ensure_bpf_linker() -> Result<String> {
 /// library's soname (its real file name) and an rpath to `$LLVM_PREFIX/lib`,
 /// so that directory gets a link under both names.
 fn install_bpf_linker() -> Result<()> {
-    let sysroot =
-        stdout_of(Command::new("rustup").args(["run", "nightly", "rustc", "--print", "sysroot"]))?;
+    let sysroot = stdout_of(Command::new("rustup").args(["run", "nightly", "rustc", "--print", "sysroot"]))?;
     let lib_dir = Path::new(sysroot.trim()).join("lib");
     let (llvm_lib, major) = find_llvm_library(&lib_dir)?;
-    let file_name = llvm_lib
-        .file_name()
-        .context("libLLVM path has no file name")?;
+    let file_name = llvm_lib.file_name().context("libLLVM path has no file name")?;
 
     let prefix = cargo_home()?.join(LLVM_PREFIX_DIR);
     let prefix_lib = prefix.join("lib");
-    fs::create_dir_all(&prefix_lib)
-        .with_context(|| format!("creating {}", prefix_lib.display()))?;
+    fs::create_dir_all(&prefix_lib).with_context(|| format!("creating {}", prefix_lib.display()))?;
     for link_name in [Path::new("libLLVM.so"), Path::new(file_name)] {
         let link = prefix_lib.join(link_name);
         replace_symlink(&llvm_lib, &link)?;
@@ -226,17 +187,10 @@ fn install_bpf_linker() -> Result<()> {
 
     let feature = format!("llvm-{major}");
     let mut cmd = util::cargo();
-    cmd.args([
-        "install",
-        "bpf-linker",
-        "--version",
-        BPF_LINKER_VERSION,
-        "--locked",
-        "--force",
-    ])
-    .args(["--no-default-features", "--features", &feature])
-    .env("LLVM_PREFIX", &prefix)
-    .env_remove("LD_LIBRARY_PATH");
+    cmd.args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force"])
+        .args(["--no-default-features", "--features", &feature])
+        .env("LLVM_PREFIX", &prefix)
+        .env_remove("LD_LIBRARY_PATH");
     println!("+ LLVM_PREFIX={}", prefix.display());
     run_visible(&mut cmd).context("building bpf-linker")
 }
@@ -247,8 +201,7 @@ fn install_bpf_linker() -> Result<()> {
 /// `libLLVM.so.<version>...` and check it is a real (large) file.
 fn find_llvm_library(lib_dir: &Path) -> Result<(PathBuf, u32)> {
     const MIN_SIZE: u64 = 1 << 20;
-    let entries =
-        fs::read_dir(lib_dir).with_context(|| format!("listing {}", lib_dir.display()))?;
+    let entries = fs::read_dir(lib_dir).with_context(|| format!("listing {}", lib_dir.display()))?;
     let mut candidates = Vec::new();
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", lib_dir.display()))?;
@@ -257,10 +210,7 @@ fn find_llvm_library(lib_dir: &Path) -> Result<(PathBuf, u32)> {
             continue;
         };
         let size = fs::metadata(entry.path()).map(|m| m.len()).unwrap_or(0);
-        let major: Option<u32> = version
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .and_then(|s| s.parse().ok());
+        let major: Option<u32> = version.split(|c: char| !c.is_ascii_digit()).next().and_then(|s| s.parse().ok());
         if size >= MIN_SIZE
             && let Some(major) = major
         {
@@ -287,8 +237,7 @@ fn replace_symlink(target: &Path, link: &Path) -> Result<()> {
     if link.symlink_metadata().is_ok() {
         fs::remove_file(link).with_context(|| format!("removing old {}", link.display()))?;
     }
-    symlink(target, link)
-        .with_context(|| format!("linking {} -> {}", link.display(), target.display()))
+    symlink(target, link).with_context(|| format!("linking {} -> {}", link.display(), target.display()))
 }
 
 fn ensure_packages() -> Result<String> {
@@ -313,27 +262,14 @@ fn ensure_packages() -> Result<String> {
             missing_tools.join(", ")
         );
     }
-    println!(
-        "setup: missing tools {}; installing Debian packages {}",
-        missing_tools.join(", "),
-        packages.join(" ")
-    );
+    println!("setup: missing tools {}; installing Debian packages {}", missing_tools.join(", "), packages.join(" "));
     run_visible(Command::new("apt-get").arg("update"))?;
     run_visible(
-        Command::new("apt-get")
-            .args(["install", "-y"])
-            .args(&packages)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
+        Command::new("apt-get").args(["install", "-y"]).args(&packages).env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
-    let still_missing: Vec<&str> = missing_tools
-        .into_iter()
-        .filter(|tool| find_executable(tool).is_none())
-        .collect();
+    let still_missing: Vec<&str> = missing_tools.into_iter().filter(|tool| find_executable(tool).is_none()).collect();
     if !still_missing.is_empty() {
-        bail!(
-            "`{install_line}` succeeded but these tools are still missing: {}",
-            still_missing.join(", ")
-        );
+        bail!("`{install_line}` succeeded but these tools are still missing: {}", still_missing.join(", "));
     }
     Ok(format!("installed {}", packages.join(" ")))
 }
@@ -357,9 +293,7 @@ fn ensure_bpffs() -> Result<String> {
         return Ok("bpffs mounted".into());
     }
     if !is_root() {
-        println!(
-            "setup: warning: bpffs is not mounted at {BPFFS}; as root run `mount -t bpf bpf {BPFFS}`"
-        );
+        println!("setup: warning: bpffs is not mounted at {BPFFS}; as root run `mount -t bpf bpf {BPFFS}`");
         return Ok("bpffs NOT mounted".into());
     }
     println!("setup: mounting bpffs at {BPFFS}");

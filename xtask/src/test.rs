@@ -52,14 +52,7 @@ pub fn test(release: bool, extra: &[String]) -> Result<ExitCode> {
     // 1. Host unit tests. The eBPF crate only builds for bpfel-unknown-none
     //    (dns-xdp's build.rs builds it), and dns-xdp-tests is step 2.
     let mut unit = util::cargo();
-    unit.args([
-        "test",
-        "--workspace",
-        "--exclude",
-        "dns-xdp-ebpf",
-        "--exclude",
-        "dns-xdp-tests",
-    ]);
+    unit.args(["test", "--workspace", "--exclude", "dns-xdp-ebpf", "--exclude", "dns-xdp-tests"]);
     if !extra.is_empty() {
         unit.arg("--").args(extra);
     }
@@ -69,16 +62,10 @@ pub fn test(release: bool, extra: &[String]) -> Result<ExitCode> {
 
     // 2. Privileged end-to-end tests, against a daemon built for them.
     if !is_root() {
-        println!(
-            "error: the privileged tests need root (network namespaces, XDP); not running them"
-        );
+        println!("error: the privileged tests need root (network namespaces, XDP); not running them");
         failed_steps.push("privileged tests (not root)");
     } else {
-        let profile = if release {
-            Profile::Release
-        } else {
-            Profile::Dev
-        };
+        let profile = if release { Profile::Release } else { Profile::Dev };
         match build::build_daemon(profile) {
             Err(err) => {
                 println!("error: {err:#}");
@@ -86,15 +73,9 @@ pub fn test(release: bool, extra: &[String]) -> Result<ExitCode> {
             }
             Ok(bin) => {
                 let mut e2e = util::cargo();
-                e2e.args([
-                    "test",
-                    "--package",
-                    "dns-xdp-tests",
-                    "--",
-                    "--test-threads=1",
-                ])
-                .args(extra)
-                .env("DNS_XDP_BIN", &bin);
+                e2e.args(["test", "--package", "dns-xdp-tests", "--", "--test-threads=1"])
+                    .args(extra)
+                    .env("DNS_XDP_BIN", &bin);
                 if !run_counting(&mut e2e, &mut counts)? {
                     failed_steps.push("privileged tests");
                 }
@@ -105,15 +86,8 @@ pub fn test(release: bool, extra: &[String]) -> Result<ExitCode> {
     if !failed_steps.is_empty() {
         println!("xtask test: FAILED: {}", failed_steps.join(", "));
     }
-    println!(
-        "summary: {} passed, {} failed, {} skipped",
-        counts.passed, counts.failed, counts.ignored
-    );
-    Ok(if failed_steps.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    println!("summary: {} passed, {} failed, {} skipped", counts.passed, counts.failed, counts.ignored);
+    Ok(if failed_steps.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Runs a `cargo test` command, echoing its stdout while counting results.
@@ -121,22 +95,14 @@ pub fn test(release: bool, extra: &[String]) -> Result<ExitCode> {
 fn run_counting(cmd: &mut Command, counts: &mut Counts) -> Result<bool> {
     let line = util::describe(cmd);
     println!("+ {line}");
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting `{line}`"))?;
-    let stdout = child
-        .stdout
-        .take()
-        .context("test stdout was not captured")?;
+    let mut child = cmd.stdout(Stdio::piped()).spawn().with_context(|| format!("starting `{line}`"))?;
+    let stdout = child.stdout.take().context("test stdout was not captured")?;
     for out_line in BufReader::new(stdout).lines() {
         let out_line = out_line.context("reading test output")?;
         println!("{out_line}");
         counts.add_line(&out_line);
     }
-    let status = child
-        .wait()
-        .with_context(|| format!("waiting for `{line}`"))?;
+    let status = child.wait().with_context(|| format!("waiting for `{line}`"))?;
     Ok(status.success())
 }
 
@@ -148,9 +114,7 @@ mod tests {
     fn counts_libtest_result_lines() {
         let mut c = Counts::default();
         c.add_line("test result: ok. 3 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.01s");
-        c.add_line(
-            "test result: FAILED. 1 passed; 4 failed; 0 ignored; 0 measured; 0 filtered out",
-        );
+        c.add_line("test result: FAILED. 1 passed; 4 failed; 0 ignored; 0 measured; 0 filtered out");
         c.add_line("running 5 tests");
         assert_eq!((c.passed, c.failed, c.ignored), (4, 4, 2));
     }

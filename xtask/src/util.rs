@@ -11,10 +11,7 @@ use anyhow::{Context, Result, bail};
 /// xtask works from whatever directory cargo was started in.
 pub fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| manifest_dir.to_path_buf())
+    manifest_dir.parent().map(Path::to_path_buf).unwrap_or_else(|| manifest_dir.to_path_buf())
 }
 
 /// The cargo that runs us (cargo sets `CARGO`), so nested builds use the same
@@ -33,26 +30,17 @@ pub fn target_dir() -> Result<PathBuf> {
         .output()
         .context("running `cargo metadata`")?;
     if !output.status.success() {
-        bail!(
-            "`cargo metadata` failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+        bail!("`cargo metadata` failed: {}", String::from_utf8_lossy(&output.stderr).trim());
     }
-    let meta: serde_json::Value =
-        serde_json::from_slice(&output.stdout).context("parsing `cargo metadata` output")?;
-    let dir = meta["target_directory"]
-        .as_str()
-        .context("`cargo metadata` output has no target_directory")?;
+    let meta: serde_json::Value = serde_json::from_slice(&output.stdout).context("parsing `cargo metadata` output")?;
+    let dir = meta["target_directory"].as_str().context("`cargo metadata` output has no target_directory")?;
     Ok(PathBuf::from(dir))
 }
 
 /// `path` relative to the workspace root when it lies inside it: shorter to
 /// read and to copy into a shell started there.
 pub fn display_path(path: &Path) -> String {
-    path.strip_prefix(workspace_root())
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    path.strip_prefix(workspace_root()).unwrap_or(path).display().to_string()
 }
 
 /// Renders a command line for messages.
@@ -85,21 +73,13 @@ pub fn stdout_of(cmd: &mut Command) -> Result<String> {
     let line = describe(cmd);
     let out = output(cmd)?;
     if !out.status.success() {
-        bail!(
-            "`{line}` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("`{line}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     String::from_utf8(out.stdout).with_context(|| format!("`{line}` printed non-UTF-8"))
 }
 
 pub fn check_status(status: ExitStatus, line: &str) -> Result<()> {
-    if status.success() {
-        Ok(())
-    } else {
-        bail!("`{line}` failed ({status})")
-    }
+    if status.success() { Ok(()) } else { bail!("`{line}` failed ({status})") }
 }
 
 /// Whether we run as root; installing packages and mounting need it.
@@ -118,9 +98,5 @@ pub fn find_executable(name: impl AsRef<OsStr>) -> Option<PathBuf> {
     env::split_paths(&path)
         .chain(extra.iter().map(PathBuf::from))
         .map(|dir| dir.join(name))
-        .find(|candidate| {
-            candidate
-                .metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+        .find(|candidate| candidate.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }

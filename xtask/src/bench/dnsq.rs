@@ -25,9 +25,7 @@ fn encode_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>> {
     // Flags 0 (no RD: authoritative servers), one question.
     msg.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
     for label in name.trim_end_matches('.').split('.') {
-        let len = u8::try_from(label.len())
-            .ok()
-            .filter(|&l| (1..64).contains(&l));
+        let len = u8::try_from(label.len()).ok().filter(|&l| (1..64).contains(&l));
         let len = len.with_context(|| format!("bad label in {name:?}"))?;
         msg.push(len);
         msg.extend_from_slice(label.as_bytes());
@@ -43,10 +41,7 @@ fn decode_reply(id: u16, buf: &[u8]) -> Option<Reply> {
     if buf.len() < 12 || buf[0..2] != id.to_be_bytes() || buf[2] & 0x80 == 0 {
         return None;
     }
-    Some(Reply {
-        rcode: buf[3] & 0x0f,
-        answers: u16::from_be_bytes([buf[6], buf[7]]),
-    })
+    Some(Reply { rcode: buf[3] & 0x0f, answers: u16::from_be_bytes([buf[6], buf[7]]) })
 }
 
 /// A UDP socket bound in `ns`'s network namespace.
@@ -95,9 +90,7 @@ pub fn wait_for_reply(
             }
         }
         if start.elapsed() > timeout {
-            bail!(
-                "no acceptable reply from {server} for {name} within {timeout:?} (last reply: {last:?})"
-            );
+            bail!("no acceptable reply from {server} for {name} within {timeout:?} (last reply: {last:?})");
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -120,13 +113,7 @@ mod tests {
         let mut r = q.clone();
         r[2] |= 0x84;
         r[7] = 1;
-        assert_eq!(
-            decode_reply(7, &r),
-            Some(Reply {
-                rcode: 0,
-                answers: 1
-            })
-        );
+        assert_eq!(decode_reply(7, &r), Some(Reply { rcode: 0, answers: 1 }));
         assert_eq!(decode_reply(8, &r), None);
         assert_eq!(decode_reply(7, &q), None, "a query is not a reply");
     }

@@ -38,22 +38,10 @@ pub struct Dnsperf {
     pub qps_samples: Vec<f64>,
 }
 
-fn dnsperf_command(
-    topo: &Topology,
-    queries: &Path,
-    seconds: f64,
-    verbose: bool,
-) -> std::process::Command {
+fn dnsperf_command(topo: &Topology, queries: &Path, seconds: f64, verbose: bool) -> std::process::Command {
     let mut cmd = topo.cli.command("dnsperf");
     cmd.args(["-s", &SRV_V4.to_string(), "-d"]).arg(queries);
-    cmd.args([
-        "-c",
-        DNSPERF_CLIENTS,
-        "-q",
-        DNSPERF_OUTSTANDING,
-        "-l",
-        &seconds.to_string(),
-    ]);
+    cmd.args(["-c", DNSPERF_CLIENTS, "-q", DNSPERF_OUTSTANDING, "-l", &seconds.to_string()]);
     if verbose {
         cmd.arg("-v");
     }
@@ -67,22 +55,10 @@ fn cell_timeout(seconds: f64) -> Duration {
 }
 
 /// Runs dnsperf for `seconds` and parses its summary.
-pub fn dnsperf(
-    topo: &Topology,
-    queries: &Path,
-    seconds: f64,
-    label: &str,
-    logs: &Path,
-) -> Result<Dnsperf> {
-    let mut proc = Proc::spawn(
-        dnsperf_command(topo, queries, seconds, false),
-        label,
-        0,
-        logs,
-    )?;
+pub fn dnsperf(topo: &Topology, queries: &Path, seconds: f64, label: &str, logs: &Path) -> Result<Dnsperf> {
+    let mut proc = Proc::spawn(dnsperf_command(topo, queries, seconds, false), label, 0, logs)?;
     proc.wait_success(cell_timeout(seconds))?;
-    let mut result =
-        parse_dnsperf(&proc.stdout()).with_context(|| format!("parsing {label} output"))?;
+    let mut result = parse_dnsperf(&proc.stdout()).with_context(|| format!("parsing {label} output"))?;
     result.seconds = seconds;
     Ok(result)
 }
@@ -123,14 +99,8 @@ pub fn dnsperf_cpu(
     procs::sleep(Duration::from_secs_f64((seconds - 0.5).max(0.2)))?;
     let after = CpuSample::take(probe.server_pid, probe.napi_dev);
     proc.wait_success(cell_timeout(seconds))?;
-    let result =
-        parse_dnsperf(&proc.stdout()).with_context(|| format!("parsing {label} output"))?;
-    Ok(FixedRate {
-        rate,
-        qps: result.qps,
-        cpu: procs::cpu_use(&before, &after),
-        cpu_samples: Vec::new(),
-    })
+    let result = parse_dnsperf(&proc.stdout()).with_context(|| format!("parsing {label} output"))?;
+    Ok(FixedRate { rate, qps: result.qps, cpu: procs::cpu_use(&before, &after), cpu_samples: Vec::new() })
 }
 
 /// Sends every query of the file once (`-n 1`), as fast as the server
@@ -153,12 +123,7 @@ pub fn dnsperf_latency(
     label: &str,
     logs: &Path,
 ) -> Result<(Option<f64>, Option<f64>, f64)> {
-    let mut proc = Proc::spawn(
-        dnsperf_command(topo, queries, seconds, true),
-        label,
-        0,
-        logs,
-    )?;
+    let mut proc = Proc::spawn(dnsperf_command(topo, queries, seconds, true), label, 0, logs)?;
     proc.wait_success(cell_timeout(seconds))?;
     let file = File::open(proc.stdout_path()).context("opening dnsperf -v output")?;
     let mut latencies = Vec::new();
@@ -177,11 +142,7 @@ pub fn dnsperf_latency(
     }
     let qps = parse_dnsperf(&summary)?.qps;
     latencies.sort_by(f64::total_cmp);
-    Ok((
-        percentile(&latencies, 50.0),
-        percentile(&latencies, 99.0),
-        qps,
-    ))
+    Ok((percentile(&latencies, 50.0), percentile(&latencies, 99.0), qps))
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -211,11 +172,7 @@ fn parse_dnsperf(text: &str) -> Result<Dnsperf> {
         sent,
         completed,
         lost,
-        loss_pct: if sent > 0 {
-            lost as f64 * 100.0 / sent as f64
-        } else {
-            0.0
-        },
+        loss_pct: if sent > 0 { lost as f64 * 100.0 / sent as f64 } else { 0.0 },
         qps: num("Queries per second")?,
         avg_latency_ms: num("Average Latency (s)")? * 1000.0,
         ..Dnsperf::default()
@@ -250,32 +207,15 @@ pub struct CpuProbe<'a> {
 /// its own XDP program there and leaves it: detached again here, on every
 /// path out. (kxdpgun sets up for about a second before sending and waits
 /// about a second for late replies after: each step takes `seconds` + 2 s.)
-pub fn kxdpgun(
-    topo: &Topology,
-    queries: &Path,
-    (rate, seconds): (u64, f64),
-    label: &str,
-    logs: &Path,
-) -> Result<Step> {
+pub fn kxdpgun(topo: &Topology, queries: &Path, (rate, seconds): (u64, f64), label: &str, logs: &Path) -> Result<Step> {
     topo.detach_client_xdp()?;
     let result = (|| -> Result<Step> {
         let mut cmd = topo.cli.command("kxdpgun");
-        cmd.args([
-            "-t",
-            &seconds.to_string(),
-            "-Q",
-            &rate.to_string(),
-            "-F",
-            "0",
-            "-I",
-            &topo.cli_if,
-            "-i",
-        ]);
+        cmd.args(["-t", &seconds.to_string(), "-Q", &rate.to_string(), "-F", "0", "-I", &topo.cli_if, "-i"]);
         cmd.arg(queries).arg(SRV_V4.to_string());
         let mut proc = Proc::spawn(cmd, label, 0, logs)?;
         proc.wait_success(cell_timeout(seconds))?;
-        let mut step =
-            parse_kxdpgun(&proc.stdout()).with_context(|| format!("parsing {label} output"))?;
+        let mut step = parse_kxdpgun(&proc.stdout()).with_context(|| format!("parsing {label} output"))?;
         step.requested_qps = rate;
         step.seconds = seconds;
         Ok(step)
@@ -296,9 +236,7 @@ fn parse_kxdpgun(text: &str) -> Result<Step> {
             .with_context(|| format!("no {key:?} in kxdpgun output:\n{text}"))?;
         let mut words = rest.split_whitespace();
         let count = words.next().and_then(|w| w.parse().ok());
-        let pps = words
-            .next()
-            .and_then(|w| w.trim_start_matches('(').parse().ok());
+        let pps = words.next().and_then(|w| w.trim_start_matches('(').parse().ok());
         match (count, pps) {
             (Some(c), Some(p)) => Ok((c, p)),
             _ => bail!("cannot read {key:?} line in kxdpgun output:\n{text}"),
@@ -311,11 +249,7 @@ fn parse_kxdpgun(text: &str) -> Result<Step> {
         answered_qps,
         sent,
         answered,
-        loss_pct: if sent > 0 {
-            sent.saturating_sub(answered) as f64 * 100.0 / sent as f64
-        } else {
-            0.0
-        },
+        loss_pct: if sent > 0 { sent.saturating_sub(answered) as f64 * 100.0 / sent as f64 } else { 0.0 },
         ..Step::default()
     })
 }

@@ -14,11 +14,7 @@ use super::workload;
 
 /// The servers compared here: all load the zone into their own structures;
 /// the XDP variants would only add the map preload (dns-xdp) or nothing.
-pub const KINDS: [ServerKind; 3] = [
-    ServerKind::DnsXdpDaemon,
-    ServerKind::Nsd,
-    ServerKind::KnotUdp,
-];
+pub const KINDS: [ServerKind; 3] = [ServerKind::DnsXdpDaemon, ServerKind::Nsd, ServerKind::KnotUdp];
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LoadResult {
@@ -55,10 +51,7 @@ pub fn measure(env: &Env, kind: ServerKind, zone: &Path, names: usize) -> Result
     let started = Instant::now();
     let outcome = (|| -> Result<()> {
         let mut server = servers::start(kind, env, zone, &tag, timeout(names))?;
-        let _pinned = AffinityKeeper::start(Placement {
-            server: Some(server.proc.pid()),
-            napi: Vec::new(),
-        });
+        let _pinned = AffinityKeeper::start(Placement { server: Some(server.proc.pid()), napi: Vec::new() });
         result.serving_ms = server.serving_after.map(|d| d.as_secs_f64() * 1000.0);
         let remaining = timeout(names).saturating_sub(started.elapsed());
         server.wait_answers(env.topo, &workload::last_name(names), remaining)?;
@@ -68,10 +61,7 @@ pub fn measure(env: &Env, kind: ServerKind, zone: &Path, names: usize) -> Result
         procs::sleep(Duration::from_millis(300))?;
         let pid = server.proc.pid();
         let pids = procs::tree(pid);
-        result.rss_kib = pids
-            .iter()
-            .filter_map(|&p| procs::status_kib(p, "VmRSS"))
-            .max();
+        result.rss_kib = pids.iter().filter_map(|&p| procs::status_kib(p, "VmRSS")).max();
         result.pss_kib = Some(pids.iter().filter_map(|&p| procs::pss_kib(p)).sum());
         server.proc.stop()?;
         Ok(())

@@ -76,8 +76,7 @@ impl NetNs {
         std::thread::scope(|scope| {
             scope
                 .spawn(move || {
-                    let file =
-                        File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+                    let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
                     // SAFETY: setns on a namespace fd; affects this thread only.
                     if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                         return Err(std::io::Error::last_os_error())
@@ -93,20 +92,14 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        match Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output()
-        {
+        match Command::new("ip").args(["netns", "del", &self.name]).output() {
             Ok(out) if out.status.success() => {}
             Ok(out) => eprintln!(
                 "bench: warning: `ip netns del {}` failed: {}",
                 self.name,
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
-            Err(err) => eprintln!(
-                "bench: warning: cannot run `ip netns del {}`: {err}",
-                self.name
-            ),
+            Err(err) => eprintln!("bench: warning: cannot run `ip netns del {}`: {err}", self.name),
         }
     }
 }
@@ -122,10 +115,8 @@ pub fn remove_stale_namespaces() {
         let Some(name) = line.split_whitespace().next() else {
             continue;
         };
-        let Some(pid) = name
-            .strip_prefix(NETNS_PREFIX)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
+        let Some(pid) =
+            name.strip_prefix(NETNS_PREFIX).and_then(|rest| rest.split('-').next()).and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
         };
@@ -160,12 +151,7 @@ impl Topology {
         // Short names: NAPI thread names (`napi/<dev>-<id>`) are cut at 15
         // characters and are how the threads are found for pinning.
         let tag = std::process::id() % 100_000;
-        let topo = Topology {
-            srv,
-            cli,
-            srv_if: format!("dxs{tag}"),
-            cli_if: format!("dxc{tag}"),
-        };
+        let topo = Topology { srv, cli, srv_if: format!("dxs{tag}"), cli_if: format!("dxc{tag}") };
         topo.srv.ip(&[
             "link",
             "add",
@@ -183,24 +169,8 @@ impl Topology {
             topo.cli.name(),
         ])?;
         let ends = [
-            (
-                &topo.srv,
-                &topo.srv_if,
-                SRV_V4,
-                SRV_V6,
-                CLI_V4,
-                CLI_V6,
-                CLI_MAC,
-            ),
-            (
-                &topo.cli,
-                &topo.cli_if,
-                CLI_V4,
-                CLI_V6,
-                SRV_V4,
-                SRV_V6,
-                SRV_MAC,
-            ),
+            (&topo.srv, &topo.srv_if, SRV_V4, SRV_V6, CLI_V4, CLI_V6, CLI_MAC),
+            (&topo.cli, &topo.cli_if, CLI_V4, CLI_V6, SRV_V4, SRV_V6, SRV_MAC),
         ];
         for (ns, dev, v4, v6, peer_v4, peer_v6, peer_mac) in ends {
             // Final checksums in the bytes on the wire (XDP reads and
@@ -208,38 +178,17 @@ impl Topology {
             // instance.
             ns.run("ethtool", &["-K", dev, "tx", "off", "gro", "on"])?;
             ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", dev])?;
-            ns.ip(&[
-                "-6",
-                "addr",
-                "add",
-                &format!("{v6}/64"),
-                "dev",
-                dev,
-                "nodad",
-            ])?;
+            ns.ip(&["-6", "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"])?;
             for peer in [peer_v4.to_string(), peer_v6.to_string()] {
-                ns.ip(&[
-                    "neigh",
-                    "replace",
-                    &peer,
-                    "lladdr",
-                    peer_mac,
-                    "dev",
-                    dev,
-                    "nud",
-                    "permanent",
-                ])?;
+                ns.ip(&["neigh", "replace", &peer, "lladdr", peer_mac, "dev", dev, "nud", "permanent"])?;
             }
             ns.ip(&["link", "set", dev, "up"])?;
             // Threaded NAPI: the receive path (and XDP) runs in a kernel
             // thread we can pin, not on the sending CPU. The sysfs file only
             // accepts the write once the NAPI exists, i.e. after link up.
             // /sys under `ip netns exec` shows this namespace's devices.
-            ns.run(
-                "sh",
-                &["-c", r#"echo 1 > "/sys/class/net/$1/threaded""#, "sh", dev],
-            )
-            .with_context(|| format!("enabling threaded NAPI on {dev}"))?;
+            ns.run("sh", &["-c", r#"echo 1 > "/sys/class/net/$1/threaded""#, "sh", dev])
+                .with_context(|| format!("enabling threaded NAPI on {dev}"))?;
         }
         for dev in [&topo.srv_if, &topo.cli_if] {
             if crate::bench::procs::napi_threads(dev).is_empty() {
@@ -260,10 +209,7 @@ impl Topology {
         }
         let left = self.xdp_attached()?;
         if !left.is_empty() {
-            bail!(
-                "XDP programs still attached after detaching: {}",
-                left.join(", ")
-            );
+            bail!("XDP programs still attached after detaching: {}", left.join(", "));
         }
         Ok(())
     }
@@ -283,8 +229,7 @@ impl Topology {
     /// Detaches only the client end (after kxdpgun, which attaches its own).
     pub fn detach_client_xdp(&self) -> Result<()> {
         for mode in ["xdp", "xdpgeneric"] {
-            self.cli
-                .run("ip", &["link", "set", "dev", &self.cli_if, mode, "off"])?;
+            self.cli.run("ip", &["link", "set", "dev", &self.cli_if, mode, "off"])?;
         }
         Ok(())
     }

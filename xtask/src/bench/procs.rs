@@ -95,11 +95,8 @@ impl Proc {
     pub fn spawn(mut cmd: Command, label: &str, cpu: usize, logs: &Path) -> Result<Proc> {
         let out = logs.join(format!("{label}.out"));
         let err = logs.join(format!("{label}.err"));
-        let create =
-            |p: &Path| File::create(p).with_context(|| format!("creating {}", p.display()));
-        cmd.stdin(Stdio::null())
-            .stdout(create(&out)?)
-            .stderr(create(&err)?);
+        let create = |p: &Path| File::create(p).with_context(|| format!("creating {}", p.display()));
+        cmd.stdin(Stdio::null()).stdout(create(&out)?).stderr(create(&err)?);
         let parent = std::process::id();
         let set = cpu_set(cpu);
         // SAFETY: runs between fork and exec; only async-signal-safe calls
@@ -123,15 +120,7 @@ impl Proc {
         }
         let line = util::describe(&cmd);
         let child = cmd.spawn().with_context(|| format!("starting `{line}`"))?;
-        Ok(Proc {
-            child,
-            label: label.to_owned(),
-            out,
-            err,
-            seen_descendants: Vec::new(),
-            last_scan: None,
-            done: None,
-        })
+        Ok(Proc { child, label: label.to_owned(), out, err, seen_descendants: Vec::new(), last_scan: None, done: None })
     }
 
     pub fn pid(&self) -> u32 {
@@ -164,16 +153,10 @@ impl Proc {
     /// Exit status if the process has ended.
     pub fn try_status(&mut self) -> Result<Option<ExitStatus>> {
         if self.done.is_none() {
-            if self
-                .last_scan
-                .is_none_or(|t| t.elapsed() > Duration::from_secs(2))
-            {
+            if self.last_scan.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
                 self.remember_descendants();
             }
-            self.done = self
-                .child
-                .try_wait()
-                .with_context(|| format!("checking {}", self.label))?;
+            self.done = self.child.try_wait().with_context(|| format!("checking {}", self.label))?;
         }
         Ok(self.done)
     }
@@ -197,11 +180,7 @@ impl Proc {
             }
             self.ensure_running()?;
             if start.elapsed() > timeout {
-                bail!(
-                    "{} did not print {needle:?} within {timeout:?}: {}",
-                    self.label,
-                    self.output_tail()
-                );
+                bail!("{} did not print {needle:?} within {timeout:?}: {}", self.label, self.output_tail());
             }
             sleep(Duration::from_millis(5))?;
         }
@@ -217,10 +196,7 @@ impl Proc {
             }
             if start.elapsed() > timeout {
                 self.stop()?;
-                bail!(
-                    "{} did not finish within {timeout:?}; stopped it",
-                    self.label
-                );
+                bail!("{} did not finish within {timeout:?}; stopped it", self.label);
             }
             sleep(Duration::from_millis(10))?;
         }
@@ -260,18 +236,11 @@ impl Proc {
         let deadline = Instant::now() + STOP_GRACE;
         self.remember_descendants();
         let status = loop {
-            if let Some(status) = self
-                .child
-                .try_wait()
-                .context("waiting for a stopped process")?
-            {
+            if let Some(status) = self.child.try_wait().context("waiting for a stopped process")? {
                 break status;
             }
             if Instant::now() >= deadline {
-                eprintln!(
-                    "bench: {} ignored SIGTERM for {STOP_GRACE:?}; killing it",
-                    self.label
-                );
+                eprintln!("bench: {} ignored SIGTERM for {STOP_GRACE:?}; killing it", self.label);
                 let _ = self.child.kill();
                 break self.child.wait().context("waiting for a killed process")?;
             }
@@ -284,12 +253,7 @@ impl Proc {
 
     fn stop_descendants(&mut self) {
         let alive = |&(pid, start): &(u32, u64)| start_time(pid) == Some(start);
-        let mut left: Vec<(u32, u64)> = self
-            .seen_descendants
-            .iter()
-            .copied()
-            .filter(alive)
-            .collect();
+        let mut left: Vec<(u32, u64)> = self.seen_descendants.iter().copied().filter(alive).collect();
         // A moment for the parent's own orderly shutdown of its children
         // (NSD's take up to two seconds more), then signal them directly.
         let deadline = Instant::now() + Duration::from_millis(300);
@@ -325,13 +289,7 @@ impl Drop for Proc {
 }
 
 /// Runs `cmd` to completion (bounded by `timeout`) and returns its stdout.
-pub fn run_bounded(
-    cmd: Command,
-    label: &str,
-    cpu: usize,
-    logs: &Path,
-    timeout: Duration,
-) -> Result<String> {
+pub fn run_bounded(cmd: Command, label: &str, cpu: usize, logs: &Path, timeout: Duration) -> Result<String> {
     let mut proc = Proc::spawn(cmd, label, cpu, logs)?;
     proc.wait_success(timeout)?;
     Ok(proc.stdout())
@@ -359,8 +317,7 @@ fn all_pids() -> Vec<u32> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
 }
 
 /// Every process descended from `root` (not `root` itself).
@@ -427,9 +384,7 @@ fn pin_task(tid: u32, cpu: usize) {
         let mut current: libc::cpu_set_t = std::mem::zeroed();
         let size = std::mem::size_of::<libc::cpu_set_t>();
         let want = cpu_set(cpu);
-        if libc::sched_getaffinity(tid as libc::pid_t, size, &mut current) == 0
-            && libc::CPU_EQUAL(&current, &want)
-        {
+        if libc::sched_getaffinity(tid as libc::pid_t, size, &mut current) == 0 && libc::CPU_EQUAL(&current, &want) {
             return;
         }
         libc::sched_setaffinity(tid as libc::pid_t, size, &want);
@@ -468,9 +423,7 @@ pub fn napi_threads(dev: &str) -> Vec<u32> {
     let prefix = format!("napi/{dev}-");
     all_pids()
         .into_iter()
-        .filter(|pid| {
-            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with(&prefix))
-        })
+        .filter(|pid| fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with(&prefix)))
         .collect()
 }
 
@@ -538,10 +491,7 @@ impl AffinityKeeper {
                 apply();
             }
         });
-        AffinityKeeper {
-            stop,
-            handle: Some(handle),
-        }
+        AffinityKeeper { stop, handle: Some(handle) }
     }
 }
 
@@ -573,12 +523,7 @@ fn softirq_ticks(cpu: usize) -> Option<u64> {
 /// exact, where /proc/stat's per-CPU split is sampled at the timer tick and
 /// misses the short bursts a packet-driven NAPI thread runs in.
 fn task_runtime_ns(path: &Path) -> Option<u64> {
-    fs::read_to_string(path)
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    fs::read_to_string(path).ok()?.split_whitespace().next()?.parse().ok()
 }
 
 /// Run time of every thread of `pid`, in ns.
@@ -586,10 +531,7 @@ fn process_runtime_ns(pid: u32) -> u64 {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
-    tasks
-        .flatten()
-        .filter_map(|t| task_runtime_ns(&t.path().join("schedstat")))
-        .sum()
+    tasks.flatten().filter_map(|t| task_runtime_ns(&t.path().join("schedstat"))).sum()
 }
 
 /// One reading of the counters a server's CPU use is computed from.
@@ -608,10 +550,7 @@ impl CpuSample {
         CpuSample {
             at: Instant::now(),
             server_ns: tree(server).into_iter().map(process_runtime_ns).sum(),
-            napi_ns: napi_threads(napi_dev)
-                .into_iter()
-                .map(process_runtime_ns)
-                .sum(),
+            napi_ns: napi_threads(napi_dev).into_iter().map(process_runtime_ns).sum(),
             softirq_ticks: softirq_ticks(1).unwrap_or(0),
         }
     }
@@ -633,17 +572,9 @@ pub fn cpu_use(before: &CpuSample, after: &CpuSample) -> CpuUse {
     let ns_pct = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1e9 / secs * 100.0;
     let process_pct = ns_pct(before.server_ns, after.server_ns);
     let napi_pct = ns_pct(before.napi_ns, after.napi_ns);
-    let softirq_pct = after.softirq_ticks.saturating_sub(before.softirq_ticks) as f64
-        / clock_ticks_per_second()
-        / secs
-        * 100.0;
-    CpuUse {
-        total_pct: process_pct + napi_pct + softirq_pct,
-        process_pct,
-        napi_pct,
-        softirq_pct,
-        seconds: secs,
-    }
+    let softirq_pct =
+        after.softirq_ticks.saturating_sub(before.softirq_ticks) as f64 / clock_ticks_per_second() / secs * 100.0;
+    CpuUse { total_pct: process_pct + napi_pct + softirq_pct, process_pct, napi_pct, softirq_pct, seconds: secs }
 }
 
 /// A temporary directory removed when dropped (server configs, run dirs).
@@ -655,8 +586,7 @@ impl TempDir {
     pub fn new(name: &str) -> Result<TempDir> {
         let path = std::env::temp_dir().join(format!("dxbench-{}-{name}", std::process::id()));
         if path.exists() {
-            fs::remove_dir_all(&path)
-                .with_context(|| format!("removing old {}", path.display()))?;
+            fs::remove_dir_all(&path).with_context(|| format!("removing old {}", path.display()))?;
         }
         fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(TempDir { path })

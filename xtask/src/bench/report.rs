@@ -192,10 +192,7 @@ pub fn ratios(rows: &[Row]) -> Vec<Ratio> {
             server: r.server,
             label: r.label.clone(),
             peak_answered: div(base.peak_answered(), r.peak_answered()),
-            dnsperf_qps: div(
-                base.dnsperf.as_ref().map(|d| d.qps),
-                r.dnsperf.as_ref().map(|d| d.qps),
-            ),
+            dnsperf_qps: div(base.dnsperf.as_ref().map(|d| d.qps), r.dnsperf.as_ref().map(|d| d.qps)),
             cpu: div(base.cpu_pct(), r.cpu_pct()),
         })
         .collect()
@@ -209,10 +206,7 @@ struct Table {
 
 impl Table {
     fn new(headers: &[&str]) -> Table {
-        Table {
-            headers: headers.iter().map(|s| s.to_string()).collect(),
-            rows: Vec::new(),
-        }
+        Table { headers: headers.iter().map(|s| s.to_string()).collect(), rows: Vec::new() }
     }
 
     fn push(&mut self, row: Vec<String>) {
@@ -247,9 +241,7 @@ impl Table {
 
     fn markdown(&self) -> String {
         let mut out = format!("| {} |\n", self.headers.join(" | "));
-        let align: Vec<&str> = (0..self.headers.len())
-            .map(|i| if i == 0 { "---" } else { "---:" })
-            .collect();
+        let align: Vec<&str> = (0..self.headers.len()).map(|i| if i == 0 { "---" } else { "---:" }).collect();
         let _ = writeln!(out, "| {} |", align.join(" | "));
         for row in &self.rows {
             let _ = writeln!(out, "| {} |", row.join(" | "));
@@ -290,13 +282,7 @@ fn main_table(r: &Results) -> Table {
     ]);
     for row in &r.rows {
         let d = row.dnsperf.as_ref();
-        let top = row.steps.last().map(|s| {
-            format!(
-                "{} of {}",
-                thousands(s.answered_qps),
-                thousands(s.offered_qps)
-            )
-        });
+        let top = row.steps.last().map(|s| format!("{} of {}", thousands(s.answered_qps), thousands(s.offered_qps)));
         let mut label = row.label.clone();
         if row.error.is_some() {
             label.push_str(" (see note)");
@@ -316,40 +302,27 @@ fn main_table(r: &Results) -> Table {
 }
 
 fn ratio_table(r: &Results) -> Table {
-    let mut t = Table::new(&[
-        "dns-xdp (XDP) ÷ row",
-        "peak answered/s",
-        "dnsperf q/s",
-        "server CPU at fixed rate",
-    ]);
+    let mut t = Table::new(&["dns-xdp (XDP) ÷ row", "peak answered/s", "dnsperf q/s", "server CPU at fixed rate"]);
     for ratio in &r.ratios {
         let x = |v: Option<f64>| opt(v, |v| format!("{v:.2}×"));
-        t.push(vec![
-            ratio.label.clone(),
-            x(ratio.peak_answered),
-            x(ratio.dnsperf_qps),
-            x(ratio.cpu),
-        ]);
+        t.push(vec![ratio.label.clone(), x(ratio.peak_answered), x(ratio.dnsperf_qps), x(ratio.cpu)]);
     }
     t
 }
 
 fn steps_table(r: &Results) -> Table {
     let mut headers = vec!["server".to_string()];
-    headers.extend(
-        r.plan
-            .rates
-            .iter()
-            .map(|q| format!("{}k offered", q / 1000)),
-    );
+    headers.extend(r.plan.rates.iter().map(|q| format!("{}k offered", q / 1000)));
     let refs: Vec<&str> = headers.iter().map(String::as_str).collect();
     let mut t = Table::new(&refs);
     for row in &r.rows {
         let mut cells = vec![row.label.clone()];
         for i in 0..r.plan.rates.len() {
-            cells.push(row.steps.get(i).map_or("–".into(), |s| {
-                format!("{} ({:.0}% lost)", thousands(s.answered_qps), s.loss_pct)
-            }));
+            cells.push(
+                row.steps
+                    .get(i)
+                    .map_or("–".into(), |s| format!("{} ({:.0}% lost)", thousands(s.answered_qps), s.loss_pct)),
+            );
         }
         t.push(cells);
     }
@@ -357,14 +330,7 @@ fn steps_table(r: &Results) -> Table {
 }
 
 fn cpu_table(r: &Results) -> Table {
-    let mut t = Table::new(&[
-        "server",
-        "total %",
-        "process %",
-        "NAPI thread %",
-        "softirq CPU 1 %",
-        "q/s achieved",
-    ]);
+    let mut t = Table::new(&["server", "total %", "process %", "NAPI thread %", "softirq CPU 1 %", "q/s achieved"]);
     for row in &r.rows {
         let Some(fixed) = &row.fixed_rate else {
             continue;
@@ -386,12 +352,7 @@ fn cpu_table(r: &Results) -> Table {
 fn prog_table(r: &Results) -> Table {
     let mut t = Table::new(&["case", "qname octets", "action", "ns/packet"]);
     for c in &r.prog {
-        t.push(vec![
-            c.case.clone(),
-            c.qname_octets.to_string(),
-            c.action.clone(),
-            format!("{:.1}", c.ns_per_packet),
-        ]);
+        t.push(vec![c.case.clone(), c.qname_octets.to_string(), c.action.clone(), format!("{:.1}", c.ns_per_packet)]);
     }
     t
 }
@@ -405,15 +366,8 @@ fn load_table(r: &Results) -> Table {
         "RSS MiB (largest process)",
         "PSS MiB (all processes)",
     ]);
-    let ms = |v: Option<f64>| {
-        opt(v, |v| {
-            if v >= 10_000.0 {
-                format!("{:.1} s", v / 1000.0)
-            } else {
-                format!("{v:.0} ms")
-            }
-        })
-    };
+    let ms =
+        |v: Option<f64>| opt(v, |v| if v >= 10_000.0 { format!("{:.1} s", v / 1000.0) } else { format!("{v:.0} ms") });
     let mib = |v: Option<u64>| opt(v.map(|k| k as f64 / 1024.0), |v| format!("{v:.1}"));
     for l in &r.load {
         let mut label = l.server.label().to_owned();
@@ -434,25 +388,14 @@ fn load_table(r: &Results) -> Table {
 
 fn first_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or("").replace('|', "/");
-    if line.chars().count() > 160 {
-        line.chars().take(160).collect::<String>() + "…"
-    } else {
-        line
-    }
+    if line.chars().count() > 160 { line.chars().take(160).collect::<String>() + "…" } else { line }
 }
 
 /// One line per failed load measurement.
 fn load_notes(r: &Results) -> Vec<String> {
     r.load
         .iter()
-        .filter_map(|l| {
-            Some(format!(
-                "{}, {} names: {}",
-                l.server.label(),
-                l.names,
-                first_line(l.error.as_ref()?)
-            ))
-        })
+        .filter_map(|l| Some(format!("{}, {} names: {}", l.server.label(), l.names, first_line(l.error.as_ref()?))))
         .collect()
 }
 
@@ -491,10 +434,7 @@ pub fn print(r: &Results) {
 /// Compares this run's ratios with a previous run's of the same mode;
 /// returns printable lines, flagging differences over `tolerance` (0.15).
 pub fn compare(now: &Results, prev: &Results, tolerance: f64) -> Vec<String> {
-    let mut out = vec![format!(
-        "ratio reproducibility against the previous {} run ({}):",
-        prev.plan.mode, prev.date
-    )];
+    let mut out = vec![format!("ratio reproducibility against the previous {} run ({}):", prev.plan.mode, prev.date)];
     for ratio in &now.ratios {
         let Some(old) = prev.ratios.iter().find(|r| r.server == ratio.server) else {
             continue;
@@ -528,29 +468,18 @@ pub fn svg(r: &Results) -> String {
     const RIGHT: f64 = 230.0;
     const TOP: f64 = 40.0;
     const BOTTOM: f64 = 50.0;
-    const COLOURS: [&str; 6] = [
-        "#d62728", "#ff7f0e", "#1f77b4", "#17becf", "#2ca02c", "#7f7f7f",
-    ];
+    const COLOURS: [&str; 6] = ["#d62728", "#ff7f0e", "#1f77b4", "#17becf", "#2ca02c", "#7f7f7f"];
     let series: Vec<(&Row, &str)> = r
         .rows
         .iter()
         .filter(|row| !row.steps.is_empty())
         .map(|row| {
-            let i = ServerKind::ALL
-                .iter()
-                .position(|k| *k == row.server)
-                .unwrap_or(0);
+            let i = ServerKind::ALL.iter().position(|k| *k == row.server).unwrap_or(0);
             (row, COLOURS[i % COLOURS.len()])
         })
         .collect();
-    let max_x = series
-        .iter()
-        .flat_map(|(row, _)| row.steps.iter().map(|s| s.offered_qps))
-        .fold(1.0, f64::max);
-    let max_y = series
-        .iter()
-        .flat_map(|(row, _)| row.steps.iter().map(|s| s.answered_qps))
-        .fold(1.0, f64::max);
+    let max_x = series.iter().flat_map(|(row, _)| row.steps.iter().map(|s| s.offered_qps)).fold(1.0, f64::max);
+    let max_y = series.iter().flat_map(|(row, _)| row.steps.iter().map(|s| s.answered_qps)).fold(1.0, f64::max);
     let (x_top, x_step) = nice_axis(max_x);
     let (y_top, y_step) = nice_axis(max_y);
     let plot_w = W - LEFT - RIGHT;
@@ -623,17 +552,10 @@ pub fn svg(r: &Results) -> String {
         py(d)
     );
     for (i, (row, colour)) in series.iter().enumerate() {
-        let points: Vec<String> = row
-            .steps
-            .iter()
-            .map(|st| format!("{:.1},{:.1}", px(st.offered_qps), py(st.answered_qps)))
-            .collect();
+        let points: Vec<String> =
+            row.steps.iter().map(|st| format!("{:.1},{:.1}", px(st.offered_qps), py(st.answered_qps))).collect();
         // The bounce is a reference line, not a server: dashed.
-        let dash = if row.server == ServerKind::Bounce {
-            r#" stroke-dasharray="7 3""#
-        } else {
-            ""
-        };
+        let dash = if row.server == ServerKind::Bounce { r#" stroke-dasharray="7 3""# } else { "" };
         let _ = writeln!(
             s,
             r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>"#,
@@ -678,11 +600,7 @@ pub fn svg(r: &Results) -> String {
 fn nice_axis(max: f64) -> (f64, f64) {
     let raw = max.max(1.0) / 5.0;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
     ((max / step).ceil().max(1.0) * step, step)
 }
 
@@ -702,10 +620,7 @@ fn trim(v: f64) -> String {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// BENCHMARKS.md; `svg_path` is the chart's path relative to the file.
@@ -744,11 +659,7 @@ pub fn markdown(r: &Results, svg_path: &str) -> String {
     let _ = writeln!(m, "\n### dns-xdp (XDP) ÷ each row\n");
     m.push_str(&ratio_table(r).markdown());
     if !r.reproducibility.is_empty() {
-        let _ = writeln!(
-            m,
-            "\nRun to run (the same ratios from the previous {} run on this machine):\n",
-            p.mode
-        );
+        let _ = writeln!(m, "\nRun to run (the same ratios from the previous {} run on this machine):\n", p.mode);
         let _ = writeln!(m, "```");
         for line in r.reproducibility.iter().skip(1) {
             let _ = writeln!(m, "{}", line.trim_start());
@@ -757,11 +668,7 @@ pub fn markdown(r: &Results, svg_path: &str) -> String {
     }
     let _ = writeln!(m, "\n### kxdpgun steps: answered/s per offered rate\n");
     m.push_str(&steps_table(r).markdown());
-    let _ = writeln!(
-        m,
-        "\n### Server CPU at {} q/s offered (dnsperf -Q)\n",
-        thousands(fixed as f64)
-    );
+    let _ = writeln!(m, "\n### Server CPU at {} q/s offered (dnsperf -Q)\n", thousands(fixed as f64));
     m.push_str(&cpu_table(r).markdown());
     let _ = writeln!(m, "\n## XDP program cost per packet\n");
     let _ = writeln!(
@@ -791,11 +698,7 @@ pub fn markdown(r: &Results, svg_path: &str) -> String {
     let mc = &r.machine;
     let _ = writeln!(m, "- CPU: {} ({} CPUs online)", mc.cpu_model, mc.nproc);
     let _ = writeln!(m, "- Kernel: {}", mc.kernel);
-    let _ = writeln!(
-        m,
-        "- Load average at start / end: {} / {}",
-        mc.loadavg_start, mc.loadavg_end
-    );
+    let _ = writeln!(m, "- Load average at start / end: {} / {}", mc.loadavg_start, mc.loadavg_end);
     let _ = writeln!(m, "- dns-xdp commit: {}", mc.commit);
     for (name, version) in &mc.versions {
         let _ = writeln!(m, "- {name}: {version}");
@@ -818,13 +721,7 @@ pub fn markdown(r: &Results, svg_path: &str) -> String {
          5th (target in the zone, so answers carry additional records), SOA and NS at the apex. \
          Queries ({} lines, fixed-seed LCG): {} A, {} AAAA, {} TXT, {} MX, {} for nonexistent names.",
         thousands(r.zone_names as f64),
-        thousands(
-            (r.query_mix.a
-                + r.query_mix.aaaa
-                + r.query_mix.txt
-                + r.query_mix.mx
-                + r.query_mix.nxdomain) as f64
-        ),
+        thousands((r.query_mix.a + r.query_mix.aaaa + r.query_mix.txt + r.query_mix.mx + r.query_mix.nxdomain) as f64),
         r.query_mix.a,
         r.query_mix.aaaa,
         r.query_mix.txt,
@@ -863,11 +760,7 @@ pub fn markdown(r: &Results, svg_path: &str) -> String {
          and the client NAPI thread share CPU 0) limits what can be offered: the bounce row shows \
          that limit.",
         p.kxdpgun_secs,
-        p.rates
-            .iter()
-            .map(|q| thousands(*q as f64))
-            .collect::<Vec<_>>()
-            .join(", "),
+        p.rates.iter().map(|q| thousands(*q as f64)).collect::<Vec<_>>().join(", "),
         if p.repeat > 1 {
             format!(
                 " Every server's row ran {} times, in rounds (the server restarted each time): \
@@ -905,11 +798,7 @@ pub fn markdown(r: &Results, svg_path: &str) -> String {
     );
     let _ = writeln!(m, "\n## Reproduce\n");
     let _ = writeln!(m, "```\n{}\n```", r.command);
-    let _ = writeln!(
-        m,
-        "\nRaw results: `target/bench/results-{}.json`; process logs in `target/bench/logs/`.",
-        p.mode
-    );
+    let _ = writeln!(m, "\nRaw results: `target/bench/results-{}.json`; process logs in `target/bench/logs/`.", p.mode);
     m
 }
 
@@ -924,7 +813,9 @@ mod tests {
     #[test]
     fn repeated_rows_keep_the_least_disturbed_rounds() {
         let mut rounds = Vec::new();
-        for (low, high, cpu) in [(150_000.0, 540_000.0, 24.0), (149_000.0, 690_000.0, 20.0), (148_000.0, 700_000.0, 22.0)] {
+        for (low, high, cpu) in
+            [(150_000.0, 540_000.0, 24.0), (149_000.0, 690_000.0, 20.0), (148_000.0, 700_000.0, 22.0)]
+        {
             let mut row = Row::new(ServerKind::DnsXdpXdp);
             row.steps = vec![step(low), step(high)];
             row.fixed_rate = Some(FixedRate {

@@ -14,9 +14,7 @@ use super::net::{SRV_V4, SRV_V6, Topology};
 use super::procs::{Proc, TempDir};
 
 /// The rows of the comparison, in table order.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ServerKind {
     /// dns-xdp with its XDP fast path (native mode).
@@ -67,10 +65,7 @@ impl ServerKind {
 
     /// dns-xdp's own rows: a failure there fails the bench.
     pub fn is_ours(self) -> bool {
-        matches!(
-            self,
-            ServerKind::DnsXdpXdp | ServerKind::DnsXdpDaemon | ServerKind::Bounce
-        )
+        matches!(self, ServerKind::DnsXdpXdp | ServerKind::DnsXdpDaemon | ServerKind::Bounce)
     }
 
     /// Whether it answers with real DNS data (the bounce only echoes).
@@ -110,36 +105,18 @@ pub struct Running {
 /// namespace on CPU 1, and waits until its process reports readiness. The
 /// caller then checks that it answers (for XDP servers that needs the client
 /// veth's program first).
-pub fn start(
-    kind: ServerKind,
-    env: &Env,
-    zone: &Path,
-    tag: &str,
-    timeout: Duration,
-) -> Result<Running> {
+pub fn start(kind: ServerKind, env: &Env, zone: &Path, tag: &str, timeout: Duration) -> Result<Running> {
     let topo = env.topo;
     let label = format!("{}{tag}", kind.id());
     let daemon_run = |xdp: bool| {
         let mut cmd = topo.srv.command(env.daemon);
         cmd.arg("run").arg("--zone").arg(zone);
-        cmd.args([
-            "--listen",
-            &format!("{SRV_V4}:53"),
-            "--listen",
-            &format!("[{SRV_V6}]:53"),
-        ]);
+        cmd.args(["--listen", &format!("{SRV_V4}:53"), "--listen", &format!("[{SRV_V6}]:53")]);
         if xdp {
             // A pin directory of our own: the daemon pins inside the mount
             // namespace `ip netns exec` gives it, but never share one.
             let pin_dir = format!("/sys/fs/bpf/dxbench-{}", std::process::id());
-            cmd.args([
-                "--iface",
-                &topo.srv_if,
-                "--xdp-mode",
-                "native",
-                "--map-entries",
-                "131072",
-            ]);
+            cmd.args(["--iface", &topo.srv_if, "--xdp-mode", "native", "--map-entries", "131072"]);
             cmd.args(["--pin-dir", &pin_dir]);
         } else {
             cmd.args(["--xdp-mode", "off"]);
@@ -152,30 +129,12 @@ pub fn start(
             let mut proc = Proc::spawn(cmd, &label, 1, env.logs)?;
             let serving_after = proc.wait_for_output("serving", timeout)?;
             let program_id = parse_program_id(&proc.stderr());
-            Running {
-                kind,
-                proc,
-                program_id,
-                serving_after: Some(serving_after),
-                _dir: None,
-            }
+            Running { kind, proc, program_id, serving_after: Some(serving_after), _dir: None }
         }
         ServerKind::Bounce => {
             let mut cmd = topo.srv.command(env.daemon);
-            cmd.args([
-                "attach",
-                "bounce",
-                "--iface",
-                &topo.srv_if,
-                "--xdp-mode",
-                "native",
-            ]);
-            cmd.args([
-                "--listen",
-                &format!("{SRV_V4}:53"),
-                "--listen",
-                &format!("[{SRV_V6}]:53"),
-            ]);
+            cmd.args(["attach", "bounce", "--iface", &topo.srv_if, "--xdp-mode", "native"]);
+            cmd.args(["--listen", &format!("{SRV_V4}:53"), "--listen", &format!("[{SRV_V6}]:53")]);
             let mut proc = Proc::spawn(cmd, &label, 1, env.logs)?;
             proc.wait_for_output("attached", timeout)?;
             Running::peer(kind, proc, None)
@@ -184,8 +143,7 @@ pub fn start(
             let dir = TempDir::new(&label)?;
             let xdp_iface = (kind == ServerKind::KnotXdp).then_some(topo.srv_if.as_str());
             let conf = dir.path().join("knot.conf");
-            fs::write(&conf, knot_config(dir.path(), zone, xdp_iface))
-                .context("writing knot.conf")?;
+            fs::write(&conf, knot_config(dir.path(), zone, xdp_iface)).context("writing knot.conf")?;
             let mut cmd = topo.srv.command("knotd");
             cmd.arg("-c").arg(&conf);
             let mut proc = Proc::spawn(cmd, &label, 1, env.logs)?;
@@ -217,12 +175,7 @@ impl Running {
 
     /// Waits until the server answers `name` (for the bounce: any reply),
     /// asked from the client namespace.
-    pub fn wait_answers(
-        &mut self,
-        topo: &Topology,
-        name: &str,
-        timeout: Duration,
-    ) -> Result<Duration> {
+    pub fn wait_answers(&mut self, topo: &Topology, name: &str, timeout: Duration) -> Result<Duration> {
         let sock = dnsq::socket_in(&topo.cli)?;
         let is_dns = self.kind.is_dns();
         let proc = &mut self.proc;
@@ -241,10 +194,7 @@ impl Running {
 /// `program_id=NNN` from dns-xdp's "XDP fast path attached" log line.
 fn parse_program_id(log: &str) -> Option<u32> {
     let rest = &log[log.find("program_id=")? + "program_id=".len()..];
-    rest.split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 /// Knot DNS config: our own dirs, bound to the namespace addresses, journal
@@ -267,12 +217,7 @@ fn knot_config(dir: &Path, zone: &Path, xdp_iface: Option<&str>) -> String {
         "template:\n  - id: default\n    storage: {d}\n    semantic-checks: off\n    zonefile-sync: -1\n    \
          zonefile-load: whole\n    journal-content: none"
     );
-    let _ = writeln!(
-        c,
-        "zone:\n  - domain: {}\n    file: {}",
-        super::workload::ORIGIN,
-        zone.display()
-    );
+    let _ = writeln!(c, "zone:\n  - domain: {}\n    file: {}", super::workload::ORIGIN, zone.display());
     c
 }
 
@@ -300,24 +245,14 @@ pub fn versions(daemon: &Path) -> Vec<(String, String)> {
         let path: PathBuf = crate::util::find_executable(program).unwrap_or_else(|| program.into());
         match std::process::Command::new(&path).args(args).output() {
             Ok(out) => {
-                let text = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                text.lines()
-                    .find(|l| l.contains(want))
-                    .map(|l| l.trim().to_owned())
-                    .unwrap_or_else(|| "unknown".into())
+                let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+                text.lines().find(|l| l.contains(want)).map(|l| l.trim().to_owned()).unwrap_or_else(|| "unknown".into())
             }
             Err(err) => format!("not runnable: {err}"),
         }
     };
     vec![
-        (
-            "dns-xdp".into(),
-            probe(&daemon.display().to_string(), &["--version"], "dns-xdp"),
-        ),
+        ("dns-xdp".into(), probe(&daemon.display().to_string(), &["--version"], "dns-xdp")),
         ("knotd".into(), probe("knotd", &["-V"], "version")),
         ("nsd".into(), probe("nsd", &["-v"], "version")),
         ("dnsperf".into(), probe("dnsperf", &["-h"], "Version")),
@@ -339,15 +274,9 @@ mod tests {
     #[test]
     fn configs_name_the_zone() {
         let k = knot_config(Path::new("/tmp/k"), Path::new("/z/zone"), Some("dxs1"));
-        assert!(
-            k.contains("listen: dxs1@53") && k.contains("file: /z/zone"),
-            "{k}"
-        );
+        assert!(k.contains("listen: dxs1@53") && k.contains("file: /z/zone"), "{k}");
         assert!(!knot_config(Path::new("/tmp/k"), Path::new("/z"), None).contains("xdp:"));
         let n = nsd_config(Path::new("/tmp/n"), Path::new("/z/zone"));
-        assert!(
-            n.contains("rrl-ratelimit: 0") && n.contains("zonefile: \"/z/zone\""),
-            "{n}"
-        );
+        assert!(n.contains("rrl-ratelimit: 0") && n.contains("zonefile: \"/z/zone\""), "{n}");
     }
 }
