@@ -20,8 +20,10 @@ fn main() -> anyhow::Result<()> {
     }
     let ebpf_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dns-xdp-ebpf");
     let ebpf_dir = ebpf_dir.to_str().ok_or_else(|| anyhow!("non UTF-8 path {}", ebpf_dir.display()))?;
+    // The lab's helper programs go into the object only with the lab.
+    let features: &[&str] = if env::var_os("CARGO_FEATURE_LAB").is_some() { &["lab"] } else { &[] };
     aya_build::build_ebpf(
-        [Package { name: "dns-xdp-ebpf", root_dir: ebpf_dir, ..Default::default() }],
+        [Package { name: "dns-xdp-ebpf", root_dir: ebpf_dir, features, ..Default::default() }],
         Toolchain::default(),
     )
     .context("building the XDP program (run `cargo xtask setup` if bpf-linker or rust-src is missing)")

@@ -88,7 +88,7 @@ pub const fn reply_flags(answer_flags: u16, query_flags: u16) -> u16 {
     answer_flags | (query_flags & flags::COPIED_FROM_QUERY)
 }
 
-/// Which question an [`Answer`] answers: the question's slots in
+/// Which question an [`AnswerSlot`] answers: the question's slots in
 /// `DNS_ANSWERS`, and the first thing the fast path compares there.
 ///
 /// The name is represented by its hash so the key fits one compare of two
@@ -172,7 +172,7 @@ impl AnswerKey {
 /// loads, as on x86-64; a weakly ordered CPU would need load-acquire there.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct Answer {
+pub struct AnswerSlot {
     /// Stored first by every write of the slot.
     pub version: u64,
     /// The question answered; `qname_len` zero in an empty slot.
@@ -199,20 +199,20 @@ pub struct Answer {
     pub data: [u8; ANSWER_DATA_LEN],
 }
 
-/// Fixed fields of an [`Answer`] before `data` (8-aligned, so qname words
+/// Fixed fields of an [`AnswerSlot`] before `data` (8-aligned, so qname words
 /// can be read as `u64`).
 const ANSWER_FIXED_LEN: usize = 40;
-/// Size of an [`Answer`]: room for the longest qname and body and the
+/// Size of an [`AnswerSlot`]: room for the longest qname and body and the
 /// trailer, rounded up to whole cache lines, so that in the page-aligned
 /// memory of a mappable array every slot starts on a line.
 pub const ANSWER_LEN: usize =
-    (ANSWER_FIXED_LEN + Answer::trailer_offset(MAX_QNAME_LEN, MAX_BODY_LEN) + 8).next_multiple_of(64);
-/// Size of an [`Answer`]'s `data`.
+    (ANSWER_FIXED_LEN + AnswerSlot::trailer_offset(MAX_QNAME_LEN, MAX_BODY_LEN) + 8).next_multiple_of(64);
+/// Size of an [`AnswerSlot`]'s `data`.
 pub const ANSWER_DATA_LEN: usize = ANSWER_LEN - ANSWER_FIXED_LEN;
-const _: () = assert!(core::mem::size_of::<Answer>() == ANSWER_LEN);
-const _: () = assert!(core::mem::offset_of!(Answer, data) == ANSWER_FIXED_LEN);
+const _: () = assert!(core::mem::size_of::<AnswerSlot>() == ANSWER_LEN);
+const _: () = assert!(core::mem::offset_of!(AnswerSlot, data) == ANSWER_FIXED_LEN);
 
-impl Answer {
+impl AnswerSlot {
     /// Offset in `data` of the trailer of a value with these lengths.
     #[inline(always)]
     pub const fn trailer_offset(qname_len: usize, body_len: usize) -> usize {
@@ -231,7 +231,7 @@ impl Answer {
         {
             return None;
         }
-        let mut value = Answer {
+        let mut value = AnswerSlot {
             version,
             key,
             flags: header.flags,
@@ -290,7 +290,7 @@ impl Answer {
     }
 }
 
-/// The DNS header fields an [`Answer`] carries, host order.
+/// The DNS header fields an [`AnswerSlot`] carries, host order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnswerHeader {
     pub flags: u16,
@@ -428,7 +428,7 @@ mod pod {
     // SAFETY: all of these are repr(C), Copy, made of integers and byte
     // arrays, with explicit padding fields, so every bit pattern is valid.
     unsafe impl aya::Pod for super::AnswerKey {}
-    unsafe impl aya::Pod for super::Answer {}
+    unsafe impl aya::Pod for super::AnswerSlot {}
     unsafe impl aya::Pod for super::ServiceKey {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::XdpStats {}
@@ -449,14 +449,14 @@ mod tests {
     fn answer_packs_qname_body_and_trailer() {
         let qname = b"\x03www\x07example\x04test\x00";
         let body = [0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 192, 0, 2, 1];
-        let value = Answer::new(7, key_for(qname), HEADER, qname, &body).expect("fits");
+        let value = AnswerSlot::new(7, key_for(qname), HEADER, qname, &body).expect("fits");
         assert_eq!(value.qname(), qname);
         assert_eq!(value.body(), body);
         assert_eq!(value.header(), HEADER);
         assert_eq!(value.version, 7);
         assert_eq!(value.trailer(), 7);
         // The trailer sits at the first 8-byte boundary after the body.
-        let at = Answer::trailer_offset(qname.len(), body.len());
+        let at = AnswerSlot::trailer_offset(qname.len(), body.len());
         assert_eq!(at, 40);
         assert_eq!(value.data[at..at + 8], 7u64.to_ne_bytes());
         assert_eq!(value.body_csum, checksum::sum_bytes(&body));
@@ -466,24 +466,24 @@ mod tests {
     fn answer_holds_the_longest_qname_and_body() {
         let qname = [1u8; MAX_QNAME_LEN];
         let body = [2u8; MAX_BODY_LEN];
-        let value = Answer::new(u64::MAX, key_for(&qname), HEADER, &qname, &body).expect("fits");
+        let value = AnswerSlot::new(u64::MAX, key_for(&qname), HEADER, &qname, &body).expect("fits");
         assert_eq!(value.qname(), qname);
         assert_eq!(value.body(), body);
         assert_eq!(value.trailer(), u64::MAX);
         let too_long = [1u8; MAX_QNAME_LEN + 1];
-        assert!(Answer::new(1, key_for(&too_long), HEADER, &too_long, &body).is_none());
-        assert!(Answer::new(1, key_for(&qname), HEADER, &qname, &[2u8; MAX_BODY_LEN + 1]).is_none());
-        assert!(Answer::new(1, key_for(&qname), HEADER, &qname, &[]).is_none());
-        assert!(Answer::new(1, key_for(&[]), HEADER, &[], &body).is_none());
+        assert!(AnswerSlot::new(1, key_for(&too_long), HEADER, &too_long, &body).is_none());
+        assert!(AnswerSlot::new(1, key_for(&qname), HEADER, &qname, &[2u8; MAX_BODY_LEN + 1]).is_none());
+        assert!(AnswerSlot::new(1, key_for(&qname), HEADER, &qname, &[]).is_none());
+        assert!(AnswerSlot::new(1, key_for(&[]), HEADER, &[], &body).is_none());
         // A key for another length of name cannot go with this name.
-        assert!(Answer::new(1, key_for(&qname[1..]), HEADER, &qname, &body).is_none());
+        assert!(AnswerSlot::new(1, key_for(&qname[1..]), HEADER, &qname, &body).is_none());
     }
 
     #[test]
     fn slots_are_whole_cache_lines() {
         assert_eq!(ANSWER_LEN % 64, 0);
         // The key and lengths share the first line with the qname's start.
-        assert!(core::mem::offset_of!(Answer, data) < 64);
+        assert!(core::mem::offset_of!(AnswerSlot, data) < 64);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_xdp_common::{
-    ANSWER_DATA_LEN, ANSWER_LEN, Answer, AnswerKey, CLASS_IN, Config, MAX_BODY_LEN, MAX_QNAME_LEN, MAX_QUERY_LEN,
+    ANSWER_DATA_LEN, ANSWER_LEN, AnswerKey, AnswerSlot, CLASS_IN, Config, MAX_BODY_LEN, MAX_QNAME_LEN, MAX_QUERY_LEN,
     MIN_UDP_PAYLOAD, OPT_RR_LEN, ServiceKey, XdpStats, checksum, edns, flags, name, opt_record, reply_flags,
     udp_reply_limit,
 };
@@ -29,7 +29,7 @@ use dns_xdp_common::{
 /// (`--map-entries`, a power of two). An array lookup is inlined by the
 /// verifier: no helper call, no bucket, one cache miss for the slot.
 #[btf_map]
-static DNS_ANSWERS: Array<Answer, 65536, { BPF_F_MMAPABLE as usize }> = Array::new();
+static DNS_ANSWERS: Array<AnswerSlot, 65536, { BPF_F_MMAPABLE as usize }> = Array::new();
 
 /// Addresses and ports the server answers on; anything else is passed.
 #[btf_map]
@@ -153,6 +153,7 @@ pub fn dns_xdp(ctx: XdpContext) -> u32 {
 /// Passes everything. Attached to the client end of a veth pair in tests
 /// and benchmarks: XDP_TX into a veth is only delivered when its peer runs
 /// an XDP program.
+#[cfg(feature = "lab")]
 #[xdp]
 pub fn dns_xdp_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
@@ -161,6 +162,7 @@ pub fn dns_xdp_pass(_ctx: XdpContext) -> u32 {
 /// The ceiling of this machine for benchmarks: turns any UDP/IPv4 packet to
 /// a service port around (addresses, ports, QR bit) with no DNS work and
 /// XDP_TX. Not a DNS server: it answers every query with itself.
+#[cfg(feature = "lab")]
 #[xdp]
 pub fn dns_xdp_bounce(ctx: XdpContext) -> u32 {
     match bounce(&ctx) {
@@ -169,6 +171,7 @@ pub fn dns_xdp_bounce(ctx: XdpContext) -> u32 {
     }
 }
 
+#[cfg(feature = "lab")]
 #[inline(always)]
 fn bounce(ctx: &XdpContext) -> Option<()> {
     let eth: *mut [u8; ETH_HLEN] = ptr_at(ctx, 0)?;
@@ -448,7 +451,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     }
 
     // SAFETY: array slots are never freed, but the daemon may rewrite this
-    // one while it is read (see Answer's docs): the key (compared by
+    // one while it is read (see AnswerSlot's docs): the key (compared by
     // find_answer) and lengths, the trailer they locate, the key and lengths
     // again, then the rest, and `version` last; the trailer must equal
     // `version`. Every read of the slot is volatile (or a helper call) so
@@ -459,7 +462,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     if body_len == 0 || body_len > MAX_BODY_LEN {
         return Verdict::DropInternal;
     }
-    let trailer_at = Answer::trailer_offset(qname_len, body_len);
+    let trailer_at = AnswerSlot::trailer_offset(qname_len, body_len);
     // Never true for lengths in range; it bounds the read for the verifier.
     if trailer_at + 8 > ANSWER_DATA_LEN {
         return Verdict::DropInternal;
@@ -603,7 +606,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
 /// key matches, compared as two words. An empty slot's key has length zero
 /// and matches no question.
 #[inline(always)]
-fn find_answer(key: &AnswerKey, slot_mask: u32) -> Option<*mut Answer> {
+fn find_answer(key: &AnswerKey, slot_mask: u32) -> Option<*mut AnswerSlot> {
     for index in key.slots(slot_mask) {
         let Some(slot) = DNS_ANSWERS.get_ptr_mut(index) else { continue };
         // SAFETY: a slot of the array; array memory is never freed.
@@ -629,13 +632,13 @@ fn find_answer(key: &AnswerKey, slot_mask: u32) -> Option<*mut Answer> {
 
 const CACHE_LINE: usize = 64;
 /// Where `data` starts in a slot; the slots themselves start on a line.
-const SLOT_DATA_OFFSET: usize = core::mem::offset_of!(Answer, data);
+const SLOT_DATA_OFFSET: usize = core::mem::offset_of!(AnswerSlot, data);
 /// find_answer touches the slot's first three lines.
 const _: () = assert!(ANSWER_LEN >= 3 * CACHE_LINE && SLOT_DATA_OFFSET < CACHE_LINE);
 
 /// The second word of a slot's key (qtype, qname length, padding).
 #[inline(always)]
-fn key_tail(answer: &Answer) -> *const u64 {
+fn key_tail(answer: &AnswerSlot) -> *const u64 {
     (&answer.key.qtype as *const u16).cast()
 }
 

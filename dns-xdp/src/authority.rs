@@ -52,7 +52,7 @@ pub const MAX_REDIRECTIONS: usize = 16;
 /// The data of a response; the caller adds the header, question, OPT and
 /// wire encoding.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
+pub struct Lookup {
     /// NoError, NXDomain, YXDomain (DNAME result too long), or Refused for
     /// names outside every zone.
     pub rcode: ResponseCode,
@@ -68,7 +68,7 @@ pub struct Answer {
     pub zone: Option<Name>,
 }
 
-impl Answer {
+impl Lookup {
     /// Whether the fast path may serve this answer: it comes from zone data
     /// and says NOERROR or NXDOMAIN (REFUSED and YXDOMAIN stay with the
     /// daemon, which sees every such query anyway).
@@ -77,7 +77,7 @@ impl Answer {
     }
 }
 
-impl Answer {
+impl Lookup {
     fn refused() -> Self {
         Self {
             rcode: ResponseCode::Refused,
@@ -156,8 +156,8 @@ impl Catalog {
     /// failing those, the last other RRset, DNSKEY and NSEC last of all,
     /// RRSIG never. No NS in authority. This was chosen over a synthesized
     /// HINFO because it is simple and keeps the answers identical to NSD's.
-    pub fn lookup(&self, qname: &Name, qtype: RecordType) -> Answer {
-        let Some(first_zone) = self.zone_for(qname, qtype) else { return Answer::refused() };
+    pub fn lookup(&self, qname: &Name, qtype: RecordType) -> Lookup {
+        let Some(first_zone) = self.zone_for(qname, qtype) else { return Lookup::refused() };
         let mut response = Response::default();
         let mut zone = first_zone;
         let mut name = qname.clone();
@@ -431,7 +431,7 @@ impl Response {
         }
     }
 
-    fn into_answer(self, zone: Name) -> Answer {
+    fn into_answer(self, zone: Name) -> Lookup {
         let collect = |sections: &[Section]| -> Vec<Record> {
             sections
                 .iter()
@@ -439,7 +439,7 @@ impl Response {
                 .flat_map(|placed| placed.records.iter().cloned())
                 .collect()
         };
-        Answer {
+        Lookup {
             rcode: self.rcode,
             authoritative: self.authoritative,
             answers: collect(&[Section::Answer]),
@@ -520,7 +520,7 @@ mod tests {
 
     /// An answer the way the expectations below are written: dig's status
     /// and AA flag, then each non-empty section.
-    fn render(answer: &Answer) -> String {
+    fn render(answer: &Lookup) -> String {
         let status = match answer.rcode {
             ResponseCode::NoError => "NOERROR".to_owned(),
             ResponseCode::NXDomain => "NXDOMAIN".to_owned(),
@@ -1211,7 +1211,7 @@ REFUSED
         let answer = catalog.lookup(&name("www.hosted.example.test."), RecordType::A);
         assert_eq!(answer.zone, Some(name("hosted.example.test.")));
         let refused = catalog.lookup(&name("example.org."), RecordType::A);
-        assert_eq!(refused, Answer::refused());
+        assert_eq!(refused, Lookup::refused());
     }
 
     #[test]

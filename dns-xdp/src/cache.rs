@@ -17,7 +17,7 @@ use hickory_proto::{
     serialize::binary::BinDecodable as _,
 };
 
-use dns_xdp_common::{Answer, AnswerKey, DaemonStats};
+use dns_xdp_common::{AnswerKey, AnswerSlot, DaemonStats};
 
 use crate::{
     authority::Catalog,
@@ -156,7 +156,7 @@ impl CacheWriter {
 
     /// Writes an answer into the table; false if it found no room (only
     /// when `evict` is false).
-    fn put(&mut self, value: &Answer, evict: bool) -> bool {
+    fn put(&mut self, value: &AnswerSlot, evict: bool) -> bool {
         let placed = self.fast_path.insert(value, evict);
         self.stats.map_entries = self.fast_path.len() as u64;
         match placed {
@@ -257,11 +257,11 @@ impl CacheWriter {
 }
 
 /// The question an entry answers, rebuilt from the entry itself.
-fn question_of(value: &Answer) -> Option<(Name, RecordType)> {
+fn question_of(value: &AnswerSlot) -> Option<(Name, RecordType)> {
     let name = Name::from_bytes(value.qname()).ok()?;
     Some((name, RecordType::from(value.key.qtype)))
 }
 
-fn same_answer(a: &Answer, b: &Answer) -> bool {
+fn same_answer(a: &AnswerSlot, b: &AnswerSlot) -> bool {
     a.header() == b.header() && a.body() == b.body()
 }

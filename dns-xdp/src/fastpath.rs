@@ -13,17 +13,15 @@ use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData},
     programs::{Xdp, XdpMode},
 };
-use dns_xdp_common::{Answer, AnswerKey, Config, DaemonStats, ServiceKey, maps};
+use dns_xdp_common::{AnswerKey, AnswerSlot, Config, DaemonStats, ServiceKey, maps};
 
 use crate::table::{AnswerTable, Placement};
 
 /// The XDP object built by build.rs from the dns-xdp-ebpf crate.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dns-xdp"));
 
-/// Name of the answering program in the object, and of the pass-through one.
+/// Name of the answering program in the object.
 pub const PROGRAM: &str = "dns_xdp";
-pub const PASS_PROGRAM: &str = "dns_xdp_pass";
-pub const BOUNCE_PROGRAM: &str = "dns_xdp_bounce";
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/dns-xdp";
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
@@ -141,7 +139,7 @@ impl FastPath {
 
     /// Puts an answer in the table, replacing another question's if both
     /// of this one's slots are taken (and `evict` is set).
-    pub fn insert(&mut self, value: &Answer, evict: bool) -> Placement {
+    pub fn insert(&mut self, value: &AnswerSlot, evict: bool) -> Placement {
         self.answers.insert(value, evict)
     }
 
@@ -177,12 +175,12 @@ impl FastPath {
     }
 
     /// Every answer in the table.
-    pub fn entries(&self) -> Vec<Answer> {
+    pub fn entries(&self) -> Vec<AnswerSlot> {
         self.answers.entries()
     }
 
     /// The answer the table holds for a question.
-    pub fn get(&self, key: &AnswerKey) -> Option<Answer> {
+    pub fn get(&self, key: &AnswerKey) -> Option<AnswerSlot> {
         self.answers.get(key)
     }
 
@@ -193,25 +191,14 @@ impl FastPath {
         self.config_map.set(0, self.config, 0).context("writing the heartbeat")
     }
 
-    /// Runs the program on one frame with BPF_PROG_TEST_RUN, `repeat` times,
-    /// without any network: for tests, and for the per-packet cost the
-    /// benchmark reports.
-    pub fn test_run(&mut self, frame: &[u8], repeat: u32) -> anyhow::Result<TestRunOutcome> {
-        use aya::programs::{TestRun as _, TestRunOptions};
-        let program: &Xdp = self
+    /// The loaded answering program (the lab runs it with BPF_PROG_TEST_RUN).
+    #[cfg_attr(not(feature = "lab"), expect(dead_code, reason = "only the lab runs the program by hand"))]
+    pub(crate) fn program(&self) -> anyhow::Result<&Xdp> {
+        Ok(self
             ._ebpf
             .program(PROGRAM)
             .ok_or_else(|| anyhow!("program {PROGRAM} missing from the object"))?
-            .try_into()?;
-        // Room for the reply to grow into.
-        let mut out = vec![0u8; frame.len() + 2048];
-        let mut opts = TestRunOptions::new();
-        opts.data_in = Some(frame);
-        opts.data_out = Some(&mut out);
-        opts.repeat = repeat.max(1);
-        let result = program.test_run(opts).context("BPF_PROG_TEST_RUN")?;
-        out.truncate(result.data_size_out as usize);
-        Ok(TestRunOutcome { action: result.return_value, frame: out, duration: result.duration })
+            .try_into()?)
     }
 
     /// Stops the fast path answering (it passes every query to the daemon).
@@ -273,7 +260,7 @@ fn pin_maps(ebpf: &Ebpf, dir: &Path, pinned: &mut Pins) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn take_map<T>(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<T>
+pub(crate) fn take_map<T>(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<T>
 where
     T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {
@@ -346,52 +333,6 @@ fn is_bpffs(path: &Path) -> bool {
     let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut st) };
     rc == 0 && st.f_type as i64 == BPF_FS_MAGIC
 }
-
-/// Attaches the pass-through program to `iface` and returns the object that
-/// holds the attachment (dropping it detaches). XDP_TX into a veth is only
-/// delivered when the peer end runs an XDP program, so the client end of a
-/// test or benchmark veth pair needs this one.
-pub fn attach_pass_program(iface: &str, mode: AttachMode) -> anyhow::Result<Ebpf> {
-    attach_helper_program(PASS_PROGRAM, iface, mode, &[])
-}
-
-/// Attaches one of the object's helper programs (pass-through, or the bare
-/// bounce that is the benchmarks' ceiling) with `services` registered.
-pub fn attach_helper_program(
-    name: &str,
-    iface: &str,
-    mode: AttachMode,
-    services: &[SocketAddr],
-) -> anyhow::Result<Ebpf> {
-    if EBPF_OBJECT.is_empty() {
-        bail!("this binary carries no XDP object (built with AYA_BUILD_SKIP)");
-    }
-    let mut ebpf = Ebpf::load(EBPF_OBJECT).context("loading the XDP object")?;
-    let mut service_map: BpfHashMap<MapData, ServiceKey, u8> = take_map(&mut ebpf, maps::SERVICES)?;
-    for addr in services {
-        service_map.insert(service_key(*addr), 1, 0).with_context(|| format!("registering {addr}"))?;
-    }
-    let program: &mut Xdp =
-        ebpf.program_mut(name).ok_or_else(|| anyhow!("program {name} missing from the object"))?.try_into()?;
-    program.load()?;
-    let xdp_mode = if mode == AttachMode::Generic { XdpMode::Skb } else { XdpMode::Driver };
-    program.attach(iface, xdp_mode).with_context(|| format!("attaching {name} to {iface}"))?;
-    Ok(ebpf)
-}
-
-/// What one BPF_PROG_TEST_RUN gave back.
-#[derive(Debug)]
-pub struct TestRunOutcome {
-    /// The XDP action (aya::programs::xdp action numbers: 1 drop, 2 pass, 3 tx).
-    pub action: u32,
-    pub frame: Vec<u8>,
-    /// Average time per run as the kernel measured it.
-    pub duration: Duration,
-}
-
-pub const XDP_DROP: u32 = 1;
-pub const XDP_PASS: u32 = 2;
-pub const XDP_TX: u32 = 3;
 
 /// Counters of one running instance, as `dns-xdp stats` shows them.
 #[derive(Debug, serde::Serialize)]

@@ -6,12 +6,12 @@
 //! writer keeps in line with the zone data.
 
 pub mod authority;
-pub mod benchprog;
 pub mod cache;
 pub mod config;
 pub mod daemon;
 pub mod fastpath;
-pub mod frame;
+#[cfg(feature = "lab")]
+pub mod lab;
 pub mod server;
 pub mod table;
 pub mod udp;

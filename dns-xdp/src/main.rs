@@ -38,6 +38,7 @@ enum Command {
     },
     /// Check a configuration file and every zone it names.
     CheckConfig { file: PathBuf },
+    #[cfg(feature = "lab")]
     /// Attach a helper program and keep it attached until Ctrl-C: `pass`
     /// (needed on the peer of a veth that receives XDP_TX replies) or
     /// `bounce` (turns queries around with no DNS work: a benchmark ceiling).
@@ -52,6 +53,7 @@ enum Command {
         #[arg(long = "listen", value_name = "ADDR:PORT")]
         listen: Vec<std::net::SocketAddr>,
     },
+    #[cfg(feature = "lab")]
     /// Measure the XDP program's cost per packet with BPF_PROG_TEST_RUN.
     BenchProg {
         /// Runs per case (one BPF_PROG_TEST_RUN each).
@@ -68,6 +70,7 @@ enum Command {
     },
 }
 
+#[cfg(feature = "lab")]
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum HelperProgram {
     Pass,
@@ -92,7 +95,9 @@ fn main() -> ExitCode {
         Command::CheckZone { file, origin } => check_zone(&file, origin.as_deref()),
         Command::CheckConfig { file } => check_config(file),
         Command::Reload { pid_file } => reload(&pid_file),
+        #[cfg(feature = "lab")]
         Command::Attach { program, iface, xdp_mode, listen } => attach(program, &iface, xdp_mode, &listen),
+        #[cfg(feature = "lab")]
         Command::BenchProg { runs, json } => bench_prog(runs, json),
     };
     match result {
@@ -177,6 +182,7 @@ fn reload(pid_file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "lab")]
 fn attach(
     program: HelperProgram,
     iface: &str,
@@ -184,13 +190,13 @@ fn attach(
     listen: &[std::net::SocketAddr],
 ) -> anyhow::Result<()> {
     let name = match program {
-        HelperProgram::Pass => fastpath::PASS_PROGRAM,
-        HelperProgram::Bounce => fastpath::BOUNCE_PROGRAM,
+        HelperProgram::Pass => dns_xdp::lab::PASS_PROGRAM,
+        HelperProgram::Bounce => dns_xdp::lab::BOUNCE_PROGRAM,
     };
     if matches!(program, HelperProgram::Bounce) && listen.is_empty() {
         bail!("the bounce program needs at least one --listen ADDR:PORT to answer on");
     }
-    let _attached = fastpath::attach_helper_program(name, iface, mode, listen)?;
+    let _attached = dns_xdp::lab::attach_helper_program(name, iface, mode, listen)?;
     eprintln!("{name} attached to {iface}; Ctrl-C detaches");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -204,8 +210,9 @@ fn attach(
     Ok(())
 }
 
+#[cfg(feature = "lab")]
 fn bench_prog(runs: u32, json: bool) -> anyhow::Result<()> {
-    let results = dns_xdp::benchprog::run(runs)?;
+    let results = dns_xdp::lab::benchprog::run(runs)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&results)?);
         return Ok(());

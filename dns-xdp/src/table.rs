@@ -13,7 +13,7 @@
 //! last considered (the referenced bit that the kernel's LRU maps use too).
 //!
 //! The slots live in memory the program reads concurrently; see
-//! [`Answer`] for the order in which a slot is written and read.
+//! [`AnswerSlot`] for the order in which a slot is written and read.
 
 use std::{
     os::fd::AsFd as _,
@@ -23,7 +23,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use aya::maps::MapData;
-use dns_xdp_common::{ANSWER_LEN, Answer, AnswerKey};
+use dns_xdp_common::{ANSWER_LEN, AnswerKey, AnswerSlot};
 
 /// How many occupants one insert may move along a chain of slots before it
 /// gives up and replaces one. Chains this long are only needed near half
@@ -45,7 +45,7 @@ pub enum Placement {
 }
 
 pub struct AnswerTable {
-    slots: NonNull<Answer>,
+    slots: NonNull<AnswerSlot>,
     slot_count: u32,
     mapped_len: usize,
     occupied: usize,
@@ -59,7 +59,7 @@ pub struct AnswerTable {
 unsafe impl Send for AnswerTable {}
 
 impl AnswerTable {
-    /// Maps `map` (a BPF_F_MMAPABLE array of [`Answer`]s with a power of two
+    /// Maps `map` (a BPF_F_MMAPABLE array of [`AnswerSlot`]s with a power of two
     /// entries) into memory. The kernel zeroes a new array: every slot
     /// starts empty.
     pub fn new(map: MapData) -> anyhow::Result<Self> {
@@ -91,7 +91,7 @@ impl AnswerTable {
         if addr == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error().into());
         }
-        let slots = NonNull::new(addr.cast::<Answer>()).context("mmap returned null")?;
+        let slots = NonNull::new(addr.cast::<AnswerSlot>()).context("mmap returned null")?;
         Ok(Self { slots, slot_count, mapped_len, occupied: 0, map })
     }
 
@@ -123,7 +123,7 @@ impl AnswerTable {
     /// (`value.key`), replacing the one there. With `evict` false, a
     /// question with no free slot (even after moving others) is left out;
     /// with `evict` true, a question is dropped to make room for it.
-    pub fn insert(&mut self, value: &Answer, evict: bool) -> Placement {
+    pub fn insert(&mut self, value: &AnswerSlot, evict: bool) -> Placement {
         let key = &value.key;
         if let Some(slot) = self.find(key) {
             self.write(slot, value);
@@ -158,7 +158,7 @@ impl AnswerTable {
     pub fn remove(&mut self, key: &AnswerKey) -> bool {
         let Some(slot) = self.find(key) else { return false };
         let at = self.slot_ptr(slot);
-        // SAFETY: `at` is a slot of the mapping; see Answer for the order.
+        // SAFETY: `at` is a slot of the mapping; see AnswerSlot for the order.
         unsafe {
             ptr::write_volatile(&raw mut (*at).version, next_version());
             fence(Ordering::SeqCst);
@@ -170,13 +170,13 @@ impl AnswerTable {
     }
 
     /// A copy of the answer held for `key`.
-    pub fn get(&self, key: &AnswerKey) -> Option<Answer> {
+    pub fn get(&self, key: &AnswerKey) -> Option<AnswerSlot> {
         self.find(key).map(|slot| self.read(slot))
     }
 
     /// Copies of every answer in the table (each knows its question,
     /// `key`).
-    pub fn entries(&self) -> Vec<Answer> {
+    pub fn entries(&self) -> Vec<AnswerSlot> {
         (0..self.slot_count).filter(|slot| !self.is_free(*slot)).map(|slot| self.read(slot)).collect()
     }
 
@@ -236,7 +236,7 @@ impl AnswerTable {
         candidates[0]
     }
 
-    fn slot_ptr(&self, slot: u32) -> *mut Answer {
+    fn slot_ptr(&self, slot: u32) -> *mut AnswerSlot {
         assert!(slot < self.slot_count);
         // SAFETY: in bounds of the mapping, which holds slot_count slots.
         unsafe { self.slots.as_ptr().add(slot as usize) }
@@ -247,20 +247,20 @@ impl AnswerTable {
         unsafe { ptr::read_volatile(&raw const (*self.slot_ptr(slot)).key) }
     }
 
-    fn read(&self, slot: u32) -> Answer {
+    fn read(&self, slot: u32) -> AnswerSlot {
         // SAFETY: a whole slot of the mapping. Only the referenced byte may
         // change under the read (the program sets it).
         unsafe { ptr::read_volatile(self.slot_ptr(slot)) }
     }
 
     /// Writes `value` into `slot` with a new version: the version first, the
-    /// trailer last, fences between (see [`Answer`]).
-    fn write(&mut self, slot: u32, value: &Answer) {
+    /// trailer last, fences between (see [`AnswerSlot`]).
+    fn write(&mut self, slot: u32, value: &AnswerSlot) {
         let version = next_version();
         let mut value = *value;
         value.referenced = 0;
-        let trailer_at =
-            core::mem::offset_of!(Answer, data) + Answer::trailer_offset(value.qname().len(), value.body().len());
+        let trailer_at = core::mem::offset_of!(AnswerSlot, data)
+            + AnswerSlot::trailer_offset(value.qname().len(), value.body().len());
         let at = self.slot_ptr(slot);
         // SAFETY: `at` is a slot of the mapping and every offset is within
         // it: the trailer ends inside `data`.
@@ -289,7 +289,7 @@ impl Drop for AnswerTable {
 const EMPTY_KEY: AnswerKey = AnswerKey { name_hash: 0, qtype: 0, qname_len: 0, _pad: 0 };
 
 /// A number for each slot write, so the fast path can tell a slot rewritten
-/// while it read it (see [`Answer`]). Unique: a counter times an odd
+/// while it read it (see [`AnswerSlot`]). Unique: a counter times an odd
 /// constant is a bijection on 64 bits, and never zero. Spread over all 64
 /// bits: the trailer's position depends on the lengths, so the bytes a torn
 /// read finds there may be another value's qname or body, and a small
@@ -311,7 +311,7 @@ mod tests {
 
     use super::*;
 
-    fn question(i: u32, qtype: u16) -> (AnswerKey, Answer) {
+    fn question(i: u32, qtype: u16) -> (AnswerKey, AnswerSlot) {
         let label = format!("q{i}");
         let mut wire = vec![label.len() as u8];
         wire.extend_from_slice(label.as_bytes());
@@ -319,7 +319,7 @@ mod tests {
         let key = AnswerKey { name_hash: name::hash_lower(&wire), qtype, qname_len: wire.len() as u16, _pad: 0 };
         let header = AnswerHeader { flags: 0x8400, ancount: 1, nscount: 0, arcount: 0 };
         let body = i.to_be_bytes();
-        (key, Answer::new(0, key, header, &wire, &body).expect("fits"))
+        (key, AnswerSlot::new(0, key, header, &wire, &body).expect("fits"))
     }
 
     fn served(table: &AnswerTable, key: &AnswerKey) -> Option<u32> {

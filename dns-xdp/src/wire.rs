@@ -27,7 +27,7 @@ use dns_xdp_common::{
     self as common, AnswerKey, MAX_QNAME_LEN, OPT_RR_LEN, flags, opt_record, reply_flags, udp_reply_limit,
 };
 
-use crate::authority::{Answer, Catalog};
+use crate::authority::{Catalog, Lookup};
 
 const HEADER_LEN: usize = 12;
 /// Extended rcode BADVERS (16, RFC 6891 6.1.3): upper 8 bits go in the OPT.
@@ -76,7 +76,7 @@ pub struct PreparedAnswer {
 impl PreparedAnswer {
     /// Encodes an authoritative answer to (`qname`, `qtype`). `qname` must be
     /// the lower-cased name: compression pointers may point into it.
-    pub fn encode(qname: &Name, qtype: RecordType, answer: &Answer) -> Result<Self, WireError> {
+    pub fn encode(qname: &Name, qtype: RecordType, answer: &Lookup) -> Result<Self, WireError> {
         let mut buf = Vec::with_capacity(512);
         let mut encoder = BinEncoder::new(&mut buf);
         let mut question = Query::query(qname.clone(), qtype);
@@ -127,7 +127,11 @@ pub fn answer_key(qname: &Name, qtype: RecordType) -> Option<AnswerKey> {
 }
 
 /// The map entry serving `prepared` in the fast path, if it fits there.
-pub fn map_entry(qname: &Name, qtype: RecordType, prepared: &PreparedAnswer) -> Option<(AnswerKey, common::Answer)> {
+pub fn map_entry(
+    qname: &Name,
+    qtype: RecordType,
+    prepared: &PreparedAnswer,
+) -> Option<(AnswerKey, common::AnswerSlot)> {
     let wire_name = lower_wire_name(qname)?;
     let key = answer_key(qname, qtype)?;
     let header = common::AnswerHeader {
@@ -137,7 +141,7 @@ pub fn map_entry(qname: &Name, qtype: RecordType, prepared: &PreparedAnswer) -> 
         arcount: prepared.arcount,
     };
     // The table stamps each slot write with its own version.
-    let value = common::Answer::new(0, key, header, &wire_name, &prepared.body)?;
+    let value = common::AnswerSlot::new(0, key, header, &wire_name, &prepared.body)?;
     Some((key, value))
 }
 
@@ -436,7 +440,7 @@ fn identity_reply(parsed: &ParsedQuery<'_>, settings: &ReplySettings, question: 
     let text = String::from_utf8_lossy(nsid).into_owned();
     let mut record = Record::from_rdata(qname.clone(), 0, RData::TXT(TXT::new(vec![text])));
     record.dns_class = DNSClass::CH;
-    let answer = Answer {
+    let answer = Lookup {
         rcode: ResponseCode::NoError,
         authoritative: true,
         answers: vec![record],

@@ -248,7 +248,7 @@ fn malformed_zone_fails_with_file_and_line_and_attaches_nothing() {
 /// IPv6, and the answer equals the daemon's.
 #[test]
 fn vlan_tagged_queries_are_answered_with_the_tag() {
-    use dns_xdp::frame::{Endpoints, parse_udp_frame, udp_frame};
+    use dns_xdp::lab::frame::{Endpoints, parse_udp_frame, udp_frame};
     use dns_xdp_tests::{CLI_MAC, CLI_V4, CLI_V6, PacketSocket, SRV_MAC};
     require_root();
     let topo = Topology::new();

@@ -4,17 +4,18 @@
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
-use dns_xdp::frame::{Endpoints, ParsedFrame, parse_udp_frame, udp_frame};
+use dns_xdp::lab::frame::{Endpoints, ParsedFrame, parse_udp_frame, udp_frame};
 use dns_xdp::{
     authority::Catalog,
     cache::{CacheWriter, Preload},
-    fastpath::{AttachMode, FastPath, FastPathOptions, XDP_DROP, XDP_PASS, XDP_TX},
+    fastpath::{AttachMode, FastPath, FastPathOptions},
+    lab::{XDP_DROP, XDP_PASS, XDP_TX},
     server::Counters,
     table::Placement,
     wire::{PreparedAnswer, ReplySettings, Transport, map_entry, respond},
     zone::Zone,
 };
-use dns_xdp_common::{Answer, AnswerKey};
+use dns_xdp_common::{AnswerKey, AnswerSlot};
 use dns_xdp_tests::wire::spell;
 use hickory_proto::{
     op::{Edns, Message, Query},
@@ -227,14 +228,14 @@ fn answers_in_either_slot_are_served_and_unserved_ones_replaced_first() {
     // Two questions that prefer the same slot: the second lands in its
     // other slot, which the program must look in too.
     let (first, second) = {
-        let preferred = |e: &(Name, RecordType, AnswerKey, Answer)| e.2.slots(1)[0];
+        let preferred = |e: &(Name, RecordType, AnswerKey, AnswerSlot)| e.2.slots(1)[0];
         let a = entries.iter().position(|e| preferred(e) == 0).expect("a question preferring slot 0");
         let b = entries.iter().rposition(|e| preferred(e) == 0).expect("another");
         assert_ne!(a, b, "two questions preferring slot 0");
         (entries[a].clone(), entries[b].clone())
     };
     let third = entries.iter().find(|e| e.2 != first.2 && e.2 != second.2).expect("a third question").clone();
-    let ask = |rig: &mut Rig, e: &(Name, RecordType, AnswerKey, Answer)| {
+    let ask = |rig: &mut Rig, e: &(Name, RecordType, AnswerKey, AnswerSlot)| {
         let q = query(&e.0.to_ascii(), e.1, EdnsCase::None, 0x4242);
         let (action, frame) = rig.run(&udp_frame(&Endpoints::v4(53), &q, None, 0));
         if action != XDP_TX {
@@ -269,10 +270,10 @@ fn answers_rewritten_while_served_are_never_mixed() {
     // Another answer to the same question: one byte shorter, every byte
     // different, so any mix of the two shows in the reply.
     let body: Vec<u8> = original.body()[1..].iter().map(|b| !b).collect();
-    let variant = Answer::new(0, key, original.header(), original.qname(), &body).expect("fits");
+    let variant = AnswerSlot::new(0, key, original.header(), original.qname(), &body).expect("fits");
     let frame =
         udp_frame(&Endpoints::v4(53), &query("www.example.test.", RecordType::A, EdnsCase::None, 0x77), None, 0);
-    let reply_with = |rig: &mut Rig, value: &Answer| {
+    let reply_with = |rig: &mut Rig, value: &AnswerSlot| {
         rig.writer.fast_path_mut().insert(value, false);
         let (action, reply) = rig.run(&frame);
         assert_eq!(action, XDP_TX);

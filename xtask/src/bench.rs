@@ -125,7 +125,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         bail!("the benchmark needs root (network namespaces, XDP, AF_XDP): run `cargo xtask bench` as root");
     }
     setup::ensure(setup::Needs::ALL)?;
-    let daemon = build::build_daemon(Profile::Release)?;
+    let daemon = build::build_daemon(Profile::Release, build::Features::Lab)?;
     // From here on there is state to clean up: Ctrl-C only sets a flag, and
     // the next check unwinds through the guards.
     procs::install_interrupt_handler()?;

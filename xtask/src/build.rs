@@ -26,11 +26,23 @@ impl Profile {
     }
 }
 
+/// What goes into the binary: the product alone, or with the lab's
+/// scaffolding (`bench-prog`, `attach pass|bounce`, their XDP programs) that
+/// the tests and the benchmark drive.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Features {
+    Product,
+    Lab,
+}
+
 /// Builds `dns-xdp` and returns the path of its binary. Call
 /// [`crate::setup::ensure`] first: the eBPF build needs bpf-linker.
-pub fn build_daemon(profile: Profile) -> Result<PathBuf> {
+pub fn build_daemon(profile: Profile, features: Features) -> Result<PathBuf> {
     let mut cmd = util::cargo();
     cmd.args(["build", "--package", "dns-xdp"]);
+    if features == Features::Lab {
+        cmd.args(["--features", "lab"]);
+    }
     if profile == Profile::Release {
         cmd.arg("--release");
     }

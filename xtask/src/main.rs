@@ -76,7 +76,7 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Build { debug } => {
             setup::ensure(setup::Needs::BUILD)?;
-            let bin = build::build_daemon(build::Profile::from_debug(debug))?;
+            let bin = build::build_daemon(build::Profile::from_debug(debug), build::Features::Product)?;
             println!("built {}", util::display_path(&bin));
             Ok(ExitCode::SUCCESS)
         }

@@ -17,7 +17,7 @@ const DEFAULT_ARGS: &[&str] =
 
 pub fn run(profile: Profile, args: Vec<String>) -> Result<ExitCode> {
     setup::ensure(setup::Needs::RUN)?;
-    let bin = build::build_daemon(profile)?;
+    let bin = build::build_daemon(profile, build::Features::Product)?;
     let args = if args.is_empty() { DEFAULT_ARGS.iter().map(|s| s.to_string()).collect() } else { args };
     if !is_root() {
         println!("warning: dns-xdp needs root (CAP_BPF, CAP_NET_ADMIN) to load its XDP program");

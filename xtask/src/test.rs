@@ -66,7 +66,7 @@ pub fn test(release: bool, extra: &[String]) -> Result<ExitCode> {
         failed_steps.push("privileged tests (not root)");
     } else {
         let profile = if release { Profile::Release } else { Profile::Dev };
-        match build::build_daemon(profile) {
+        match build::build_daemon(profile, build::Features::Lab) {
             Err(err) => {
                 println!("error: {err:#}");
                 failed_steps.push("daemon build");

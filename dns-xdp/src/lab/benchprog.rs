@@ -22,8 +22,11 @@ use hickory_proto::{
 use crate::{
     authority::Catalog,
     cache::{CacheWriter, Preload},
-    fastpath::{AttachMode, BOUNCE_PROGRAM, EBPF_OBJECT, FastPath, FastPathOptions, XDP_PASS, XDP_TX},
-    frame::{Endpoints, udp_frame},
+    fastpath::{AttachMode, EBPF_OBJECT, FastPath, FastPathOptions},
+    lab::{
+        BOUNCE_PROGRAM, XDP_PASS, XDP_TX,
+        frame::{Endpoints, udp_frame},
+    },
     server::Counters,
     zone::Zone,
 };
