@@ -10,12 +10,49 @@ use anyhow::{Context as _, bail};
 use hickory_proto::rr::Name;
 use serde::Deserialize;
 
-use crate::{cache::Preload, fastpath::AttachMode};
-
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:53";
 pub const DEFAULT_MAP_ENTRIES: u32 = 65_536;
 pub const DEFAULT_EDNS_UDP_PAYLOAD: u16 = 1232;
 pub const DEFAULT_HEARTBEAT_TIMEOUT_SECS: u64 = 5;
+/// Where the maps are pinned for bpftool.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/dns-xdp";
+
+/// How to attach: the user-facing names of aya's modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachMode {
+    /// Driver (native) mode: the program runs in the NIC driver.
+    Native,
+    /// Generic (SKB) mode: works on every interface, after the stack has
+    /// built an skb; slower, for testing and for drivers without XDP.
+    Generic,
+    /// No XDP program: the daemon answers everything.
+    Off,
+}
+
+/// What to preload for each zone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preload {
+    /// Every name of the zone with each type it has (up to the map's size).
+    #[default]
+    All,
+    /// Nothing: the map fills as queries miss.
+    None,
+}
+
+/// Limits on TCP clients (RFC 7766).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpLimits {
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        Self { idle_timeout: Duration::from_secs(10), max_connections: 256 }
+    }
+}
 
 /// `dns-xdp run` options. Every one can also be set in the config file.
 #[derive(Debug, Default, clap::Args)]
@@ -142,7 +179,7 @@ pub struct Settings {
     pub pin_dir: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub udp_threads: usize,
-    pub tcp: crate::server::TcpLimits,
+    pub tcp: TcpLimits,
     pub nsid: Option<String>,
     pub zones: Vec<ZoneSpec>,
 }
@@ -222,7 +259,7 @@ impl Settings {
         if heartbeat == 0 {
             bail!("heartbeat_timeout must be at least 1 second");
         }
-        let defaults = crate::server::TcpLimits::default();
+        let defaults = TcpLimits::default();
         let tcp_idle =
             args.tcp_idle_timeout.or(file.tcp_idle_timeout).map_or(defaults.idle_timeout, Duration::from_secs);
         if tcp_idle.is_zero() {
@@ -240,7 +277,7 @@ impl Settings {
         }
         Ok(Self {
             nsid,
-            tcp: crate::server::TcpLimits { idle_timeout: tcp_idle, max_connections: tcp_max },
+            tcp: TcpLimits { idle_timeout: tcp_idle, max_connections: tcp_max },
             listen,
             ifaces,
             xdp_mode,
@@ -248,11 +285,7 @@ impl Settings {
             preload: default_preload,
             edns_udp_payload,
             heartbeat_timeout: Duration::from_secs(heartbeat),
-            pin_dir: args
-                .pin_dir
-                .clone()
-                .or(file.pin_dir)
-                .unwrap_or_else(|| PathBuf::from(crate::fastpath::DEFAULT_PIN_DIR)),
+            pin_dir: args.pin_dir.clone().or(file.pin_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_DIR)),
             pid_file: args.pid_file.clone().or(file.pid_file),
             udp_threads: args
                 .udp_threads

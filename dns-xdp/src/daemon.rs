@@ -4,7 +4,7 @@
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{Arc, RwLock, mpsc},
+    sync::{Arc, RwLock},
     time::Instant,
 };
 
@@ -13,17 +13,14 @@ use hickory_proto::rr::Name;
 
 use crate::{
     authority::Catalog,
-    cache::{CacheWriter, Command, Preload, SyncReport},
-    config::{RunArgs, Settings, ZoneSpec},
-    fastpath::{AttachMode, FastPath, FastPathOptions},
-    server::{self, Counters, Live, Shared},
+    config::{AttachMode, Preload, RunArgs, Settings, ZoneSpec},
+    counters::Counters,
+    fastpath::{FastPath, FastPathOptions},
+    map_writer::{MapWriter, SyncReport},
+    server::{self, Live, Shared},
     wire::ReplySettings,
     zone::Zone,
 };
-
-/// Depth of the queue to the map writer; when full, answers are simply not
-/// cached (the next miss offers them again).
-const CACHE_QUEUE: usize = 16_384;
 
 /// Zones as loaded, keyed by file, with the text they were parsed from so an
 /// unchanged file is not parsed again on reload.
@@ -97,7 +94,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let counters = Arc::new(Counters::default());
     let mut writer_thread = None;
-    let mut cache_tx = None;
+    let mut map_feed = None;
     if settings.xdp_mode != AttachMode::Off {
         let fast_path = FastPath::load(&FastPathOptions {
             ifaces: settings.ifaces.clone(),
@@ -108,7 +105,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             edns_udp_payload: settings.edns_udp_payload,
             services: listen.clone(),
         })?;
-        let mut writer = CacheWriter::new(fast_path, Arc::clone(&counters));
+        let mut writer = MapWriter::new(fast_path, Arc::clone(&counters));
         // Preload before attaching, so the first packets find their answers.
         let report = writer.sync(&catalog, 0, &preload_plan(&settings, &zones));
         writer.attach(settings.xdp_mode)?;
@@ -116,9 +113,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             ifaces = ?settings.ifaces, mode = ?settings.xdp_mode, program_id = writer.fast_path().program_id().unwrap_or(0),
             preloaded = report.preloaded, pin_dir = %settings.pin_dir.display(), "XDP fast path attached",
         );
-        let (tx, rx) = mpsc::sync_channel(CACHE_QUEUE);
-        writer_thread = Some(std::thread::Builder::new().name("map-writer".into()).spawn(move || writer.run(rx))?);
-        cache_tx = Some(tx);
+        let (feed, thread) = writer.spawn()?;
+        writer_thread = Some(thread);
+        map_feed = Some(feed);
     }
 
     let shared = Arc::new(Shared {
@@ -129,7 +126,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             nsid: settings.nsid.clone().map(|id| &*Box::leak(id.into_bytes().into_boxed_slice())),
         },
         counters,
-        cache: cache_tx.clone(),
+        map_feed: map_feed.clone(),
         tcp: settings.tcp,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -158,8 +155,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     // Take the fast path down before the process goes: the writer thread
     // owns it and detaches and unpins when it ends.
-    if let Some(tx) = &cache_tx {
-        let _ = tx.send(Command::Shutdown);
+    if let Some(feed) = &map_feed {
+        feed.shutdown();
     }
     if let Some(handle) = writer_thread
         && handle.join().is_err()
@@ -254,15 +251,9 @@ async fn reload(
         live.generation
     };
     let mut report = SyncReport::default();
-    if let Some(cache) = &shared.cache {
-        let (done_tx, done_rx) = mpsc::sync_channel(1);
+    if let Some(feed) = shared.map_feed.clone() {
         let preload = preload_plan(&settings, &zones);
-        cache
-            .send(Command::Sync { catalog, generation, preload, done: done_tx })
-            .map_err(|_| anyhow!("the map writer has stopped"))?;
-        report = tokio::task::spawn_blocking(move || done_rx.recv())
-            .await?
-            .map_err(|_| anyhow!("the map writer stopped during the reload"))?;
+        report = tokio::task::spawn_blocking(move || feed.sync(catalog, generation, preload)).await??;
     }
     Ok((settings, zones, report, started.elapsed()))
 }

@@ -15,7 +15,10 @@ use aya::{
 };
 use dns_xdp_common::{AnswerKey, AnswerSlot, Config, DaemonStats, ServiceKey, maps};
 
-use crate::table::{AnswerTable, Placement};
+use crate::{
+    config::{AttachMode, DEFAULT_PIN_DIR},
+    table::{AnswerTable, Placement},
+};
 
 /// The XDP object built by build.rs from the dns-xdp-ebpf crate.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dns-xdp"));
@@ -23,21 +26,7 @@ pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DI
 /// Name of the answering program in the object.
 pub const PROGRAM: &str = "dns_xdp";
 
-pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/dns-xdp";
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-
-/// How to attach: the user-facing names of aya's modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AttachMode {
-    /// Driver (native) mode: the program runs in the NIC driver.
-    Native,
-    /// Generic (SKB) mode: works on every interface, after the stack has
-    /// built an skb; slower, for testing and for drivers without XDP.
-    Generic,
-    /// No XDP program: the daemon answers everything.
-    Off,
-}
 
 #[derive(Clone, Debug)]
 pub struct FastPathOptions {

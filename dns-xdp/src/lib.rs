@@ -5,13 +5,16 @@
 //! serves copies of its prepared answers from a [`table`] the [`cache`]
 //! writer keeps in line with the zone data.
 
+pub mod answer_cache;
 pub mod authority;
-pub mod cache;
 pub mod config;
+pub mod counters;
 pub mod daemon;
 pub mod fastpath;
 #[cfg(feature = "lab")]
 pub mod lab;
+pub mod map_writer;
+pub mod prepared;
 pub mod server;
 pub mod table;
 pub mod udp;

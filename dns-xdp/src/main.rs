@@ -48,7 +48,7 @@ enum Command {
         #[arg(long)]
         iface: String,
         #[arg(long, value_enum, default_value = "native")]
-        xdp_mode: fastpath::AttachMode,
+        xdp_mode: config::AttachMode,
         /// Service address:port the bounce program answers (repeatable).
         #[arg(long = "listen", value_name = "ADDR:PORT")]
         listen: Vec<std::net::SocketAddr>,
@@ -152,7 +152,7 @@ fn check_config(file: PathBuf) -> anyhow::Result<()> {
     // Interfaces are checked when the daemon attaches; here the file and
     // its zones.
     let args =
-        config::RunArgs { config: Some(file.clone()), xdp_mode: Some(fastpath::AttachMode::Off), ..Default::default() };
+        config::RunArgs { config: Some(file.clone()), xdp_mode: Some(config::AttachMode::Off), ..Default::default() };
     let settings = config::Settings::resolve(&args)?;
     let mut failed = 0;
     for spec in &settings.zones {
@@ -186,7 +186,7 @@ fn reload(pid_file: &std::path::Path) -> anyhow::Result<()> {
 fn attach(
     program: HelperProgram,
     iface: &str,
-    mode: fastpath::AttachMode,
+    mode: config::AttachMode,
     listen: &[std::net::SocketAddr],
 ) -> anyhow::Result<()> {
     let name = match program {

@@ -3,11 +3,7 @@
 
 use std::{
     net::{SocketAddr, UdpSocket},
-    sync::{
-        Arc, RwLock,
-        atomic::{AtomicU64, Ordering::Relaxed},
-        mpsc,
-    },
+    sync::{Arc, RwLock, atomic::Ordering::Relaxed},
     time::Duration,
 };
 
@@ -18,12 +14,13 @@ use tokio::{
     sync::Semaphore,
 };
 
-use dns_xdp_common::DaemonStats;
-
 use crate::{
+    answer_cache::AnswerCache,
     authority::Catalog,
-    cache::Command,
-    wire::{AnswerCache, ReplySettings, Transport, respond_cached},
+    config::TcpLimits,
+    counters::Counters,
+    map_writer::MapFeed,
+    wire::{ReplySettings, Transport, respond_cached},
 };
 
 /// The live catalog, its generation and its answer cache, swapped whole on
@@ -48,40 +45,9 @@ pub struct Shared {
     pub live: RwLock<Live>,
     pub settings: ReplySettings,
     pub counters: Arc<Counters>,
-    /// Where answers worth caching go; `None` without a fast path.
-    pub cache: Option<mpsc::SyncSender<Command>>,
+    /// Where answers the fast path may serve go; `None` without one.
+    pub map_feed: Option<MapFeed>,
     pub tcp: TcpLimits,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TcpLimits {
-    pub idle_timeout: Duration,
-    pub max_connections: usize,
-}
-
-impl Default for TcpLimits {
-    fn default() -> Self {
-        Self { idle_timeout: Duration::from_secs(10), max_connections: 256 }
-    }
-}
-
-#[derive(Default, Debug)]
-pub struct Counters {
-    pub udp_queries: AtomicU64,
-    pub tcp_queries: AtomicU64,
-    pub responses: AtomicU64,
-    pub truncated: AtomicU64,
-    pub dropped: AtomicU64,
-}
-
-impl Counters {
-    pub fn snapshot_into(&self, out: &mut DaemonStats) {
-        out.udp_queries = self.udp_queries.load(Relaxed);
-        out.tcp_queries = self.tcp_queries.load(Relaxed);
-        out.responses = self.responses.load(Relaxed);
-        out.truncated = self.truncated.load(Relaxed);
-        out.dropped = self.dropped.load(Relaxed);
-    }
 }
 
 impl Shared {
@@ -101,9 +67,8 @@ impl Shared {
         if reply.truncated {
             self.counters.truncated.fetch_add(1, Relaxed);
         }
-        if let (Some(cache), Some((qname, qtype, prepared))) = (&self.cache, reply.cacheable) {
-            // Never block the answer path: a full queue only costs a miss.
-            let _ = cache.try_send(Command::Insert { qname, qtype, prepared, generation });
+        if let (Some(feed), Some((qname, qtype, prepared))) = (&self.map_feed, reply.cacheable) {
+            feed.offer(qname, qtype, prepared, generation);
         }
         Some(reply.bytes)
     }

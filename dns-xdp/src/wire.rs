@@ -9,10 +9,7 @@
 //! reply this way, and hands prepared answers to the fast path, which
 //! assembles the same bytes in the kernel.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
-};
+use std::sync::Arc;
 
 use hickory_proto::{
     op::{Message, OpCode, Query, ResponseCode},
@@ -20,16 +17,16 @@ use hickory_proto::{
         DNSClass, Name, RData, Record, RecordType,
         rdata::{TXT, opt::EdnsCode},
     },
-    serialize::binary::{BinEncodable, BinEncoder},
 };
 
-use dns_xdp_common::{
-    self as common, AnswerKey, MAX_QNAME_LEN, OPT_RR_LEN, flags, opt_record, reply_flags, udp_reply_limit,
+use dns_xdp_common::{self as common, MAX_QNAME_LEN, OPT_RR_LEN, flags, opt_record, reply_flags, udp_reply_limit};
+
+use crate::{
+    answer_cache::{AnswerCache, CacheKey, CachedAnswer},
+    authority::{Catalog, Lookup},
+    prepared::{HEADER_LEN, PreparedAnswer},
 };
 
-use crate::authority::{Catalog, Lookup};
-
-const HEADER_LEN: usize = 12;
 /// Extended rcode BADVERS (16, RFC 6891 6.1.3): upper 8 bits go in the OPT.
 const BADVERS_HIGH: u8 = 1;
 
@@ -56,114 +53,6 @@ impl Default for ReplySettings {
     fn default() -> Self {
         Self { edns_udp_payload: 1232, nsid: None }
     }
-}
-
-/// The question-dependent part of a reply; see the module docs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PreparedAnswer {
-    /// Header flags without the bits copied from the query.
-    pub flags: u16,
-    pub ancount: u16,
-    pub nscount: u16,
-    pub arcount: u16,
-    pub body: Vec<u8>,
-    /// Where the answer and the authority sections end in `body`: a UDP
-    /// reply that does not fit may leave off what follows (see [`assemble`]).
-    pub answer_end: usize,
-    pub authority_end: usize,
-}
-
-impl PreparedAnswer {
-    /// Encodes an authoritative answer to (`qname`, `qtype`). `qname` must be
-    /// the lower-cased name: compression pointers may point into it.
-    pub fn encode(qname: &Name, qtype: RecordType, answer: &Lookup) -> Result<Self, WireError> {
-        let mut buf = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut buf);
-        let mut question = Query::query(qname.clone(), qtype);
-        question.set_query_class(DNSClass::IN);
-        let encode = |encoder: &mut BinEncoder<'_>| -> Result<[usize; 3], hickory_proto::ProtoError> {
-            encoder.emit_vec(&[0u8; HEADER_LEN])?;
-            question.emit(encoder)?;
-            let question_end = encoder.offset();
-            for record in &answer.answers {
-                record.emit(encoder)?;
-            }
-            let answer_end = encoder.offset();
-            for record in &answer.authority {
-                record.emit(encoder)?;
-            }
-            let authority_end = encoder.offset();
-            for record in &answer.additionals {
-                record.emit(encoder)?;
-            }
-            Ok([question_end, answer_end, authority_end])
-        };
-        let [question_end, answer_end, authority_end] = encode(&mut encoder).map_err(WireError::Encode)?;
-        let mut flags = flags::QR | u16::from(answer.rcode.low());
-        if answer.authoritative {
-            flags |= flags::AA;
-        }
-        Ok(Self {
-            flags,
-            ancount: count(answer.answers.len())?,
-            nscount: count(answer.authority.len())?,
-            arcount: count(answer.additionals.len())?,
-            body: buf[question_end..].to_vec(),
-            answer_end: answer_end - question_end,
-            authority_end: authority_end - question_end,
-        })
-    }
-}
-
-/// The map key for a question.
-pub fn answer_key(qname: &Name, qtype: RecordType) -> Option<AnswerKey> {
-    let wire_name = lower_wire_name(qname)?;
-    Some(AnswerKey {
-        name_hash: common::name::hash_lower(&wire_name),
-        qtype: u16::from(qtype),
-        qname_len: wire_name.len() as u16,
-        _pad: 0,
-    })
-}
-
-/// The map entry serving `prepared` in the fast path, if it fits there.
-pub fn map_entry(
-    qname: &Name,
-    qtype: RecordType,
-    prepared: &PreparedAnswer,
-) -> Option<(AnswerKey, common::AnswerSlot)> {
-    let wire_name = lower_wire_name(qname)?;
-    let key = answer_key(qname, qtype)?;
-    let header = common::AnswerHeader {
-        flags: prepared.flags,
-        ancount: prepared.ancount,
-        nscount: prepared.nscount,
-        arcount: prepared.arcount,
-    };
-    // The table stamps each slot write with its own version.
-    let value = common::AnswerSlot::new(0, key, header, &wire_name, &prepared.body)?;
-    Some((key, value))
-}
-
-/// The wire form of a name with ASCII letters folded as the fast path folds
-/// them.
-fn lower_wire_name(name: &Name) -> Option<Vec<u8>> {
-    let mut wire = name.to_bytes().ok()?;
-    wire.iter_mut().for_each(|b| *b = common::name::fold(*b));
-    Some(wire)
-}
-
-fn count(n: usize) -> Result<u16, WireError> {
-    u16::try_from(n).map_err(|_| WireError::TooManyRecords(n))
-}
-
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum WireError {
-    #[error("encoding the answer: {0}")]
-    Encode(hickory_proto::ProtoError),
-    #[error("{0} records do not fit a DNS message")]
-    TooManyRecords(usize),
 }
 
 /// A reply and what the daemon can learn from it.
@@ -193,46 +82,6 @@ struct ParsedQuery<'a> {
 /// header, or a response (QR=1), which must never be answered.
 pub fn respond(catalog: &Catalog, settings: &ReplySettings, query: &[u8], transport: Transport) -> Option<Reply> {
     respond_cached(catalog, None, settings, query, transport)
-}
-
-/// Prepared answers of one catalog, so that a repeated question skips the
-/// lookup and the encoding (most of the daemon's work per query). It belongs
-/// to one catalog: a reload starts a new, empty one, so it can never serve
-/// old data.
-pub struct AnswerCache {
-    entries: RwLock<HashMap<CacheKey, CachedAnswer>>,
-    limit: usize,
-}
-
-/// The folded wire-format qname and the query type.
-type CacheKey = (Box<[u8]>, u16);
-
-#[derive(Clone)]
-struct CachedAnswer {
-    prepared: Arc<PreparedAnswer>,
-    /// The answer came from zone data (not REFUSED), so the fast path may
-    /// serve it too.
-    from_zone: bool,
-}
-
-impl AnswerCache {
-    /// A cache of at most `limit` questions; when full it starts over, so a
-    /// flood of random names costs memory only up to the limit.
-    pub fn new(limit: usize) -> Self {
-        Self { entries: RwLock::new(HashMap::new()), limit }
-    }
-
-    fn get(&self, key: &CacheKey) -> Option<CachedAnswer> {
-        self.entries.read().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
-    }
-
-    fn insert(&self, key: CacheKey, value: CachedAnswer) {
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= self.limit {
-            entries.clear();
-        }
-        entries.insert(key, value);
-    }
 }
 
 /// Like [`respond`], with prepared answers taken from and added to `cache`.
@@ -593,64 +442,6 @@ mod tests {
         // No OPT in the query: none in the reply.
         let (msg, _) = answer_to(&query("ns.t.test.", RecordType::A, None), Transport::Udp);
         assert!(msg.edns.is_none());
-    }
-}
-
-#[cfg(test)]
-mod cache_tests {
-    use super::*;
-    use hickory_proto::op::Message;
-
-    fn catalog() -> Catalog {
-        let zone = crate::zone::Zone::parse(
-            "$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.80\n",
-            &Name::from_ascii("example.test.").expect("origin"),
-            "test",
-        )
-        .expect("zone");
-        let mut catalog = Catalog::default();
-        catalog.insert(Arc::new(zone));
-        catalog
-    }
-
-    fn query(name: &str, id: u16) -> Vec<u8> {
-        let mut msg = Message::query();
-        msg.metadata.id = id;
-        msg.add_query(Query::query(Name::from_ascii(name).expect("name"), RecordType::A));
-        msg.to_vec().expect("encode")
-    }
-
-    /// A cached answer is the answer: the same bytes as a fresh lookup, for
-    /// any spelling and ID, and a miss in another spelling is served from it.
-    #[test]
-    fn cached_replies_equal_fresh_replies() {
-        let catalog = catalog();
-        let cache = AnswerCache::new(16);
-        let settings = ReplySettings::default();
-        for (i, name) in
-            ["www.example.test.", "WWW.Example.TEST.", "nosuch.example.test.", "www.other.test."].iter().enumerate()
-        {
-            for round in 0..2 {
-                let q = query(name, (i * 10 + round) as u16);
-                let fresh = respond(&catalog, &settings, &q, Transport::Udp).expect("reply");
-                let cached = respond_cached(&catalog, Some(&cache), &settings, &q, Transport::Udp).expect("reply");
-                assert_eq!(fresh.bytes, cached.bytes, "{name} round {round}");
-                assert_eq!(fresh.cacheable.is_some(), cached.cacheable.is_some(), "{name}");
-            }
-        }
-        // Two spellings of www share one entry; nosuch and other.test one each.
-        assert_eq!(cache.entries.read().expect("lock").len(), 3);
-    }
-
-    #[test]
-    fn a_full_cache_starts_over() {
-        let catalog = catalog();
-        let cache = AnswerCache::new(2);
-        let settings = ReplySettings::default();
-        for (i, name) in ["a.example.test.", "b.example.test.", "c.example.test."].iter().enumerate() {
-            respond_cached(&catalog, Some(&cache), &settings, &query(name, i as u16), Transport::Udp).expect("reply");
-        }
-        assert_eq!(cache.entries.read().expect("lock").len(), 1);
     }
 }
 

@@ -108,6 +108,6 @@ pub fn ask(ns: &NetNs, server: SocketAddr, name: &str, qtype: RecordType, id: u1
 /// is delivered only when the peer runs an XDP program.
 pub fn client_pass(topo: &Topology) -> aya::Ebpf {
     let iface = topo.cli_if().to_owned();
-    in_netns(topo.cli(), move || dns_xdp::lab::attach_pass_program(&iface, dns_xdp::fastpath::AttachMode::Native))
+    in_netns(topo.cli(), move || dns_xdp::lab::attach_pass_program(&iface, dns_xdp::config::AttachMode::Native))
         .expect("pass program on the client veth")
 }

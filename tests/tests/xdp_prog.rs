@@ -7,12 +7,14 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use dns_xdp::lab::frame::{Endpoints, ParsedFrame, parse_udp_frame, udp_frame};
 use dns_xdp::{
     authority::Catalog,
-    cache::{CacheWriter, Preload},
-    fastpath::{AttachMode, FastPath, FastPathOptions},
+    config::{AttachMode, Preload},
+    counters::Counters,
+    fastpath::{FastPath, FastPathOptions},
     lab::{XDP_DROP, XDP_PASS, XDP_TX},
-    server::Counters,
+    map_writer::{MapWriter, slot},
+    prepared::PreparedAnswer,
     table::Placement,
-    wire::{PreparedAnswer, ReplySettings, Transport, map_entry, respond},
+    wire::{ReplySettings, Transport, respond},
     zone::Zone,
 };
 use dns_xdp_common::{AnswerKey, AnswerSlot};
@@ -26,7 +28,7 @@ const SETTINGS: ReplySettings = ReplySettings { edns_udp_payload: 1232, nsid: No
 
 /// A loaded program whose map holds the preloaded answers of the zones.
 struct Rig {
-    writer: CacheWriter,
+    writer: MapWriter,
     catalog: Arc<Catalog>,
 }
 
@@ -58,7 +60,7 @@ impl Rig {
             ],
         })
         .expect("loading the XDP program (needs root)");
-        let mut writer = CacheWriter::new(fast_path, Arc::new(Counters::default()));
+        let mut writer = MapWriter::new(fast_path, Arc::new(Counters::default()));
         let report = writer.sync(&catalog, 0, &plan);
         assert!(preload == Preload::None || (report.preloaded > 0 && report.left_out == 0), "preload: {report:?}");
         Self { writer, catalog }
@@ -222,7 +224,7 @@ fn answers_in_either_slot_are_served_and_unserved_ones_replaced_first() {
             continue;
         }
         let prepared = PreparedAnswer::encode(&qname, qtype, &answer).expect("encodes");
-        let (key, value) = map_entry(&qname, qtype, &prepared).expect("fits the fast path");
+        let (key, value) = slot::encode(&qname, qtype, &prepared).expect("fits the fast path");
         entries.push((qname, qtype, key, value));
     }
     // Two questions that prefer the same slot: the second lands in its
@@ -266,7 +268,7 @@ fn answers_rewritten_while_served_are_never_mixed() {
     let qname = Name::from_ascii("www.example.test.").expect("name");
     let prepared =
         PreparedAnswer::encode(&qname, RecordType::A, &rig.catalog.lookup(&qname, RecordType::A)).expect("encodes");
-    let (key, original) = map_entry(&qname, RecordType::A, &prepared).expect("fits");
+    let (key, original) = slot::encode(&qname, RecordType::A, &prepared).expect("fits");
     // Another answer to the same question: one byte shorter, every byte
     // different, so any mix of the two shows in the reply.
     let body: Vec<u8> = original.body()[1..].iter().map(|b| !b).collect();

@@ -21,13 +21,14 @@ use hickory_proto::{
 
 use crate::{
     authority::Catalog,
-    cache::{CacheWriter, Preload},
-    fastpath::{AttachMode, EBPF_OBJECT, FastPath, FastPathOptions},
+    config::{AttachMode, Preload},
+    counters::Counters,
+    fastpath::{EBPF_OBJECT, FastPath, FastPathOptions},
     lab::{
         BOUNCE_PROGRAM, XDP_PASS, XDP_TX,
         frame::{Endpoints, udp_frame},
     },
-    server::Counters,
+    map_writer::MapWriter,
     zone::Zone,
 };
 
@@ -83,7 +84,7 @@ pub fn run(runs: u32) -> anyhow::Result<Vec<CaseResult>> {
         edns_udp_payload: 1232,
         services: vec![service],
     })?;
-    let mut writer = CacheWriter::new(fast_path, Arc::new(Counters::default()));
+    let mut writer = MapWriter::new(fast_path, Arc::new(Counters::default()));
     writer.sync(&catalog, 0, &[(origin, Preload::All)]);
 
     let cases = [

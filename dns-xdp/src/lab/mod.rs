@@ -22,7 +22,10 @@ use aya::{
 };
 use dns_xdp_common::{ServiceKey, maps};
 
-use crate::fastpath::{AttachMode, EBPF_OBJECT, FastPath, service_key, take_map};
+use crate::{
+    config::AttachMode,
+    fastpath::{EBPF_OBJECT, FastPath, service_key, take_map},
+};
 
 /// The pass-through helper program in the lab object.
 pub const PASS_PROGRAM: &str = "dns_xdp_pass";

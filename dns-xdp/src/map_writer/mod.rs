@@ -4,7 +4,14 @@
 //! Everything that changes `DNS_ANSWERS` goes through this thread, in order,
 //! so a stale insert can never overtake a reload: every insert carries the
 //! generation of the catalog it was computed from and is dropped when that
-//! generation is no longer current.
+//! generation is no longer current. Others reach the thread only through a
+//! [`MapFeed`]: the sockets offer answers, the daemon asks for syncs.
+//!
+//! The lookup result becomes a map slot here: [`PreparedAnswer`] (the
+//! daemon's encoding of an answer) -> [`slot::encode`] -> [`AnswerSlot`] ->
+//! [`crate::table`] -> the XDP program.
+
+pub mod slot;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -17,15 +24,18 @@ use hickory_proto::{
     serialize::binary::BinDecodable as _,
 };
 
+use anyhow::anyhow;
 use dns_xdp_common::{AnswerKey, AnswerSlot, DaemonStats};
 
 use crate::{
     authority::Catalog,
+    config::{AttachMode, Preload},
+    counters::Counters,
     fastpath::FastPath,
-    server::Counters,
+    prepared::PreparedAnswer,
     table::Placement,
-    wire::{PreparedAnswer, answer_key, map_entry},
 };
+use slot::answer_key;
 
 /// How often the heartbeat and the daemon's counters are published.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(200);
@@ -35,18 +45,11 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(200);
 const REINSERT_AFTER: Duration = Duration::from_secs(1);
 const RECENT_LIMIT: usize = 65_536;
 
-/// What to preload for each zone.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Preload {
-    /// Every name of the zone with each type it has (up to the map's size).
-    #[default]
-    All,
-    /// Nothing: the map fills as queries miss.
-    None,
-}
+/// Depth of the queue to the writer; when full, answers are simply not
+/// cached (the next miss offers them again).
+const QUEUE_DEPTH: usize = 16_384;
 
-pub enum Command {
+enum Command {
     /// An answer the daemon just sent, computed from catalog `generation`.
     Insert {
         qname: Name,
@@ -73,7 +76,44 @@ pub struct SyncReport {
     pub left_out: usize,
 }
 
-pub struct CacheWriter {
+/// The handle through which the rest of the daemon reaches the writer
+/// thread; cloned freely. The thread ends when [`MapFeed::shutdown`] is
+/// called or every feed is gone.
+#[derive(Clone)]
+pub struct MapFeed {
+    commands: mpsc::SyncSender<Command>,
+}
+
+impl MapFeed {
+    /// Offers an answer the daemon just sent, computed from catalog
+    /// `generation`. Never blocks the answer path: with the queue full the
+    /// offer is dropped and only costs a miss.
+    pub fn offer(&self, qname: Name, qtype: RecordType, prepared: Arc<PreparedAnswer>, generation: u64) {
+        let _ = self.commands.try_send(Command::Insert { qname, qtype, prepared, generation });
+    }
+
+    /// Makes the map agree with `catalog` (generation `generation`, now
+    /// live) and waits until it does. Blocks: call it off the async runtime.
+    pub fn sync(
+        &self,
+        catalog: Arc<Catalog>,
+        generation: u64,
+        preload: Vec<(Name, Preload)>,
+    ) -> anyhow::Result<SyncReport> {
+        let (done, report) = mpsc::sync_channel(1);
+        self.commands
+            .send(Command::Sync { catalog, generation, preload, done })
+            .map_err(|_| anyhow!("the map writer has stopped"))?;
+        report.recv().map_err(|_| anyhow!("the map writer stopped during the sync"))
+    }
+
+    /// Asks the writer to stop; it detaches the program as it goes.
+    pub fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+    }
+}
+
+pub struct MapWriter {
     fast_path: FastPath,
     counters: Arc<Counters>,
     generation: u64,
@@ -82,7 +122,7 @@ pub struct CacheWriter {
     stats: DaemonStats,
 }
 
-impl CacheWriter {
+impl MapWriter {
     pub fn new(fast_path: FastPath, counters: Arc<Counters>) -> Self {
         Self {
             fast_path,
@@ -94,9 +134,16 @@ impl CacheWriter {
         }
     }
 
-    /// Runs until `Shutdown` or until every sender is gone; dropping `self`
+    /// Starts the writer thread; the program stays attached until it ends.
+    pub fn spawn(self) -> anyhow::Result<(MapFeed, std::thread::JoinHandle<()>)> {
+        let (commands, queue) = mpsc::sync_channel(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new().name("map-writer".into()).spawn(move || self.run(queue))?;
+        Ok((MapFeed { commands }, thread))
+    }
+
+    /// Runs until `Shutdown` or until every feed is gone; dropping `self`
     /// then detaches the program.
-    pub fn run(mut self, commands: mpsc::Receiver<Command>) {
+    fn run(mut self, commands: mpsc::Receiver<Command>) {
         loop {
             match commands.recv_timeout(HEARTBEAT_INTERVAL) {
                 Ok(Command::Insert { qname, qtype, prepared, generation }) => {
@@ -125,7 +172,7 @@ impl CacheWriter {
         &mut self.fast_path
     }
 
-    pub fn attach(&mut self, mode: crate::fastpath::AttachMode) -> anyhow::Result<()> {
+    pub fn attach(&mut self, mode: AttachMode) -> anyhow::Result<()> {
         self.fast_path.attach(mode)
     }
 
@@ -141,7 +188,7 @@ impl CacheWriter {
     }
 
     fn insert(&mut self, qname: &Name, qtype: RecordType, prepared: &PreparedAnswer) -> bool {
-        let Some((key, value)) = map_entry(qname, qtype, prepared) else { return false };
+        let Some((key, value)) = slot::encode(qname, qtype, prepared) else { return false };
         if let Some(at) = self.recent.get(&key)
             && at.elapsed() < REINSERT_AFTER
         {
@@ -192,7 +239,7 @@ impl CacheWriter {
                         return None;
                     }
                     let prepared = PreparedAnswer::encode(&qname, qtype, &answer).ok()?;
-                    map_entry(&qname, qtype, &prepared)
+                    slot::encode(&qname, qtype, &prepared)
                 })
                 .filter(|(new_key, _)| new_key == key);
             match fresh {
@@ -230,7 +277,7 @@ impl CacheWriter {
                     continue;
                 }
                 let Ok(prepared) = PreparedAnswer::encode(&qname, qtype, &answer) else { continue };
-                if let Some((key, value)) = map_entry(&qname, qtype, &prepared) {
+                if let Some((key, value)) = slot::encode(&qname, qtype, &prepared) {
                     if self.put(&value, false) {
                         report.preloaded += 1;
                         fresh_keys.insert(key);

@@ -1,0 +1,45 @@
+//! The map encoding: a question and its prepared answer as the key and slot
+//! the XDP program finds them by (see [`AnswerSlot`] for the layout).
+
+use hickory_proto::{
+    rr::{Name, RecordType},
+    serialize::binary::BinEncodable as _,
+};
+
+use dns_xdp_common::{self as common, AnswerKey, AnswerSlot};
+
+use crate::prepared::PreparedAnswer;
+
+/// The map key for a question.
+pub fn answer_key(qname: &Name, qtype: RecordType) -> Option<AnswerKey> {
+    let wire_name = lower_wire_name(qname)?;
+    Some(AnswerKey {
+        name_hash: common::name::hash_lower(&wire_name),
+        qtype: u16::from(qtype),
+        qname_len: wire_name.len() as u16,
+        _pad: 0,
+    })
+}
+
+/// The slot serving `prepared` in the fast path, if it fits there.
+pub fn encode(qname: &Name, qtype: RecordType, prepared: &PreparedAnswer) -> Option<(AnswerKey, AnswerSlot)> {
+    let wire_name = lower_wire_name(qname)?;
+    let key = answer_key(qname, qtype)?;
+    let header = common::AnswerHeader {
+        flags: prepared.flags,
+        ancount: prepared.ancount,
+        nscount: prepared.nscount,
+        arcount: prepared.arcount,
+    };
+    // The table stamps each slot write with its own version.
+    let value = AnswerSlot::new(0, key, header, &wire_name, &prepared.body)?;
+    Some((key, value))
+}
+
+/// The wire form of a name with ASCII letters folded as the fast path folds
+/// them.
+fn lower_wire_name(name: &Name) -> Option<Vec<u8>> {
+    let mut wire = name.to_bytes().ok()?;
+    wire.iter_mut().for_each(|b| *b = common::name::fold(*b));
+    Some(wire)
+}
