@@ -1309,4 +1309,51 @@ REFUSED
         assert!(!questions.iter().any(|(owner, _)| owner.to_ascii().ends_with(".sub.example.test.")));
         assert!(catalog.preload_questions(&name("nowhere.test.")).is_empty());
     }
+
+    /// Mangled zone files must fail to load cleanly, and what loads must be
+    /// looked up without a panic.
+    #[test]
+    fn mangled_input_never_panics() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let original = std::fs::read_to_string(dir.join("example.test.zone")).expect("test zone");
+        let pieces = [
+            "(", ")", ";", "\"", "\\", "\\0", "\\#", "$", "$ORIGIN", "@", "*", ".", "\n", " ", "\t", "9", "IN",
+            "CNAME", "DNAME", "NS", "é", "\r",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        for _ in 0..300 {
+            let mut text = original.clone();
+            for _ in 0..1 + next(4) {
+                let mut at = next(text.len() + 1);
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                if next(2) == 0 {
+                    text.insert_str(at, pieces[next(pieces.len())]);
+                } else {
+                    let mut end = (at + 1 + next(8)).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    text.replace_range(at..end, "");
+                }
+            }
+            if let Ok(zone) = Zone::parse(&text, &name("example.test."), "mangled") {
+                let mut catalog = Catalog::new();
+                catalog.insert(zone);
+                for qname in ["www.example.test.", "a.b.c.example.test.", "x.dn.example.test.", "q.wild.example.test."]
+                {
+                    for qtype in [RecordType::A, RecordType::ANY, RecordType::MX, RecordType::DS] {
+                        catalog.lookup(&name(qname), qtype);
+                    }
+                }
+            }
+        }
+    }
 }

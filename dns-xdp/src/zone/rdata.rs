@@ -1,0 +1,332 @@
+//! RDATA from presentation form, and records back to it: hickory's parser
+//! where it has one, this module where it does not (DNAME, DS, TXT with
+//! escapes, RFC 3597 generic data).
+
+use std::str::FromStr;
+
+use hickory_proto::{
+    rr::{
+        Name, RData, Record, RecordType,
+        rdata::{NULL, TXT},
+    },
+    serialize::{
+        binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder, Restrict},
+        txt::Parser,
+    },
+};
+
+use super::{
+    MAX_CHARACTER_STRING,
+    lexer::{Token, decode_escapes},
+};
+
+/// A type mnemonic or the RFC 3597 `TYPEnnn` form.
+pub(super) fn parse_record_type(upper: &str) -> Option<RecordType> {
+    if let Some(number) = upper.strip_prefix("TYPE")
+        && let Ok(code) = number.parse::<u16>()
+    {
+        return Some(RecordType::from(code));
+    }
+    RecordType::from_str(upper).ok()
+}
+
+/// Types that exist only in queries or messages (RFC 6895 §3.1: 0, OPT and
+/// the 128-255 range).
+pub(super) fn is_meta_type(record_type: RecordType) -> bool {
+    let code = u16::from(record_type);
+    code == 0 || record_type == RecordType::OPT || (128..=255).contains(&code)
+}
+
+/// Builds the RDATA of a record from its tokens.
+pub(super) fn parse_rdata(
+    record_type: RecordType,
+    tokens: &[&Token],
+    origin: &Name,
+    ttl: u32,
+) -> Result<RData, String> {
+    if matches!(tokens.first(), Some(Token::Word(word)) if word == "\\#") {
+        return parse_generic_rdata(record_type, tokens.get(1..).unwrap_or_default());
+    }
+    match record_type {
+        RecordType::TXT => parse_txt(tokens),
+        RecordType::DNAME => parse_dname(tokens, origin),
+        RecordType::DS | RecordType::CDS => parse_ds(record_type, tokens),
+        // hickory's text parser refuses these (it builds DNSSEC records
+        // itself, or does not know the type).
+        RecordType::DNSKEY
+        | RecordType::CDNSKEY
+        | RecordType::KEY
+        | RecordType::SIG
+        | RecordType::RRSIG
+        | RecordType::NSEC
+        | RecordType::NSEC3
+        | RecordType::NSEC3PARAM
+        | RecordType::NULL
+        | RecordType::Unknown(_) => Err("this type can only be given in the RFC 3597 form \\# <length> <hex>".into()),
+        _ => parse_with_hickory(record_type, tokens, origin, ttl),
+    }
+}
+
+/// RFC 3597 §5: `\# <length> <hex>...`.
+fn parse_generic_rdata(record_type: RecordType, tokens: &[&Token]) -> Result<RData, String> {
+    let Some((Token::Word(length), hex)) = tokens.split_first() else {
+        return Err("\\# must be followed by the RDATA length".into());
+    };
+    let length: u16 = length.parse().map_err(|_| format!("invalid RDATA length {length:?}"))?;
+    let mut hex_text = String::new();
+    for token in hex {
+        match token {
+            Token::Word(word) => hex_text.push_str(word),
+            Token::Quoted(_) => return Err("\\# data must be hexadecimal".into()),
+        }
+    }
+    let bytes = decode_hex(&hex_text)?;
+    if bytes.len() != usize::from(length) {
+        return Err(format!("\\# says {length} octets but has {}", bytes.len()));
+    }
+    let mut decoder = BinDecoder::new(&bytes);
+    let rdata = RData::read(&mut decoder, record_type, Restrict::new(length)).map_err(|e| e.to_string())?;
+    if !decoder.is_empty() {
+        return Err("trailing data after the RDATA".into());
+    }
+    if record_type == RecordType::DNAME {
+        dname_target(&rdata).ok_or("invalid DNAME target")?;
+    }
+    Ok(rdata)
+}
+
+fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
+    fn nibble(digit: u8) -> Option<u8> {
+        char::from(digit).to_digit(16).and_then(|value| u8::try_from(value).ok())
+    }
+    let digits = text.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return Err("odd number of hex digits".into());
+    }
+    digits
+        .chunks_exact(2)
+        .map(|pair| match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(high), Some(low)) => Ok(high << 4 | low),
+            _ => Err(format!("invalid hex {text:?}")),
+        })
+        .collect()
+}
+
+/// TXT is parsed here because hickory's lexer mistakes quotes inside
+/// parentheses and decodes `\DDD` wrongly.
+fn parse_txt(tokens: &[&Token]) -> Result<RData, String> {
+    if tokens.is_empty() {
+        return Err("TXT needs at least one string".into());
+    }
+    let strings = tokens
+        .iter()
+        .map(|token| {
+            let (Token::Word(raw) | Token::Quoted(raw)) = token;
+            let bytes = decode_escapes(raw)?;
+            if bytes.len() > MAX_CHARACTER_STRING {
+                return Err(format!("a string is longer than {MAX_CHARACTER_STRING} octets; split it"));
+            }
+            Ok(bytes)
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(RData::TXT(TXT::from_bytes(strings.iter().map(Vec::as_slice).collect())))
+}
+
+/// DNAME (RFC 6672): hickory has no DNAME RDATA type, so it is kept as
+/// opaque RDATA holding the uncompressed target name (RFC 6672 §2.5 forbids
+/// compressing it). [`dname_target`] reads it back.
+fn parse_dname(tokens: &[&Token], origin: &Name) -> Result<RData, String> {
+    let [Token::Word(target)] = tokens else {
+        return Err("DNAME takes one domain name".into());
+    };
+    let target = if target == "@" {
+        origin.clone()
+    } else {
+        Name::parse(target, Some(origin)).map_err(|e| format!("invalid target {target:?}: {e}"))?
+    };
+    dname_rdata(&target).ok_or_else(|| "cannot encode the target".into())
+}
+
+fn dname_rdata(target: &Name) -> Option<RData> {
+    let wire = target.to_bytes().ok()?;
+    Some(RData::Unknown { code: RecordType::DNAME, rdata: NULL::with(wire) })
+}
+
+/// The target of a DNAME record's RDATA.
+pub fn dname_target(rdata: &RData) -> Option<Name> {
+    let RData::Unknown { code: RecordType::DNAME, rdata } = rdata else { return None };
+    let mut decoder = BinDecoder::new(&rdata.anything);
+    let name = Name::read(&mut decoder).ok()?;
+    decoder.is_empty().then_some(name)
+}
+
+/// DS/CDS (RFC 4034 §5.3): hickory parses them only with its DNSSEC
+/// features, so they are kept as opaque RDATA.
+fn parse_ds(record_type: RecordType, tokens: &[&Token]) -> Result<RData, String> {
+    let words = tokens
+        .iter()
+        .map(|token| match token {
+            Token::Word(word) => Ok(word.as_str()),
+            Token::Quoted(_) => Err("unexpected quoted string".to_owned()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let [key_tag, algorithm, digest_type, digest @ ..] = words.as_slice() else {
+        return Err("expected key tag, algorithm, digest type and digest".into());
+    };
+    let key_tag: u16 = key_tag.parse().map_err(|_| format!("invalid key tag {key_tag:?}"))?;
+    let algorithm: u8 = algorithm.parse().map_err(|_| format!("invalid algorithm {algorithm:?}"))?;
+    let digest_type: u8 = digest_type.parse().map_err(|_| format!("invalid digest type {digest_type:?}"))?;
+    let digest = decode_hex(&digest.concat())?;
+    if digest.is_empty() {
+        return Err("missing digest".into());
+    }
+    let mut wire = Vec::with_capacity(4 + digest.len());
+    wire.extend_from_slice(&key_tag.to_be_bytes());
+    wire.push(algorithm);
+    wire.push(digest_type);
+    wire.extend_from_slice(&digest);
+    Ok(RData::Unknown { code: record_type, rdata: NULL::with(wire) })
+}
+
+/// Every other type goes through hickory's parser as a one-record zone,
+/// rebuilt on one line from the tokens: hickory then sees neither
+/// parentheses nor comments, and quoted strings come re-escaped the way its
+/// lexer reads them.
+fn parse_with_hickory(record_type: RecordType, tokens: &[&Token], origin: &Name, ttl: u32) -> Result<RData, String> {
+    let mut text = format!("@ {ttl} IN {record_type}");
+    for token in tokens {
+        text.push(' ');
+        match token {
+            // hickory's lexer has no '@' inside RDATA.
+            Token::Word(word) if word == "@" => text.push_str(&origin.to_ascii()),
+            Token::Word(word) => {
+                if word.contains([' ', '\t', '\r', ';', '(', ')']) {
+                    return Err(format!("escaped white space, ';' or parentheses in {word:?} are not supported here"));
+                }
+                text.push_str(word);
+            }
+            Token::Quoted(raw) => {
+                let decoded = String::from_utf8(decode_escapes(raw)?)
+                    .map_err(|_| format!("{record_type} strings must be UTF-8 text"))?;
+                text.push('"');
+                for c in decoded.chars() {
+                    if matches!(c, '"' | '\\') {
+                        text.push('\\');
+                    }
+                    text.push(c);
+                }
+                text.push('"');
+            }
+        }
+    }
+    let (_, rrsets) =
+        Parser::new(text, None, Some(origin.clone())).parse().map_err(|e| e.to_string().trim_end().to_owned())?;
+    rrsets
+        .into_values()
+        .find_map(|rrset| rrset.records_without_rrsigs().next().map(|record| record.data.clone()))
+        .ok_or_else(|| "no data".into())
+}
+
+/// Lower-cases the domain names inside RDATA, as NSD stores them.
+pub(super) fn lowercase_rdata_names(rdata: &mut RData) {
+    match rdata {
+        RData::CNAME(name) => name.0 = name.0.to_lowercase(),
+        RData::NS(name) => name.0 = name.0.to_lowercase(),
+        RData::PTR(name) => name.0 = name.0.to_lowercase(),
+        RData::ANAME(name) => name.0 = name.0.to_lowercase(),
+        RData::MX(mx) => mx.exchange = mx.exchange.to_lowercase(),
+        RData::SRV(srv) => srv.target = srv.target.to_lowercase(),
+        RData::NAPTR(naptr) => naptr.replacement = naptr.replacement.to_lowercase(),
+        RData::SVCB(svcb) => svcb.target_name = svcb.target_name.to_lowercase(),
+        RData::HTTPS(https) => https.0.target_name = https.0.target_name.to_lowercase(),
+        RData::SOA(soa) => {
+            soa.mname = soa.mname.to_lowercase();
+            soa.rname = soa.rname.to_lowercase();
+        }
+        RData::Unknown { code: RecordType::DNAME, .. } => {
+            if let Some(lowered) = dname_target(rdata).and_then(|target| dname_rdata(&target.to_lowercase())) {
+                *rdata = lowered;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A record in presentation format the way `dig` prints it, fields
+/// separated by single spaces: `owner TTL class type rdata`. For logs and
+/// tests; DS digests come unsplit.
+pub fn format_record(record: &Record) -> String {
+    format!(
+        "{} {} {} {} {}",
+        record.name.to_ascii(),
+        record.ttl,
+        record.dns_class,
+        type_mnemonic(record.record_type()),
+        format_rdata(&record.data)
+    )
+}
+
+/// The type's mnemonic, or RFC 3597's `TYPEnnn` for types without one.
+pub(super) fn type_mnemonic(record_type: RecordType) -> String {
+    match record_type {
+        RecordType::Unknown(code) => format!("TYPE{code}"),
+        known => known.to_string(),
+    }
+}
+
+fn format_rdata(rdata: &RData) -> String {
+    match rdata {
+        RData::TXT(txt) => {
+            txt.txt_data.iter().map(|string| quote_character_string(string)).collect::<Vec<_>>().join(" ")
+        }
+        RData::Unknown { code: RecordType::DNAME, .. } => match dname_target(rdata) {
+            Some(target) => target.to_ascii(),
+            None => generic_rdata(rdata),
+        },
+        RData::Unknown { code: RecordType::DS | RecordType::CDS, rdata: data } => match data.anything.as_slice() {
+            [tag_high, tag_low, algorithm, digest_type, digest @ ..] if !digest.is_empty() => format!(
+                "{} {algorithm} {digest_type} {}",
+                u16::from_be_bytes([*tag_high, *tag_low]),
+                digest.iter().map(|byte| format!("{byte:02X}")).collect::<String>()
+            ),
+            _ => generic_rdata(rdata),
+        },
+        RData::Unknown { .. } => generic_rdata(rdata),
+        other => other.to_string(),
+    }
+}
+
+fn generic_rdata(rdata: &RData) -> String {
+    let bytes = match rdata {
+        RData::Unknown { rdata, .. } => rdata.anything.clone(),
+        other => {
+            let mut bytes = Vec::new();
+            if other.emit(&mut BinEncoder::new(&mut bytes)).is_err() {
+                bytes.clear();
+            }
+            bytes
+        }
+    };
+    if bytes.is_empty() {
+        return "\\# 0".to_owned();
+    }
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02X}")).collect();
+    format!("\\# {} {hex}", bytes.len())
+}
+
+fn quote_character_string(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for &byte in bytes {
+        match byte {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(char::from(byte));
+            }
+            0x20..=0x7e => out.push(char::from(byte)),
+            _ => out.push_str(&format!("\\{byte:03}")),
+        }
+    }
+    out.push('"');
+    out
+}
