@@ -1,9 +1,16 @@
 //! dns-xdp: an authoritative DNS server whose hot answers are served by an
 //! XDP program at the NIC driver.
 //!
-//! The daemon is the reference for every answer ([`wire`]); the XDP program
-//! serves copies of its prepared answers from a [`table`] the [`cache`]
-//! writer keeps in line with the zone data.
+//! The daemon is the reference for every answer; the XDP program serves
+//! copies of the daemon's prepared answers. Modules depend downward only
+//! (see ARCHITECTURE.md). A query the daemon answers goes
+//! [`server`] (sockets, [`udp`] batches) -> [`wire`] (parse, assemble) ->
+//! [`answer_cache`] or [`authority`] (lookup in the [`zone`]s) ->
+//! [`prepared`] (encode) -> back out of [`server`]. An answer the fast path
+//! may serve then goes [`map_writer::MapFeed`] -> [`map_writer`] (slot
+//! encoding) -> [`table`] (the mapped answer table) -> the XDP program that
+//! [`fastpath`] loads and attaches. [`daemon`] wires these together from
+//! [`config`]; [`counters`] are the daemon's own counters.
 
 pub mod answer_cache;
 pub mod authority;

@@ -26,7 +26,7 @@ pub struct PreparedAnswer {
     pub arcount: u16,
     pub body: Vec<u8>,
     /// Where the answer and the authority sections end in `body`: a UDP
-    /// reply that does not fit may leave off what follows (see [`assemble`]).
+    /// reply that does not fit may leave off what follows (see `wire::assemble`).
     pub answer_end: usize,
     pub authority_end: usize,
 }

@@ -29,8 +29,8 @@
 //! DNAME (RFC 6672 §2.4; NSD refuses it too).
 //!
 //! This file holds the zone model ([`Zone`], [`Node`], [`RrSet`]) and its
-//! errors; [`lexer`] splits text into entries, [`loader`] turns entries into
-//! a checked zone, and [`rdata`] parses and prints record data (where a new
+//! errors; `lexer` splits text into entries, `loader` turns entries into
+//! a checked zone, and `rdata` parses and prints record data (where a new
 //! record type's text form goes).
 
 mod lexer;
