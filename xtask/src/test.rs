@@ -1,4 +1,10 @@
-//! `cargo xtask test`: host unit tests, then privileged end-to-end tests.
+//! `cargo xtask test`: style gates, host unit tests, then privileged
+//! end-to-end tests.
+//!
+//! The gates come first and stop the run when they fail, so a style slip is
+//! reported in seconds rather than after the whole suite: `cargo fmt --check`,
+//! clippy with warnings denied on the host crates, and clippy on the eBPF
+//! crate for its own target.
 //!
 //! Privileged tests are the integration tests of the `dns-xdp-tests` package
 //! (`tests/tests/*.rs`): plain `#[test]`s that need root, network namespaces
@@ -49,6 +55,18 @@ pub fn test(release: bool, extra: &[String]) -> Result<ExitCode> {
     let mut counts = Counts::default();
     let mut failed_steps = Vec::new();
 
+    // 0. Style gates.
+    for (step, mut cmd) in gates() {
+        let line = util::describe(&cmd);
+        println!("+ {line}");
+        let status = cmd.status().with_context(|| format!("starting `{line}`"))?;
+        if !status.success() {
+            println!("xtask test: FAILED: {step} (`{line}`); fix it before the tests run");
+            println!("summary: 0 passed, 1 failed, 0 skipped");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+
     // 1. Host unit tests. The eBPF crate only builds for bpfel-unknown-none
     //    (dns-xdp's build.rs builds it), and dns-xdp-tests is step 2.
     let mut unit = util::cargo();
@@ -88,6 +106,45 @@ pub fn test(release: bool, extra: &[String]) -> Result<ExitCode> {
     }
     println!("summary: {} passed, {} failed, {} skipped", counts.passed, counts.failed, counts.ignored);
     Ok(if failed_steps.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The style gates: formatting, then clippy with warnings denied on the host
+/// crates (the eBPF crate is not a default member: it builds only for
+/// bpfel-unknown-none), on the product build of the daemon (without the
+/// lab feature the tests turn on), and on the eBPF crate with its own
+/// target and toolchain, lab programs included.
+fn gates() -> Vec<(&'static str, Command)> {
+    let mut fmt = util::cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    let mut clippy = util::cargo();
+    clippy.args(["clippy", "--all-targets", "--", "-D", "warnings"]);
+    let mut clippy_product = util::cargo();
+    clippy_product.args(["clippy", "--package", "dns-xdp", "--all-targets", "--", "-D", "warnings"]);
+    // Through rustup's proxy: `+nightly` selects the toolchain the eBPF
+    // build uses (the `CARGO` that runs xtask is the stable one).
+    let mut clippy_ebpf = Command::new("cargo");
+    clippy_ebpf.current_dir(util::workspace_root()).env_remove("RUSTUP_TOOLCHAIN").env_remove("CARGO").args([
+        "+nightly",
+        "clippy",
+        "--package",
+        "dns-xdp-ebpf",
+        "--features",
+        "lab",
+        "--release",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    vec![
+        ("formatting", fmt),
+        ("clippy", clippy),
+        ("clippy (product build)", clippy_product),
+        ("clippy (eBPF)", clippy_ebpf),
+    ]
 }
 
 /// Runs a `cargo test` command, echoing its stdout while counting results.
