@@ -11,6 +11,10 @@
 
 pub mod checksum;
 pub mod name;
+pub mod net;
+pub mod verdict;
+
+pub use verdict::{Action, Verdict};
 
 /// Longest qname in wire format, root label included (RFC 1035 3.1).
 pub const MAX_QNAME_LEN: usize = 255;
@@ -315,17 +319,31 @@ pub struct ServiceKey {
 const _: () = assert!(core::mem::size_of::<ServiceKey>() == 24);
 
 impl ServiceKey {
-    pub const fn v4(addr: [u8; 4], port: u16) -> Self {
-        let mut a = [0u8; 16];
-        a[0] = addr[0];
-        a[1] = addr[1];
-        a[2] = addr[2];
-        a[3] = addr[3];
-        Self { addr: a, port_be: port.to_be(), family: 4, _pad: [0; 5] }
+    /// The key for an address and port as they appear in a packet: the
+    /// only place a key is put together, for the program's lookups and the
+    /// daemon's registrations alike.
+    #[inline(always)]
+    pub const fn new(family: u8, addr: [u8; 16], port: [u8; 2]) -> Self {
+        Self { addr, port_be: u16::from_ne_bytes(port), family, _pad: [0; 5] }
     }
 
-    pub const fn v6(addr: [u8; 16], port: u16) -> Self {
-        Self { addr, port_be: port.to_be(), family: 6, _pad: [0; 5] }
+    /// An IPv4 address and a port, both in network order.
+    #[inline(always)]
+    pub const fn v4(addr: [u8; 4], port: [u8; 2]) -> Self {
+        let [a, b, c, d] = addr;
+        Self::new(4, [a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], port)
+    }
+
+    /// An IPv6 address and a port, both in network order.
+    #[inline(always)]
+    pub const fn v6(addr: [u8; 16], port: [u8; 2]) -> Self {
+        Self::new(6, addr, port)
+    }
+
+    /// The "any address" key of the same family and port.
+    #[inline(always)]
+    pub const fn any_addr(&self) -> Self {
+        Self::new(self.family, [0; 16], self.port_be.to_ne_bytes())
     }
 }
 
@@ -533,6 +551,18 @@ mod tests {
         let distinct: u32 = used.iter().map(|w| w.count_ones()).sum();
         // Uniformly random slots would give N(1 - e^(-n/N)) = 18,570 distinct.
         assert!(distinct > 18_000, "{questions} questions use only {distinct} first slots");
+    }
+
+    #[test]
+    fn service_keys_hold_wire_order_ports_and_widened_v4_addresses() {
+        let key = ServiceKey::v4([198, 18, 0, 1], 53u16.to_be_bytes());
+        assert_eq!(key.addr[..4], [198, 18, 0, 1]);
+        assert_eq!(key.addr[4..], [0; 12]);
+        assert_eq!(key.port_be, 53u16.to_be());
+        assert_eq!(key.family, 4);
+        let any = key.any_addr();
+        assert_eq!((any.addr, any.port_be, any.family), ([0; 16], key.port_be, 4));
+        assert_eq!(ServiceKey::v6([1; 16], [0, 53]).family, 6);
     }
 
     #[test]

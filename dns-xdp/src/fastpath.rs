@@ -282,10 +282,10 @@ fn answer_slots(map_entries: u32) -> anyhow::Result<u32> {
 
 pub fn service_key(addr: SocketAddr) -> ServiceKey {
     match addr.ip() {
-        IpAddr::V4(ip) => ServiceKey::v4(ip.octets(), addr.port()),
+        IpAddr::V4(ip) => ServiceKey::v4(ip.octets(), addr.port().to_be_bytes()),
         IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
-            Some(v4) => ServiceKey::v4(v4.octets(), addr.port()),
-            None => ServiceKey::v6(ip.octets(), addr.port()),
+            Some(v4) => ServiceKey::v4(v4.octets(), addr.port().to_be_bytes()),
+            None => ServiceKey::v6(ip.octets(), addr.port().to_be_bytes()),
         },
     }
 }
