@@ -372,50 +372,6 @@ pub struct Config {
 }
 const _: () = assert!(core::mem::size_of::<Config>() == 24 + core::mem::size_of::<DaemonStats>());
 
-/// Per-CPU verdict counters of the XDP program (`DNS_STATS`, one entry).
-/// Every packet increments exactly one field.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct XdpStats {
-    /// Answered from the map (XDP_TX).
-    pub tx_answer: u64,
-    /// Not for us: not IP, not UDP, or not a service address/port.
-    pub pass_not_dns: u64,
-    /// IPv4 options, IPv6 extension headers or stacked VLAN tags.
-    pub pass_unusual_headers: u64,
-    /// IP fragments.
-    pub pass_fragment: u64,
-    /// DNS header the fast path does not answer (opcode, counts, TC).
-    pub pass_header: u64,
-    /// qname with compression or other encodings the fast path leaves alone.
-    pub pass_qname: u64,
-    /// Class other than IN.
-    pub pass_qclass: u64,
-    /// EDNS the fast path does not handle (version, options, layout).
-    pub pass_edns: u64,
-    /// No entry for the question.
-    pub pass_miss: u64,
-    /// An entry with the same hash but another name.
-    pub pass_collision: u64,
-    /// The answer does not fit the client's UDP limit (the daemon truncates).
-    pub pass_too_big: u64,
-    /// The frame could not grow to hold the answer.
-    pub pass_no_room: u64,
-    /// The daemon's heartbeat is stale or the fast path is disabled.
-    pub pass_stale: u64,
-    /// Query longer than the fast path parses.
-    pub pass_long_query: u64,
-    /// Malformed: lengths inconsistent with the frame, DNS header too short,
-    /// or a response (QR=1) sent to the service.
-    pub drop_malformed: u64,
-    /// Internal inconsistency after the packet was modified; never expected.
-    pub drop_internal: u64,
-    /// The answer was overwritten while it was being copied (a reload or an
-    /// insert on another CPU); the client retries.
-    pub drop_torn: u64,
-}
-const _: () = assert!(core::mem::size_of::<XdpStats>() == 17 * 8);
-
 /// Counters the daemon publishes in [`Config::daemon`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -438,6 +394,7 @@ pub mod maps {
     pub const ANSWERS: &str = "DNS_ANSWERS";
     pub const SERVICES: &str = "DNS_SERVICES";
     pub const CONFIG: &str = "DNS_CONFIG";
+    /// Per-CPU array of `u64`, one per [`crate::Verdict`], indexed by it.
     pub const STATS: &str = "DNS_STATS";
 }
 
@@ -449,7 +406,6 @@ mod pod {
     unsafe impl aya::Pod for super::AnswerSlot {}
     unsafe impl aya::Pod for super::ServiceKey {}
     unsafe impl aya::Pod for super::Config {}
-    unsafe impl aya::Pod for super::XdpStats {}
     unsafe impl aya::Pod for super::DaemonStats {}
 }
 

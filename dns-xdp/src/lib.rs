@@ -13,6 +13,7 @@ pub mod fastpath;
 #[cfg(feature = "lab")]
 pub mod lab;
 pub mod server;
+pub mod stats;
 pub mod table;
 pub mod udp;
 pub mod wire;
