@@ -11,6 +11,10 @@
 
 pub mod checksum;
 pub mod name;
+pub mod net;
+pub mod verdict;
+
+pub use verdict::{Action, Verdict};
 
 /// Longest qname in wire format, root label included (RFC 1035 3.1).
 pub const MAX_QNAME_LEN: usize = 255;
@@ -315,17 +319,31 @@ pub struct ServiceKey {
 const _: () = assert!(core::mem::size_of::<ServiceKey>() == 24);
 
 impl ServiceKey {
-    pub const fn v4(addr: [u8; 4], port: u16) -> Self {
-        let mut a = [0u8; 16];
-        a[0] = addr[0];
-        a[1] = addr[1];
-        a[2] = addr[2];
-        a[3] = addr[3];
-        Self { addr: a, port_be: port.to_be(), family: 4, _pad: [0; 5] }
+    /// The key for an address and port as they appear in a packet: the
+    /// only place a key is put together, for the program's lookups and the
+    /// daemon's registrations alike.
+    #[inline(always)]
+    pub const fn new(family: u8, addr: [u8; 16], port: [u8; 2]) -> Self {
+        Self { addr, port_be: u16::from_ne_bytes(port), family, _pad: [0; 5] }
     }
 
-    pub const fn v6(addr: [u8; 16], port: u16) -> Self {
-        Self { addr, port_be: port.to_be(), family: 6, _pad: [0; 5] }
+    /// An IPv4 address and a port, both in network order.
+    #[inline(always)]
+    pub const fn v4(addr: [u8; 4], port: [u8; 2]) -> Self {
+        let [a, b, c, d] = addr;
+        Self::new(4, [a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], port)
+    }
+
+    /// An IPv6 address and a port, both in network order.
+    #[inline(always)]
+    pub const fn v6(addr: [u8; 16], port: [u8; 2]) -> Self {
+        Self::new(6, addr, port)
+    }
+
+    /// The "any address" key of the same family and port.
+    #[inline(always)]
+    pub const fn any_addr(&self) -> Self {
+        Self::new(self.family, [0; 16], self.port_be.to_ne_bytes())
     }
 }
 
@@ -354,50 +372,6 @@ pub struct Config {
 }
 const _: () = assert!(core::mem::size_of::<Config>() == 24 + core::mem::size_of::<DaemonStats>());
 
-/// Per-CPU verdict counters of the XDP program (`DNS_STATS`, one entry).
-/// Every packet increments exactly one field.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct XdpStats {
-    /// Answered from the map (XDP_TX).
-    pub tx_answer: u64,
-    /// Not for us: not IP, not UDP, or not a service address/port.
-    pub pass_not_dns: u64,
-    /// IPv4 options, IPv6 extension headers or stacked VLAN tags.
-    pub pass_unusual_headers: u64,
-    /// IP fragments.
-    pub pass_fragment: u64,
-    /// DNS header the fast path does not answer (opcode, counts, TC).
-    pub pass_header: u64,
-    /// qname with compression or other encodings the fast path leaves alone.
-    pub pass_qname: u64,
-    /// Class other than IN.
-    pub pass_qclass: u64,
-    /// EDNS the fast path does not handle (version, options, layout).
-    pub pass_edns: u64,
-    /// No entry for the question.
-    pub pass_miss: u64,
-    /// An entry with the same hash but another name.
-    pub pass_collision: u64,
-    /// The answer does not fit the client's UDP limit (the daemon truncates).
-    pub pass_too_big: u64,
-    /// The frame could not grow to hold the answer.
-    pub pass_no_room: u64,
-    /// The daemon's heartbeat is stale or the fast path is disabled.
-    pub pass_stale: u64,
-    /// Query longer than the fast path parses.
-    pub pass_long_query: u64,
-    /// Malformed: lengths inconsistent with the frame, DNS header too short,
-    /// or a response (QR=1) sent to the service.
-    pub drop_malformed: u64,
-    /// Internal inconsistency after the packet was modified; never expected.
-    pub drop_internal: u64,
-    /// The answer was overwritten while it was being copied (a reload or an
-    /// insert on another CPU); the client retries.
-    pub drop_torn: u64,
-}
-const _: () = assert!(core::mem::size_of::<XdpStats>() == 17 * 8);
-
 /// Counters the daemon publishes in [`Config::daemon`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -420,6 +394,7 @@ pub mod maps {
     pub const ANSWERS: &str = "DNS_ANSWERS";
     pub const SERVICES: &str = "DNS_SERVICES";
     pub const CONFIG: &str = "DNS_CONFIG";
+    /// Per-CPU array of `u64`, one per [`crate::Verdict`], indexed by it.
     pub const STATS: &str = "DNS_STATS";
 }
 
@@ -431,7 +406,6 @@ mod pod {
     unsafe impl aya::Pod for super::AnswerSlot {}
     unsafe impl aya::Pod for super::ServiceKey {}
     unsafe impl aya::Pod for super::Config {}
-    unsafe impl aya::Pod for super::XdpStats {}
     unsafe impl aya::Pod for super::DaemonStats {}
 }
 
@@ -533,6 +507,18 @@ mod tests {
         let distinct: u32 = used.iter().map(|w| w.count_ones()).sum();
         // Uniformly random slots would give N(1 - e^(-n/N)) = 18,570 distinct.
         assert!(distinct > 18_000, "{questions} questions use only {distinct} first slots");
+    }
+
+    #[test]
+    fn service_keys_hold_wire_order_ports_and_widened_v4_addresses() {
+        let key = ServiceKey::v4([198, 18, 0, 1], 53u16.to_be_bytes());
+        assert_eq!(key.addr[..4], [198, 18, 0, 1]);
+        assert_eq!(key.addr[4..], [0; 12]);
+        assert_eq!(key.port_be, 53u16.to_be());
+        assert_eq!(key.family, 4);
+        let any = key.any_addr();
+        assert_eq!((any.addr, any.port_be, any.family), ([0; 16], key.port_be, 4));
+        assert_eq!(ServiceKey::v6([1; 16], [0, 53]).family, 6);
     }
 
     #[test]

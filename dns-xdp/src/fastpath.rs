@@ -1,7 +1,6 @@
 //! Loading, attaching and feeding the XDP program.
 
 use std::{
-    collections::HashMap,
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     time::Duration,
@@ -271,10 +270,10 @@ fn answer_slots(map_entries: u32) -> anyhow::Result<u32> {
 
 pub fn service_key(addr: SocketAddr) -> ServiceKey {
     match addr.ip() {
-        IpAddr::V4(ip) => ServiceKey::v4(ip.octets(), addr.port()),
+        IpAddr::V4(ip) => ServiceKey::v4(ip.octets(), addr.port().to_be_bytes()),
         IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
-            Some(v4) => ServiceKey::v4(v4.octets(), addr.port()),
-            None => ServiceKey::v6(ip.octets(), addr.port()),
+            Some(v4) => ServiceKey::v4(v4.octets(), addr.port().to_be_bytes()),
+            None => ServiceKey::v6(ip.octets(), addr.port().to_be_bytes()),
         },
     }
 }
@@ -321,97 +320,4 @@ fn is_bpffs(path: &Path) -> bool {
     // SAFETY: valid NUL-terminated path and out pointer.
     let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut st) };
     rc == 0 && st.f_type as i64 == BPF_FS_MAGIC
-}
-
-/// Counters of one running instance, as `dns-xdp stats` shows them.
-#[derive(Debug, serde::Serialize)]
-pub struct InstanceStats {
-    pub program_id: u32,
-    pub xdp: std::collections::BTreeMap<&'static str, u64>,
-    pub daemon: std::collections::BTreeMap<&'static str, u64>,
-    /// Bytes of kernel memory per DNS_ANSWERS slot and the number of slots.
-    pub answer_entry_bytes: u32,
-    pub answer_capacity: u32,
-}
-
-/// Finds every loaded dns-xdp program and reads its maps. Works from any
-/// network or mount namespace (the maps are found by ID, not by pin).
-pub fn read_stats() -> anyhow::Result<Vec<InstanceStats>> {
-    use aya::maps::{Map, PerCpuArray};
-    let mut out = Vec::new();
-    for info in aya::programs::loaded_programs() {
-        let info = info.context("listing loaded BPF programs")?;
-        if info.name_as_str() != Some(PROGRAM) {
-            continue;
-        }
-        let Some(map_ids) = info.map_ids().context("listing the program's maps")? else { continue };
-        let mut by_name = HashMap::new();
-        for id in map_ids {
-            let data = MapData::from_id(id).with_context(|| format!("opening map {id}"))?;
-            let info = data.info()?;
-            if let Some(name) = info.name_as_str() {
-                by_name.insert(name.to_owned(), (data, info.key_size(), info.value_size(), info.max_entries()));
-            }
-        }
-        let mut xdp = std::collections::BTreeMap::new();
-        if let Some((data, ..)) = by_name.remove(maps::STATS) {
-            let map: PerCpuArray<MapData, dns_xdp_common::XdpStats> = Map::from_map_data(data)?.try_into()?;
-            let per_cpu = map.get(&0, 0).context("reading DNS_STATS")?;
-            let mut total = [0u64; 17];
-            for cpu in per_cpu.iter() {
-                for (t, v) in total.iter_mut().zip(xdp_stats_fields(cpu)) {
-                    *t += v.1;
-                }
-            }
-            for (name, value) in xdp_stats_fields(&dns_xdp_common::XdpStats::default()).iter().map(|f| f.0).zip(total) {
-                xdp.insert(name, value);
-            }
-        }
-        let mut daemon = std::collections::BTreeMap::new();
-        if let Some((data, ..)) = by_name.remove(maps::CONFIG) {
-            let map: Array<MapData, Config> = Map::from_map_data(data)?.try_into()?;
-            let config = map.get(&0, 0).context("reading DNS_CONFIG")?;
-            daemon.extend(daemon_stats_fields(&config.daemon));
-        }
-        // An array's slots are its values, back to back.
-        let (answer_entry_bytes, answer_capacity) =
-            by_name.get(maps::ANSWERS).map(|(_, _, v, max)| (*v, *max)).unwrap_or_default();
-        out.push(InstanceStats { program_id: info.id(), xdp, daemon, answer_entry_bytes, answer_capacity });
-    }
-    Ok(out)
-}
-
-fn xdp_stats_fields(s: &dns_xdp_common::XdpStats) -> [(&'static str, u64); 17] {
-    [
-        ("tx_answer", s.tx_answer),
-        ("pass_not_dns", s.pass_not_dns),
-        ("pass_unusual_headers", s.pass_unusual_headers),
-        ("pass_fragment", s.pass_fragment),
-        ("pass_header", s.pass_header),
-        ("pass_qname", s.pass_qname),
-        ("pass_qclass", s.pass_qclass),
-        ("pass_edns", s.pass_edns),
-        ("pass_miss", s.pass_miss),
-        ("pass_collision", s.pass_collision),
-        ("pass_too_big", s.pass_too_big),
-        ("pass_no_room", s.pass_no_room),
-        ("pass_stale", s.pass_stale),
-        ("pass_long_query", s.pass_long_query),
-        ("drop_malformed", s.drop_malformed),
-        ("drop_internal", s.drop_internal),
-        ("drop_torn", s.drop_torn),
-    ]
-}
-
-fn daemon_stats_fields(s: &DaemonStats) -> [(&'static str, u64); 8] {
-    [
-        ("udp_queries", s.udp_queries),
-        ("tcp_queries", s.tcp_queries),
-        ("responses", s.responses),
-        ("truncated", s.truncated),
-        ("dropped", s.dropped),
-        ("map_entries", s.map_entries),
-        ("map_inserts", s.map_inserts),
-        ("map_no_room", s.map_no_room),
-    ]
 }

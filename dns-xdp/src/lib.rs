@@ -23,6 +23,7 @@ pub mod lab;
 pub mod map_writer;
 pub mod prepared;
 pub mod server;
+pub mod stats;
 pub mod table;
 pub mod udp;
 pub mod wire;

@@ -110,7 +110,7 @@ fn main() -> ExitCode {
 }
 
 fn stats(json: bool) -> anyhow::Result<()> {
-    let instances = fastpath::read_stats()?;
+    let instances = dns_xdp::stats::read_stats()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&instances)?);
         return Ok(());

@@ -17,7 +17,7 @@ use dns_xdp::{
     wire::{ReplySettings, Transport, respond},
     zone::Zone,
 };
-use dns_xdp_common::{AnswerKey, AnswerSlot};
+use dns_xdp_common::{AnswerKey, AnswerSlot, Verdict};
 use dns_xdp_tests::wire::spell;
 use hickory_proto::{
     op::{Edns, Message, Query},
@@ -64,6 +64,12 @@ impl Rig {
         let report = writer.sync(&catalog, 0, &plan);
         assert!(preload == Preload::None || (report.preloaded > 0 && report.left_out == 0), "preload: {report:?}");
         Self { writer, catalog }
+    }
+
+    /// Each verdict's counter, by the name `dns-xdp stats` shows.
+    fn counters(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let id = self.writer.fast_path().program_id().expect("a loaded program");
+        dns_xdp::stats::read_program(id).expect("reading the program's counters").xdp
     }
 
     fn run(&mut self, frame: &[u8]) -> (u32, Vec<u8>) {
@@ -324,11 +330,13 @@ fn answers_rewritten_while_served_are_never_mixed() {
     assert!(served[0] > 0 && served[1] > 0, "both answers were served while rewritten: {served:?}");
 }
 
-/// One row of the verdict table: a frame and what the program must do.
+/// One row of the verdict table: a frame, what the program must do with
+/// it, and the verdict it must count.
 struct Case {
     name: &'static str,
     frame: Vec<u8>,
     action: u32,
+    verdict: Verdict,
 }
 
 fn edit(mut frame: Vec<u8>, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
@@ -357,15 +365,36 @@ fn verdict_table() {
     let base = udp_frame(&v4, &www, None, 0);
     const DNS: usize = 14 + 20 + 8;
     let cases = vec![
-        Case { name: "plain A query", frame: base.clone(), action: XDP_TX },
-        Case { name: "IPv6", frame: udp_frame(&Endpoints::v6(53), &www, None, 0), action: XDP_TX },
-        Case { name: "802.1Q tag", frame: udp_frame(&v4, &www, Some(100), 0), action: XDP_TX },
-        Case { name: "Ethernet padding after the IP packet", frame: udp_frame(&v4, &www, None, 6), action: XDP_TX },
-        Case { name: "other port", frame: udp_frame(&Endpoints::v4(5353), &www, None, 0), action: XDP_PASS },
+        Case { name: "plain A query", frame: base.clone(), action: XDP_TX, verdict: Verdict::TxAnswer },
+        Case {
+            name: "IPv6",
+            frame: udp_frame(&Endpoints::v6(53), &www, None, 0),
+            action: XDP_TX,
+            verdict: Verdict::TxAnswer,
+        },
+        Case {
+            name: "802.1Q tag",
+            frame: udp_frame(&v4, &www, Some(100), 0),
+            action: XDP_TX,
+            verdict: Verdict::TxAnswer,
+        },
+        Case {
+            name: "Ethernet padding after the IP packet",
+            frame: udp_frame(&v4, &www, None, 6),
+            action: XDP_TX,
+            verdict: Verdict::TxAnswer,
+        },
+        Case {
+            name: "other port",
+            frame: udp_frame(&Endpoints::v4(5353), &www, None, 0),
+            action: XDP_PASS,
+            verdict: Verdict::PassNotDns,
+        },
         Case {
             name: "other address",
             frame: udp_frame(&Endpoints { dst: "198.18.0.9".parse().expect("ip"), ..v4 }, &www, None, 0),
             action: XDP_PASS,
+            verdict: Verdict::PassNotDns,
         },
         Case {
             name: "stacked VLAN tags (QinQ)",
@@ -373,8 +402,14 @@ fn verdict_table() {
                 f.splice(16..16, [0x81, 0x00, 0x00, 0x65]);
             }),
             action: XDP_PASS,
+            verdict: Verdict::PassUnusualHeaders,
         },
-        Case { name: "ARP", frame: edit(base.clone(), |f| f[12..14].copy_from_slice(&[0x08, 0x06])), action: XDP_PASS },
+        Case {
+            name: "ARP",
+            frame: edit(base.clone(), |f| f[12..14].copy_from_slice(&[0x08, 0x06])),
+            action: XDP_PASS,
+            verdict: Verdict::PassNotDns,
+        },
         Case {
             name: "IPv4 fragment",
             frame: edit(base.clone(), |f| {
@@ -382,6 +417,7 @@ fn verdict_table() {
                 fix_ipv4_checksum(f, 14);
             }),
             action: XDP_PASS,
+            verdict: Verdict::PassFragment,
         },
         Case {
             name: "IPv4 options",
@@ -393,11 +429,13 @@ fn verdict_table() {
                 fix_ipv4_checksum(f, 14);
             }),
             action: XDP_PASS,
+            verdict: Verdict::PassUnusualHeaders,
         },
         Case {
             name: "response (QR=1) to the service",
             frame: edit(base.clone(), |f| f[DNS + 2] |= 0x80),
             action: XDP_DROP,
+            verdict: Verdict::DropMalformed,
         },
         Case {
             name: "UDP length beyond the IP packet",
@@ -406,6 +444,7 @@ fn verdict_table() {
                 f[38..40].copy_from_slice(&l.to_be_bytes());
             }),
             action: XDP_DROP,
+            verdict: Verdict::DropMalformed,
         },
         Case {
             name: "IP length beyond the frame",
@@ -415,11 +454,32 @@ fn verdict_table() {
                 fix_ipv4_checksum(f, 14);
             }),
             action: XDP_DROP,
+            verdict: Verdict::DropMalformed,
         },
-        Case { name: "DNS shorter than a header", frame: udp_frame(&v4, &www[..11], None, 0), action: XDP_DROP },
-        Case { name: "opcode NOTIFY", frame: edit(base.clone(), |f| f[DNS + 2] |= 4 << 3), action: XDP_PASS },
-        Case { name: "TC set in the query", frame: edit(base.clone(), |f| f[DNS + 2] |= 0x02), action: XDP_PASS },
-        Case { name: "two questions", frame: edit(base.clone(), |f| f[DNS + 5] = 2), action: XDP_PASS },
+        Case {
+            name: "DNS shorter than a header",
+            frame: udp_frame(&v4, &www[..11], None, 0),
+            action: XDP_DROP,
+            verdict: Verdict::DropMalformed,
+        },
+        Case {
+            name: "opcode NOTIFY",
+            frame: edit(base.clone(), |f| f[DNS + 2] |= 4 << 3),
+            action: XDP_PASS,
+            verdict: Verdict::PassHeader,
+        },
+        Case {
+            name: "TC set in the query",
+            frame: edit(base.clone(), |f| f[DNS + 2] |= 0x02),
+            action: XDP_PASS,
+            verdict: Verdict::PassHeader,
+        },
+        Case {
+            name: "two questions",
+            frame: edit(base.clone(), |f| f[DNS + 5] = 2),
+            action: XDP_PASS,
+            verdict: Verdict::PassHeader,
+        },
         Case {
             name: "class CH",
             frame: udp_frame(
@@ -432,16 +492,19 @@ fn verdict_table() {
                 0,
             ),
             action: XDP_PASS,
+            verdict: Verdict::PassQclass,
         },
         Case {
             name: "name not in the map",
             frame: udp_frame(&v4, &query("nosuch.example.test.", RecordType::A, EdnsCase::None, 8), None, 0),
             action: XDP_PASS,
+            verdict: Verdict::PassMiss,
         },
         Case {
             name: "type not in the map",
             frame: udp_frame(&v4, &query("www.example.test.", RecordType::CAA, EdnsCase::None, 9), None, 0),
             action: XDP_PASS,
+            verdict: Verdict::PassMiss,
         },
         Case {
             name: "EDNS version 1",
@@ -455,6 +518,7 @@ fn verdict_table() {
                 0,
             ),
             action: XDP_PASS,
+            verdict: Verdict::PassEdns,
         },
         Case {
             name: "EDNS NSID option",
@@ -474,11 +538,13 @@ fn verdict_table() {
                 0,
             ),
             action: XDP_PASS,
+            verdict: Verdict::PassEdns,
         },
         Case {
             name: "EDNS with a cookie",
             frame: udp_frame(&v4, &query("www.example.test.", RecordType::A, EdnsCase::Cookie, 12), None, 0),
             action: XDP_TX,
+            verdict: Verdict::TxAnswer,
         },
         Case {
             name: "compressed qname",
@@ -491,16 +557,36 @@ fn verdict_table() {
                 0,
             ),
             action: XDP_PASS,
+            verdict: Verdict::PassQname,
         },
-        Case { name: "qname running past the message", frame: udp_frame(&v4, &www[..20], None, 0), action: XDP_PASS },
+        Case {
+            name: "qname running past the message",
+            frame: udp_frame(&v4, &www[..20], None, 0),
+            action: XDP_PASS,
+            verdict: Verdict::PassQname,
+        },
     ];
     let mut failures = Vec::new();
     for case in &cases {
+        let before = rig.counters();
         let (action, frame) = rig.run(&case.frame);
+        let after = rig.counters();
         if action != case.action {
             failures.push(format!("{}: action {action}, expected {}", case.name, case.action));
         } else if action == XDP_PASS && frame != case.frame {
             failures.push(format!("{}: passed frame was modified", case.name));
+        }
+        // Exactly the expected verdict's counter rose, by one.
+        let risen: Vec<String> = Verdict::NAMES
+            .iter()
+            .filter_map(|name| {
+                let delta = after[name] - before[name];
+                (delta != 0).then(|| format!("{name} +{delta}"))
+            })
+            .collect();
+        let expected = format!("{} +1", case.verdict.name());
+        if risen != [expected.as_str()] {
+            failures.push(format!("{}: counters {risen:?}, expected [{expected}]", case.name));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -1,0 +1,73 @@
+//! The per-CPU working memory (`DNS_SCRATCH`) and the ways the stages read
+//! and launder values through it.
+
+use dns_xdp_common::{MAX_QNAME_LEN, MAX_QUERY_LEN};
+
+pub const HEAD_BUF: usize = 512;
+const MSG_MASK: usize = MAX_QUERY_LEN - 1;
+pub const MSG_SHIFT: usize = 4;
+pub const MSG_BUF: usize = MAX_QUERY_LEN + 8;
+pub const QNAME_WORDS: usize = (MAX_QNAME_LEN + 1) / 8;
+pub const DNS_HLEN: usize = 12;
+const _: () = assert!((MSG_SHIFT + DNS_HLEN).is_multiple_of(8));
+const _: () = assert!(MAX_QUERY_LEN.is_power_of_two());
+
+/// Which of [`Scratch::carried`] holds what.
+pub mod carried {
+    pub const QNAME_LEN: usize = 0;
+    pub const DNS_LEN: usize = 1;
+    pub const HASH: usize = 2;
+    pub const QUESTION_SUM: usize = 3;
+    pub const QNAME_WORDS: usize = 4;
+}
+
+#[repr(C)]
+pub struct Scratch {
+    /// The DNS message of the query, from `MSG_SHIFT` on: the qname then
+    /// starts 8-aligned, so it can be read a word at a time.
+    pub msg: [u8; MSG_BUF],
+    /// The qname, case-folded, as little-endian words.
+    pub lname: [u64; QNAME_WORDS],
+    /// The query's headers up to the end of the question, while the frame
+    /// is grown at the front.
+    pub head: [u8; HEAD_BUF],
+    /// Loop results passed through memory; see [`launder`] and [`carried`].
+    pub carried: [u64; 5],
+}
+
+/// The big-endian word at DNS offset `at` of the query in `msg`.
+#[inline(always)]
+pub fn be16(msg: &[u8; MSG_BUF], at: usize) -> u16 {
+    u16::from_be_bytes([msg[(at & MSG_MASK) + MSG_SHIFT], msg[((at + 1) & MSG_MASK) + MSG_SHIFT]])
+}
+
+/// The byte at DNS offset `at` of the query in `msg`.
+#[inline(always)]
+pub fn byte(msg: &[u8; MSG_BUF], at: usize) -> u8 {
+    msg[(at & MSG_MASK) + MSG_SHIFT]
+}
+
+/// Whether word `i` of the qname is past its end. The word count is re-read
+/// from memory on every call: a count the compiler can reason about lets it
+/// fold the loops' own `i < QNAME_WORDS` test into the exit and rewrite it
+/// as `i != words`, which the verifier cannot see bounding the index.
+#[inline(always)]
+pub fn past_qname(words: &u64, i: usize) -> bool {
+    // SAFETY: a valid, aligned u64 in per-CPU map memory.
+    i as u64 >= unsafe { core::ptr::read_volatile(words) }
+}
+
+/// Returns `value` after a round trip through map memory the verifier does
+/// not track. A loop with a data-dependent exit leaves a differently bounded
+/// register behind for every iteration it can exit at; unless those copies
+/// die at the exit, the verifier walks the rest of the program once per
+/// exit. Re-reading the value makes every exit converge on one state.
+/// Callers must bound the result again before using it as an index.
+#[inline(always)]
+pub fn launder(slot: &mut u64, value: u64) -> u64 {
+    // SAFETY: `slot` is a valid, aligned u64 in per-CPU map memory.
+    unsafe {
+        core::ptr::write_volatile(slot, value);
+        core::ptr::read_volatile(slot)
+    }
+}
