@@ -7,6 +7,8 @@ use std::{
     sync::{Arc, RwLock},
 };
 
+use hickory_proto::rr::Name;
+
 use crate::prepared::PreparedAnswer;
 
 /// Prepared answers of one catalog, so that a repeated question skips the
@@ -27,6 +29,8 @@ pub struct CachedAnswer {
     /// The answer came from zone data (not REFUSED), so the fast path may
     /// serve it too.
     pub from_zone: bool,
+    /// The zone that answered (none for REFUSED), for the per-zone counters.
+    pub zone: Option<Name>,
 }
 
 impl AnswerCache {

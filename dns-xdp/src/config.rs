@@ -14,6 +14,9 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:53";
 pub const DEFAULT_MAP_ENTRIES: u32 = 65_536;
 pub const DEFAULT_EDNS_UDP_PAYLOAD: u16 = 1232;
 pub const DEFAULT_HEARTBEAT_TIMEOUT_SECS: u64 = 5;
+/// The metrics endpoint's default: localhost only, on the port CoreDNS and
+/// other DNS exporters use.
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9153";
 /// Where the maps are pinned for bpftool.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/dns-xdp";
 
@@ -39,6 +42,30 @@ pub enum Preload {
     All,
     /// Nothing: the map fills as queries miss.
     None,
+}
+
+/// Where the metrics endpoint listens: `ADDR:PORT`, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct MetricsListen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for MetricsListen {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(Self(None));
+        }
+        text.parse().map(|addr| Self(Some(addr))).map_err(|_| format!("{text:?} is neither ADDR:PORT nor off"))
+    }
+}
+
+impl TryFrom<String> for MetricsListen {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
 }
 
 /// Limits on TCP clients (RFC 7766).
@@ -117,6 +144,10 @@ pub struct RunArgs {
     /// [default: 256].
     #[arg(long, value_name = "N")]
     pub tcp_max_connections: Option<usize>,
+    /// Prometheus metrics at http://ADDR:PORT/metrics, or `off`
+    /// [default: 127.0.0.1:9153]. Anything but a GET of /metrics is refused.
+    #[arg(long, value_name = "ADDR:PORT|off")]
+    pub metrics: Option<MetricsListen>,
 }
 
 /// The config file's layout.
@@ -138,6 +169,7 @@ pub struct FileConfig {
     pub tcp_idle_timeout: Option<u64>,
     pub tcp_max_connections: Option<usize>,
     pub nsid: Option<String>,
+    pub metrics: Option<MetricsListen>,
     #[serde(default, rename = "zone")]
     pub zones: Vec<ZoneConfig>,
 }
@@ -181,6 +213,8 @@ pub struct Settings {
     pub udp_threads: usize,
     pub tcp: TcpLimits,
     pub nsid: Option<String>,
+    /// The metrics endpoint's address; `None` when off.
+    pub metrics: Option<SocketAddr>,
     pub zones: Vec<ZoneSpec>,
 }
 
@@ -275,8 +309,13 @@ impl Settings {
         {
             bail!("nsid must be 1 to {MAX_NSID_LEN} bytes, not {}", id.len());
         }
+        let metrics = match args.metrics.or(file.metrics) {
+            Some(MetricsListen(addr)) => addr,
+            None => Some(DEFAULT_METRICS.parse()?),
+        };
         Ok(Self {
             nsid,
+            metrics,
             tcp: TcpLimits { idle_timeout: tcp_idle, max_connections: tcp_max },
             listen,
             ifaces,

@@ -17,6 +17,7 @@ use crate::{
     counters::Counters,
     fastpath::{FastPath, FastPathOptions},
     map_writer::{MapWriter, SyncReport},
+    metrics,
     server::{self, Live, Shared},
     wire::ReplySettings,
     zone::Zone,
@@ -91,10 +92,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         sockets.push(server::bind(*addr)?);
     }
     let listen: Vec<_> = sockets.iter().map(|(udp, _)| udp.local_addr()).collect::<Result<_, _>>()?;
+    let metrics_listener = settings.metrics.map(metrics::bind).transpose()?;
 
     let counters = Arc::new(Counters::default());
     let mut writer_thread = None;
     let mut map_feed = None;
+    let mut program_id = None;
     if settings.xdp_mode != AttachMode::Off {
         let fast_path = FastPath::load(&FastPathOptions {
             ifaces: settings.ifaces.clone(),
@@ -113,6 +116,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             ifaces = ?settings.ifaces, mode = ?settings.xdp_mode, program_id = writer.fast_path().program_id().unwrap_or(0),
             preloaded = report.preloaded, pin_dir = %settings.pin_dir.display(), "XDP fast path attached",
         );
+        program_id = writer.fast_path().program_id();
         let (feed, thread) = writer.spawn()?;
         writer_thread = Some(thread);
         map_feed = Some(feed);
@@ -149,6 +153,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         for tcp in tcp_listeners {
             let listener = tokio::net::TcpListener::from_std(tcp)?;
             tokio::spawn(server::serve_tcp(Arc::clone(&shared), listener));
+        }
+        if let Some(listener) = metrics_listener {
+            let addr = listener.local_addr()?;
+            let source = metrics::Source { shared: Arc::clone(&shared), program_id };
+            tokio::spawn(async move {
+                if let Err(err) = metrics::serve(listener, source).await {
+                    tracing::error!("the metrics endpoint stopped: {err:#}");
+                }
+            });
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
         }
         serve_signals(&args, settings.clone(), zones, &shared).await
     });
@@ -223,6 +237,7 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     check("udp_threads", old.udp_threads != new.udp_threads);
     check("tcp_idle_timeout/tcp_max_connections", old.tcp != new.tcp);
     check("nsid", old.nsid != new.nsid);
+    check("metrics", old.metrics != new.metrics);
     changed
 }
 

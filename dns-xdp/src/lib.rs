@@ -21,6 +21,7 @@ pub mod fastpath;
 #[cfg(feature = "lab")]
 pub mod lab;
 pub mod map_writer;
+pub mod metrics;
 pub mod prepared;
 pub mod server;
 pub mod stats;

@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve zones (UDP and TCP), with the XDP fast path on an interface.
-    Run(config::RunArgs),
+    Run(Box<config::RunArgs>),
     /// Print the counters of every running dns-xdp instance.
     Stats {
         /// Machine-readable output.
@@ -90,7 +90,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => daemon::run(args),
+        Command::Run(args) => daemon::run(*args),
         Command::Stats { json } => stats(json),
         Command::CheckZone { file, origin } => check_zone(&file, origin.as_deref()),
         Command::CheckConfig { file } => check_config(file),

@@ -64,6 +64,7 @@ impl Shared {
             return None;
         };
         self.counters.responses.fetch_add(1, Relaxed);
+        self.counters.count_reply(&reply.zone, transport as usize, u16::from(reply.rcode));
         if reply.truncated {
             self.counters.truncated.fetch_add(1, Relaxed);
         }

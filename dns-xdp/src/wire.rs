@@ -30,10 +30,11 @@ use crate::{
 /// Extended rcode BADVERS (16, RFC 6891 6.1.3): upper 8 bits go in the OPT.
 const BADVERS_HIGH: u8 = 1;
 
+/// The discriminants index [`crate::counters::TRANSPORTS`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
-    Udp,
-    Tcp,
+    Udp = 0,
+    Tcp = 1,
 }
 
 /// Server-wide settings that shape replies.
@@ -63,6 +64,10 @@ pub struct Reply {
     /// The question and its prepared answer, when the answer came from zone
     /// data and may be served by the fast path.
     pub cacheable: Option<(Name, RecordType, Arc<PreparedAnswer>)>,
+    /// The response code sent, extended rcodes included.
+    pub rcode: ResponseCode,
+    /// The zone whose data answered, if any.
+    pub zone: Option<Name>,
 }
 
 /// What a query asked, as far as the reply needs it.
@@ -156,7 +161,11 @@ pub fn respond_cached(
                     return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::ServFail));
                 }
             };
-            let entry = CachedAnswer { prepared: Arc::new(prepared), from_zone: answer.fast_path_servable() };
+            let entry = CachedAnswer {
+                prepared: Arc::new(prepared),
+                from_zone: answer.fast_path_servable(),
+                zone: answer.zone.clone(),
+            };
             if let Some(cache) = cache {
                 cache.insert(key, entry.clone());
             }
@@ -164,8 +173,9 @@ pub fn respond_cached(
         }
     };
     let (bytes, truncated) = assemble(&parsed, settings, &entry.prepared, transport);
+    let rcode = ResponseCode::from(0, (entry.prepared.flags & flags::RCODE) as u8);
     let cacheable = entry.from_zone.then_some((qname, qtype, entry.prepared));
-    Some(Reply { bytes, truncated, cacheable })
+    Some(Reply { bytes, truncated, cacheable, rcode, zone: entry.zone })
 }
 
 /// The question section of a query with exactly one question, as received.
@@ -300,7 +310,7 @@ fn identity_reply(parsed: &ParsedQuery<'_>, settings: &ReplySettings, question: 
     match PreparedAnswer::encode(&qname, question.query_type(), &answer) {
         Ok(prepared) => {
             let (bytes, truncated) = assemble(parsed, settings, &prepared, transport);
-            Reply { bytes, truncated, cacheable: None }
+            Reply { bytes, truncated, cacheable: None, rcode: answer.rcode, zone: None }
         }
         Err(_) => reply_without_answer(parsed, settings, 0, ResponseCode::ServFail),
     }
@@ -317,7 +327,7 @@ fn reply_without_answer(
     push_header(&mut out, parsed, flags::QR | opcode_bits | u16::from(rcode.low()), [0, 0, 0]);
     out.extend_from_slice(parsed.raw_question);
     push_opt(&mut out, parsed, settings, rcode.high());
-    Reply { bytes: out, truncated: false, cacheable: None }
+    Reply { bytes: out, truncated: false, cacheable: None, rcode, zone: None }
 }
 
 fn badvers(parsed: &ParsedQuery<'_>, settings: &ReplySettings) -> Reply {
@@ -325,7 +335,7 @@ fn badvers(parsed: &ParsedQuery<'_>, settings: &ReplySettings) -> Reply {
     push_header(&mut out, parsed, flags::QR, [0, 0, 0]);
     out.extend_from_slice(parsed.raw_question);
     push_opt(&mut out, parsed, settings, BADVERS_HIGH);
-    Reply { bytes: out, truncated: false, cacheable: None }
+    Reply { bytes: out, truncated: false, cacheable: None, rcode: ResponseCode::BADVERS, zone: None }
 }
 
 /// FORMERR with the query's header only, for a query that cannot be read
@@ -348,7 +358,7 @@ fn header_only(id: u16, qflags: u16, opcode_bits: u16, rcode: ResponseCode) -> R
     let f = flags::QR | opcode_bits | (qflags & flags::RD) | u16::from(rcode.low());
     out.extend_from_slice(&f.to_be_bytes());
     out.extend_from_slice(&[0; 8]);
-    Reply { bytes: out, truncated: false, cacheable: None }
+    Reply { bytes: out, truncated: false, cacheable: None, rcode, zone: None }
 }
 
 #[cfg(test)]

@@ -349,6 +349,7 @@ impl ZoneBuilder {
             nodes: self.nodes,
             record_count: self.record_count,
             source: source.to_owned(),
+            loaded_at: std::time::SystemTime::now(),
         })
     }
 }

@@ -45,6 +45,7 @@ use std::{
     collections::BTreeMap,
     fmt,
     path::{Path, PathBuf},
+    time::SystemTime,
 };
 
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
@@ -206,6 +207,9 @@ pub struct Zone {
     nodes: BTreeMap<LowerName, Node>,
     record_count: usize,
     source: String,
+    /// When this copy of the zone data was loaded (a reload that finds the
+    /// file unchanged keeps the copy, and so the time).
+    loaded_at: SystemTime,
 }
 
 impl Zone {
@@ -266,6 +270,11 @@ impl Zone {
     /// Where the text came from, as given to [`Zone::parse`] or [`Zone::load`].
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// When this copy of the zone data was loaded.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
     }
 
     /// Number of records (duplicates merged).

@@ -1,0 +1,153 @@
+//! The Prometheus endpoint as a monitoring server scrapes it: the daemon in a
+//! server namespace with XDP on its veth, queries from the client namespace,
+//! `GET /metrics` on the server namespace's loopback, and every figure
+//! compared with `dns-xdp stats --json` read at the same moment.
+
+use std::{
+    collections::BTreeMap,
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpStream},
+    time::Duration,
+};
+
+use dns_xdp_tests::{
+    NetNs, SRV_V4, Topology,
+    daemon::{Daemon, EXAMPLE_ZONE, PUBLISH_WAIT, ask, client_pass, counter},
+    in_netns, require_root,
+};
+use hickory_proto::{op::ResponseCode, rr::RecordType};
+
+const METRICS: &str = "127.0.0.1:9153";
+
+/// The status line and body of an HTTP/1.1 request to the endpoint, from
+/// inside `ns`.
+fn http(ns: &NetNs, request: &str) -> (String, String) {
+    let request = request.to_owned();
+    in_netns(ns, move || {
+        let mut stream = TcpStream::connect(METRICS).expect("connecting to the metrics endpoint");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        stream.write_all(request.as_bytes()).expect("sending the request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("reading the response");
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
+    })
+}
+
+/// `GET /metrics` parsed into `series -> value`, series written as the text
+/// format writes them (`name{label="value",...}`).
+fn scrape(ns: &NetNs) -> BTreeMap<String, f64> {
+    let (status, body) = http(ns, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    assert!(status.contains(" 200 "), "GET /metrics: {status}\n{body}");
+    body.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad metrics line {line:?}"));
+            (series.to_owned(), value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")))
+        })
+        .collect()
+}
+
+fn value(metrics: &BTreeMap<String, f64>, series: &str) -> u64 {
+    *metrics.get(series).unwrap_or_else(|| panic!("no series {series} in {metrics:#?}")) as u64
+}
+
+#[test]
+fn metrics_agree_with_stats_and_move_with_traffic() {
+    require_root();
+    let topo = Topology::new();
+    let _pass = client_pass(&topo);
+    let daemon = Daemon::on_veth(&topo, EXAMPLE_ZONE, &["--metrics", METRICS]);
+    let server = SocketAddr::from((SRV_V4, 53));
+
+    // Hits (preloaded, answered by XDP), a miss, and a name outside every
+    // zone (REFUSED, which the fast path never serves).
+    for id in 0..5 {
+        let reply = ask(topo.cli(), server, "www.example.test.", RecordType::A, id);
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    }
+    let reply = ask(topo.cli(), server, "nosuch.example.test.", RecordType::A, 10);
+    assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+    let reply = ask(topo.cli(), server, "www.example.org.", RecordType::A, 11);
+    assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+
+    std::thread::sleep(PUBLISH_WAIT);
+    let metrics = scrape(topo.srv());
+    let (xdp, daemon_stats) = daemon.stats();
+
+    // Every XDP verdict agrees with `dns-xdp stats --json`.
+    let verdicts = xdp.as_object().expect("xdp counters");
+    assert!(!verdicts.is_empty());
+    for name in verdicts.keys() {
+        assert_eq!(
+            value(&metrics, &format!("dnsxdp_xdp_verdicts_total{{verdict=\"{name}\"}}")),
+            counter(&xdp, name),
+            "verdict {name}"
+        );
+    }
+    assert!(counter(&xdp, "tx_answer") >= 5, "the hits were answered by XDP: {xdp}");
+    assert_eq!(
+        value(&metrics, "dnsxdp_daemon_queries_total{transport=\"udp\"}"),
+        counter(&daemon_stats, "udp_queries")
+    );
+    assert_eq!(value(&metrics, "dnsxdp_answer_table_answers"), counter(&daemon_stats, "map_entries"));
+    assert_eq!(value(&metrics, "dnsxdp_answer_table_left_out_total"), counter(&daemon_stats, "map_no_room"));
+    assert!(value(&metrics, "dnsxdp_answer_table_slots") >= 65_536);
+
+    // The daemon's replies by rcode, transport and zone: the miss and the
+    // refusal, each once (no other query reached the daemon).
+    assert_eq!(
+        value(&metrics, "dnsxdp_daemon_responses_total{rcode=\"NXDOMAIN\",transport=\"udp\",zone=\"example.test.\"}"),
+        1
+    );
+    assert_eq!(value(&metrics, "dnsxdp_daemon_responses_total{rcode=\"REFUSED\",transport=\"udp\",zone=\"\"}"), 1);
+    assert_eq!(value(&metrics, "dnsxdp_zone_serial{zone=\"example.test.\"}"), 2_026_112_901);
+    assert!(value(&metrics, "dnsxdp_zone_loaded_timestamp_seconds{zone=\"example.test.\"}") > 1_700_000_000);
+    assert_eq!(value(&metrics, "dnsxdp_build_info{version=\"0.1.0\"}"), 1);
+
+    // More hits move the XDP counter by exactly as many, on the next scrape.
+    for id in 20..23 {
+        ask(topo.cli(), server, "www.example.test.", RecordType::A, id);
+    }
+    let again = scrape(topo.srv());
+    assert_eq!(
+        value(&again, "dnsxdp_xdp_verdicts_total{verdict=\"tx_answer\"}"),
+        value(&metrics, "dnsxdp_xdp_verdicts_total{verdict=\"tx_answer\"}") + 3
+    );
+}
+
+#[test]
+fn the_metrics_endpoint_serves_only_get_metrics() {
+    require_root();
+    let topo = Topology::new();
+    let daemon = Daemon::on_veth(&topo, EXAMPLE_ZONE, &["--metrics", METRICS]);
+    let (status, _) = http(topo.srv(), "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    assert!(status.contains(" 404 "), "GET /: {status}");
+    let (status, _) =
+        http(topo.srv(), "POST /metrics HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert!(status.contains(" 405 "), "POST /metrics: {status}");
+    assert!(daemon.child.stderr().contains("metrics at http://127.0.0.1:9153/metrics"), "{}", daemon.child.stderr());
+}
+
+#[test]
+fn metrics_off_listens_nowhere_and_a_taken_port_fails_the_start_clearly() {
+    require_root();
+    let topo = Topology::new();
+    {
+        let _daemon = Daemon::on_veth(&topo, EXAMPLE_ZONE, &["--metrics", "off"]);
+        let refused = in_netns(topo.srv(), || TcpStream::connect(METRICS).is_err());
+        assert!(refused, "nothing may listen on {METRICS} with --metrics off");
+    }
+    // Someone else holds the port: the daemon says so and does not start.
+    let _holder = in_netns(topo.srv(), || std::net::TcpListener::bind(METRICS).expect("holding the port"));
+    let out = topo
+        .srv()
+        .command(dns_xdp_tests::daemon_bin().to_str().expect("path"))
+        .current_dir(dns_xdp_tests::workspace_root())
+        .args(["run", "--zone", EXAMPLE_ZONE, "--listen", "198.18.0.1:53", "--xdp-mode", "off"])
+        .output()
+        .expect("running the daemon");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the daemon started on a taken metrics port:\n{stderr}");
+    assert!(stderr.contains("binding the metrics endpoint 127.0.0.1:9153"), "{stderr}");
+}
