@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use dns_xdp::{config, daemon, fastpath, zone::Zone};
+use dns_xdp::{config, daemon, zone::Zone};
 use hickory_proto::rr::Name;
 
 #[derive(Parser)]

@@ -3,7 +3,7 @@
 //! it is doing.
 //!
 //! Nothing is kept twice: every value is read at scrape time from where it
-//! lives (the XDP program's maps, through [`fastpath::read_stats`] as
+//! lives (the XDP program's maps, through [`stats::read_program`] as
 //! `dns-xdp stats` reads them; the daemon's [`Counters`]; the live
 //! catalog). The endpoint listens on localhost by default and answers only a
 //! GET of `/metrics`; anything else gets 404 or 405 and a debug log line.
@@ -29,7 +29,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::{fastpath, server::Shared};
+use crate::{server::Shared, stats};
 
 /// What the endpoint reads from.
 pub struct Source {
@@ -133,14 +133,12 @@ impl Snapshot {
             })
             .collect();
         if let Some(id) = source.program_id {
-            let instances = fastpath::read_stats()?;
-            if let Some(inst) = instances.into_iter().find(|inst| inst.program_id == id) {
-                snap.xdp = inst.xdp.into_iter().collect();
-                snap.table_slots = Some(inst.answer_capacity);
-                snap.table_answers = inst.daemon.get("map_entries").copied();
-                snap.table_inserts = inst.daemon.get("map_inserts").copied();
-                snap.table_left_out = inst.daemon.get("map_no_room").copied();
-            }
+            let inst = stats::read_program(id)?;
+            snap.xdp = inst.xdp.into_iter().collect();
+            snap.table_slots = Some(inst.answer_capacity);
+            snap.table_answers = inst.daemon.get("map_entries").copied();
+            snap.table_inserts = inst.daemon.get("map_inserts").copied();
+            snap.table_left_out = inst.daemon.get("map_no_room").copied();
         }
         Ok(snap)
     }
