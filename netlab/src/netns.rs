@@ -138,13 +138,13 @@ impl NetNs {
 
     /// Runs `program args` inside the namespace to completion and returns its
     /// output, whatever its exit status; errors only if it cannot start.
-    pub fn exec(&self, program: &str, args: &[&str]) -> Result<Output> {
+    pub fn output(&self, program: &str, args: &[&str]) -> Result<Output> {
         cmd::output(self.command(program).args(args))
     }
 
     /// Runs `program args` inside the namespace; errors (with its stderr)
     /// unless it succeeds; returns its stdout.
-    pub fn exec_ok(&self, program: &str, args: &[&str]) -> Result<String> {
+    pub fn run(&self, program: &str, args: &[&str]) -> Result<String> {
         stdout_of(self.command(program).args(args))
     }
 
@@ -343,14 +343,14 @@ impl Topology {
                 // GRO on before link up gives the veth its NAPI instance.
                 features.extend(["gro", "on"]);
             }
-            ns.exec_ok("ethtool", &features)?;
+            ns.run("ethtool", &features)?;
             configure_addresses(ns, dev, (v4, v6), (peer_v4, peer_v6, peer_mac))?;
             ns.ip(&["link", "set", dev, "up"])?;
             if config.threaded_napi {
                 // The sysfs file only accepts the write once the NAPI exists,
                 // i.e. after link up; /sys under `ip netns exec` shows this
                 // namespace's devices.
-                ns.exec_ok("sh", &["-c", r#"echo 1 > "/sys/class/net/$1/threaded""#, "sh", dev])
+                ns.run("sh", &["-c", r#"echo 1 > "/sys/class/net/$1/threaded""#, "sh", dev])
                     .with_context(|| format!("enabling threaded NAPI on {dev}"))?;
             }
         }
@@ -363,7 +363,7 @@ impl Topology {
             for (ns, parent, dev, v4, v6, peer_v4, peer_v6, peer_mac) in ends {
                 let id = id.to_string();
                 ns.ip(&["link", "add", "link", parent, "name", dev, "type", "vlan", "id", &id])?;
-                ns.exec_ok("ethtool", &["-K", dev, "tx", "off"])?;
+                ns.run("ethtool", &["-K", dev, "tx", "off"])?;
                 // A VLAN device shares its parent's MAC, so the peer's MAC is
                 // the same as on the untagged link.
                 configure_addresses(ns, dev, (v4, v6), (peer_v4, peer_v6, peer_mac))?;
