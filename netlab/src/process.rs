@@ -186,7 +186,7 @@ impl Proc {
         if text.trim().is_empty() {
             text = self.stdout();
         }
-        format!("{} (log {})", tail(&text, 6).trim(), self.err.display())
+        format!("{} (log {})", tail(&text, 6).trim(), crate::display_path(&self.err))
     }
 
     /// The exit status if the process has ended (reaping it), else `None`.
