@@ -45,6 +45,21 @@ pub const fn finish(sum: u32) -> u16 {
     if c == 0 { 0xffff } else { c }
 }
 
+/// The plain one's complement of a folded total, for checksums that have no
+/// "zero means none" rule (the IPv4 header): unlike [`finish`], zero stays
+/// zero, so a header built here is bit-for-bit what RFC 791 computes.
+#[inline(always)]
+pub const fn complement(sum: u32) -> u16 {
+    !fold(sum)
+}
+
+/// Whether `sum`, taken over data that includes its checksum field, verifies:
+/// the folded total of a correct checksum is all ones (RFC 1071 1(4)).
+#[inline(always)]
+pub const fn verifies(sum: u32) -> bool {
+    fold(sum) == 0xffff
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +88,22 @@ mod tests {
 
     #[test]
     fn zero_checksum_is_sent_as_all_ones() {
+        assert_eq!(finish(0xffff), 0xffff);
+    }
+
+    #[test]
+    fn a_written_checksum_verifies() {
+        let mut header = [0x45, 0, 0, 0x1c, 0x12, 0x34, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1];
+        let c = complement(sum_bytes(&header));
+        header[10..12].copy_from_slice(&c.to_be_bytes());
+        assert!(verifies(sum_bytes(&header)));
+        header[15] ^= 1;
+        assert!(!verifies(sum_bytes(&header)));
+    }
+
+    #[test]
+    fn complement_keeps_zero() {
+        assert_eq!(complement(0xffff), 0);
         assert_eq!(finish(0xffff), 0xffff);
     }
 }

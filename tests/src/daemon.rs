@@ -28,8 +28,12 @@ impl Daemon {
     pub fn start(ns: &NetNs, args: &[&str]) -> Daemon {
         let mut cmd = ns.command(daemon_bin().to_str().expect("utf-8 path"));
         cmd.current_dir(workspace_root()).arg("run").args(args).env("RUST_LOG", "info");
-        let mut child = ChildGuard::spawn(cmd, "dns-xdp");
-        assert!(child.wait_for_output("serving", Duration::from_secs(20)), "daemon did not start:\n{}", child.stderr());
+        let mut child = crate::spawn(cmd, "dns-xdp");
+        assert!(
+            child.wait_for_output("serving", Duration::from_secs(20)).is_ok(),
+            "daemon did not start:\n{}",
+            child.stderr()
+        );
         let program_id = child
             .stderr()
             .lines()

@@ -20,11 +20,11 @@ use std::{
     fmt::Write as _,
     net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket},
     path::PathBuf,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use dns_xdp_tests::{
-    ChildGuard, NetNs, daemon_bin, in_netns, require_root, tcp_exchange, udp_socket,
+    ChildGuard, NetNs, NetNsExt as _, daemon_bin, in_netns, require_root, tcp_exchange, udp_socket,
     wire::{header, spell, wire_name},
     workspace_root,
 };
@@ -867,21 +867,12 @@ fn first_difference(x: &Normal, n: &Normal) -> String {
 // The servers
 // ---------------------------------------------------------------------------
 
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// NSD and dns-xdp in one namespace. Fields drop in order: the processes,
 /// then the directory, then the namespace.
 struct Lab {
     daemon: ChildGuard,
     nsd: ChildGuard,
-    _dir: TempDir,
+    dir: tempfile::TempDir,
     udp: UdpSocket,
     tcp: [Option<TcpStream>; 2],
     ns: NetNs,
@@ -895,10 +886,8 @@ impl Lab {
     fn start() -> Lab {
         require_root();
         let ns = NetNs::with_role("diff");
-        let dir = std::env::temp_dir().join(format!("dnsxdp-diff-{}-{}", std::process::id(), ns.name()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let dir = TempDir(dir);
-        let d = dir.0.display();
+        let dir = dns_xdp_tests::temp_dir("diff");
+        let d = dir.path().display();
         let mut conf = format!(
             "server:\n  ip-address: 127.0.0.1@5301\n  port: 5301\n  username: \"\"\n  chroot: \"\"\n  \
              pidfile: \"{d}/nsd.pid\"\n  zonelistfile: \"{d}/zone.list\"\n  xfrdfile: \"{d}/xfrd.state\"\n  \
@@ -909,12 +898,12 @@ impl Lab {
         for (origin, file) in ZONES {
             let _ = write!(conf, "zone:\n  name: {origin}\n  zonefile: \"{}\"\n", zone_path(file).display());
         }
-        let conf_path = dir.0.join("nsd.conf");
+        let conf_path = dir.path().join("nsd.conf");
         std::fs::write(&conf_path, conf).expect("writing nsd.conf");
 
         let mut cmd = ns.command("nsd");
         cmd.args(["-d", "-c", conf_path.to_str().expect("utf-8")]);
-        let nsd = ChildGuard::spawn(cmd, "nsd");
+        let nsd = dns_xdp_tests::spawn(cmd, "nsd");
 
         let mut cmd = ns.command(daemon_bin().to_str().expect("utf-8 path"));
         cmd.current_dir(workspace_root()).args(["run", "--xdp-mode", "off", "--listen", XDP_ADDR]);
@@ -922,19 +911,19 @@ impl Lab {
             cmd.arg("--zone").arg(format!("{origin}={}", zone_path(file).display()));
         }
         cmd.env("RUST_LOG", "info");
-        let mut daemon = ChildGuard::spawn(cmd, "dns-xdp");
+        let mut daemon = dns_xdp_tests::spawn(cmd, "dns-xdp");
         assert!(
-            daemon.wait_for_output("serving", Duration::from_secs(20)),
+            daemon.wait_for_output("serving", Duration::from_secs(20)).is_ok(),
             "dns-xdp did not start:\n{}",
             daemon.stderr()
         );
         let udp = udp_socket(&ns, "127.0.0.1:0".parse().expect("literal"));
-        let lab = Lab { daemon, nsd, _dir: dir, udp, tcp: [None, None], ns };
+        let lab = Lab { daemon, nsd, dir, udp, tcp: [None, None], ns };
         let probe = build_query(1, 0, &wire_name("diff.test."), 6, 1, None);
         let ready = dns_xdp_tests::wait_until(Duration::from_secs(20), || {
             lab.udp_exchange(Side::Nsd, &probe, Duration::from_millis(200)).is_some()
         });
-        let log = std::fs::read_to_string(lab._dir.0.join("nsd.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(lab.dir.path().join("nsd.log")).unwrap_or_default();
         assert!(ready, "NSD did not answer:\n{log}\n{}", lab.nsd.stderr());
         lab
     }
@@ -950,24 +939,8 @@ impl Lab {
 
     /// One UDP exchange: the first reply from the server with the query's ID.
     fn udp_exchange(&self, side: Side, query: &[u8], timeout: Duration) -> Option<Vec<u8>> {
-        let server = Self::addr(side);
-        self.udp.send_to(query, server).expect("sending a query");
-        let deadline = Instant::now() + timeout;
-        let mut buf = vec![0u8; 65_535];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            self.udp.set_read_timeout(Some(left)).expect("timeout");
-            match self.udp.recv_from(&mut buf) {
-                Ok((len, from)) if from == server && len >= 2 && buf[..2] == query[..2] => {
-                    return Some(buf[..len].to_vec());
-                }
-                Ok(_) => continue,
-                Err(_) => return None,
-            }
-        }
+        netlab::udp::exchange(&self.udp, Self::addr(side), query, timeout, netlab::udp::same_id(query))
+            .expect("exchanging a query over UDP")
     }
 
     /// One TCP exchange on a kept-open connection, reconnecting once.
@@ -1252,7 +1225,7 @@ fn answers_match_nsd() {
         assert!(tally.explained.contains_key(rule), "no query exercised {rule}:\n{}", tally.summary());
     }
     tally.assert_clean();
-    assert!(lab.daemon.try_wait().is_none(), "dns-xdp exited");
+    assert!(lab.daemon.try_wait().expect("checking on the process").is_none(), "dns-xdp exited");
 }
 
 /// Protocol corner cases: each is compared with NSD like the battery, and
@@ -1532,7 +1505,7 @@ fn protocol_corner_cases() {
         rfc_failures.join("\n")
     );
     tally.assert_clean();
-    assert!(lab.daemon.try_wait().is_none(), "dns-xdp exited");
+    assert!(lab.daemon.try_wait().expect("checking on the process").is_none(), "dns-xdp exited");
 }
 
 /// A check of dns-xdp's reply (`None`: no reply) in the corner cases.

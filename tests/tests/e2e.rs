@@ -8,7 +8,7 @@ use std::{
 };
 
 use dns_xdp_tests::{
-    NetNs, SRV_V4, SRV_V6, Topology,
+    NetNs, NetNsExt as _, SRV_V4, SRV_V6, Topology, TopologyExt as _,
     daemon::{Daemon, EXAMPLE_ZONE, PUBLISH_WAIT, ask, client_pass, counter, query},
     daemon_bin, kdig, raw_query, require_root,
 };
@@ -139,13 +139,13 @@ fn stale_heartbeat_stops_the_fast_path() {
     // A stopped daemon stops refreshing its heartbeat: after the timeout
     // the program must pass queries up instead of answering from a map
     // nobody keeps current (here the stopped daemon cannot answer at all).
-    daemon.child.signal(libc::SIGSTOP);
+    daemon.child.signal(libc::SIGSTOP).expect("signalling the process");
     std::thread::sleep(Duration::from_millis(1500));
     let (before, _) = stats(&daemon);
     let reply =
         raw_query(topo.cli(), server, &query("www.example.test.", RecordType::A, 2), Duration::from_millis(500));
     let (after, _) = stats(&daemon);
-    daemon.child.signal(libc::SIGCONT);
+    daemon.child.signal(libc::SIGCONT).expect("signalling the process");
     assert!(reply.is_none(), "answered while the daemon was stopped");
     assert_eq!(counter(&after, "pass_stale"), counter(&before, "pass_stale") + 1);
     assert_eq!(counter(&after, "tx_answer"), counter(&before, "tx_answer"));
@@ -193,8 +193,9 @@ fn loopback_demo_answers_from_xdp_and_leaves_nothing_behind() {
 
     let program_id = daemon.program_id;
     let mut child = daemon.child;
-    child.signal(libc::SIGINT);
-    let status = child.wait_timeout(Duration::from_secs(5)).expect("daemon exits on SIGINT");
+    child.signal(libc::SIGINT).expect("signalling the process");
+    let status =
+        child.wait_timeout(Duration::from_secs(5)).expect("waiting for the process").expect("daemon exits on SIGINT");
     assert!(status.success(), "exit status {status:?}");
     let link = ns.exec_ok("ip", &["link", "show", "lo"]);
     assert!(!link.contains("xdp"), "XDP still attached after exit:\n{link}");
@@ -214,9 +215,8 @@ fn malformed_zone_fails_with_file_and_line_and_attaches_nothing() {
     require_root();
     let ns = NetNs::new();
     ns.exec_ok("ip", &["link", "set", "lo", "up"]);
-    let dir = std::env::temp_dir().join(format!("dns-xdp-badzone-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let zone = dir.join("bad.test.zone");
+    let dir = dns_xdp_tests::temp_dir("badzone");
+    let zone = dir.path().join("bad.test.zone");
     std::fs::write(
         &zone,
         "$ORIGIN bad.test.\n$TTL 300\n@ IN SOA ns hostmaster 1 2 3 4 5\n  IN NS ns\nns IN A 198.18.0.1\nwww IN A 198.18.0.300\n",
@@ -235,7 +235,6 @@ fn malformed_zone_fails_with_file_and_line_and_attaches_nothing() {
         "generic",
     ]);
     let out = cmd.output().expect("run daemon");
-    std::fs::remove_dir_all(&dir).ok();
     assert!(!out.status.success(), "daemon accepted a broken zone");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("{}:6:", zone.display())), "error names file and line:\n{stderr}");

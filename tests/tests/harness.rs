@@ -8,8 +8,8 @@ use std::thread;
 use std::time::Duration;
 
 use dns_xdp_tests::{
-    CLI_MAC, CLI_V4, CLI_V6, NetNs, PacketSocket, SRV_MAC, SRV_V4, SRV_V6, Topology, VLAN_SRV_V4, VLAN_SRV_V6,
-    harness_namespaces, in_netns, ping, raw_query, raw_query_tcp, udp_socket, vlan_supported,
+    CLI_MAC, CLI_V4, CLI_V6, NetNs, NetNsExt as _, PacketSocket, SRV_MAC, SRV_V4, SRV_V6, Topology, TopologyExt as _,
+    VLAN_SRV_V4, VLAN_SRV_V6, harness_namespaces, in_netns, ping, raw_query, raw_query_tcp, udp_socket, vlan_supported,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -169,15 +169,15 @@ fn child_guard_stops_its_process_and_captures_output() {
     {
         let mut child = ns.spawn("sh", &["-c", "echo ready; echo oops >&2; exec sleep 30"]);
         pid = child.pid();
-        assert!(child.wait_for_output("ready", TIMEOUT), "child printed ready");
-        assert!(child.wait_for_output("oops", TIMEOUT), "stderr is captured too");
-        assert!(child.try_wait().is_none(), "sleep is still running");
+        assert!(child.wait_for_output("ready", TIMEOUT).is_ok(), "child printed ready");
+        assert!(child.wait_for_output("oops", TIMEOUT).is_ok(), "stderr is captured too");
+        assert!(child.try_wait().expect("checking on the process").is_none(), "sleep is still running");
     }
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} survived the guard");
 
     // A process that ignores SIGTERM is killed after the grace period.
-    let child = ns.spawn("sh", &["-c", "trap '' TERM; echo ready; while :; do sleep 0.1; done"]);
-    let status = child.stop();
+    let mut child = ns.spawn("sh", &["-c", "trap '' TERM; echo ready; while :; do sleep 0.1; done"]);
+    let status = child.stop().expect("stopping the process");
     assert!(!status.success(), "killed, not exited: {status}");
 }
 
@@ -186,6 +186,7 @@ fn keep_mounts_command_enters_only_the_network_namespace() {
     let ns = NetNs::new();
     let inside = ns
         .command_keep_mounts("sh")
+        .expect("opening the namespace")
         .args(["-c", "ip -o link show; echo ---; cat /proc/self/mounts"])
         .output()
         .expect("running sh in the namespace");

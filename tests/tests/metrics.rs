@@ -11,7 +11,7 @@ use std::{
 };
 
 use dns_xdp_tests::{
-    NetNs, SRV_V4, Topology,
+    NetNs, SRV_V4, Topology, TopologyExt as _,
     daemon::{Daemon, EXAMPLE_ZONE, PUBLISH_WAIT, ask, client_pass, counter},
     in_netns, require_root,
 };

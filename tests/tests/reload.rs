@@ -13,7 +13,7 @@ use std::{
 };
 
 use dns_xdp_tests::{
-    SRV_V4, Topology,
+    SRV_V4, Topology, TopologyExt as _,
     daemon::{Daemon, PUBLISH_WAIT, ask, client_pass, counter, query},
     require_root, udp_exchange, udp_socket,
 };
@@ -24,15 +24,14 @@ use hickory_proto::{
 
 /// A zone file in a temp dir whose `changing` A record we rewrite.
 struct ZoneFile {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
     path: PathBuf,
 }
 
 impl ZoneFile {
     fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("dns-xdp-reload-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("reload.test.zone");
+        let dir = dns_xdp_tests::temp_dir(&format!("reload-{tag}"));
+        let path = dir.path().join("reload.test.zone");
         Self { dir, path }
     }
 
@@ -45,19 +44,13 @@ impl ZoneFile {
 
     /// Replaces the file atomically, as an operator's tooling should.
     fn write(&self, text: &str) {
-        let tmp = self.dir.join("zone.tmp");
+        let tmp = self.dir.path().join("zone.tmp");
         std::fs::write(&tmp, text).expect("write zone");
         std::fs::rename(&tmp, &self.path).expect("rename zone");
     }
 
     fn path(&self) -> &str {
         self.path.to_str().expect("utf-8")
-    }
-}
-
-impl Drop for ZoneFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -69,7 +62,7 @@ fn last_octet(msg: &Message) -> Option<u8> {
 }
 
 fn reload_and_wait(daemon: &mut Daemon, needle: &str, count: usize) {
-    daemon.child.signal(libc::SIGHUP);
+    daemon.child.signal(libc::SIGHUP).expect("signalling the process");
     let deadline = Instant::now() + Duration::from_secs(5);
     while daemon.log_count(needle) < count {
         assert!(Instant::now() < deadline, "no '{needle}' #{count} in the log:\n{}", daemon.child.stderr());
@@ -200,11 +193,11 @@ fn dnsperf_loses_no_query_across_reloads() {
     let topo = Topology::new();
     let _pass = client_pass(&topo);
     let mut daemon = Daemon::on_veth(&topo, zone.path(), &[]);
-    let queries = zone.dir.join("queries");
+    let queries = zone.dir.path().join("queries");
     std::fs::write(&queries, "changing.reload.test A\nsteady.reload.test A\nnosuch.reload.test A\nreload.test SOA\n")
         .expect("queries");
     // Rate-limited and time-bounded load, from the client namespace.
-    let mut perf = dns_xdp_tests::ChildGuard::spawn(
+    let mut perf = dns_xdp_tests::spawn(
         {
             let mut cmd = topo.cli().command("dnsperf");
             cmd.args(["-s", "198.18.0.1", "-d", queries.to_str().expect("utf-8"), "-l", "4", "-Q", "3000", "-c", "4"]);
@@ -218,7 +211,8 @@ fn dnsperf_loses_no_query_across_reloads() {
         reload_and_wait(&mut daemon, "reload done", (change - 1) as usize);
         std::thread::sleep(Duration::from_millis(400));
     }
-    let status = perf.wait_timeout(Duration::from_secs(15)).expect("dnsperf finishes");
+    let status =
+        perf.wait_timeout(Duration::from_secs(15)).expect("waiting for the process").expect("dnsperf finishes");
     let out = perf.stdout();
     assert!(status.success(), "dnsperf failed:\n{out}\n{}", perf.stderr());
     let lost = out

@@ -16,7 +16,7 @@ use std::{
 };
 
 use dns_xdp_tests::{
-    NetNs,
+    NetNs, NetNsExt as _,
     daemon::{Daemon, PUBLISH_WAIT, counter},
     in_netns, require_root, tcp_exchange, udp_socket,
     wire::{header, wire_name},
@@ -92,7 +92,7 @@ impl Server {
     /// UDP and over a new TCP connection, each within [`PROMPT`].
     fn assert_healthy(&mut self, after: &str) {
         assert!(
-            self.daemon.child.try_wait().is_none(),
+            self.daemon.child.try_wait().expect("checking on the process").is_none(),
             "the daemon exited after {after}:\n{}",
             self.daemon.child.stderr()
         );
@@ -163,22 +163,13 @@ fn query(id: u16, name: &str, qtype: u16, opt_rr: Option<&[u8]>) -> Vec<u8> {
 /// A datagram with another ID is an error: every test gives each query its
 /// own ID, so it can only be a reply that should not exist.
 fn udp_ask(socket: &UdpSocket, q: &[u8], timeout: Duration) -> Option<Vec<u8>> {
-    socket.send_to(q, Server::addr()).expect("sending a datagram");
-    let mut buf = vec![0u8; 65_535];
-    socket.set_read_timeout(Some(timeout)).expect("read timeout");
-    match socket.recv_from(&mut buf) {
-        Ok((len, _)) => {
-            let reply = buf[..len].to_vec();
-            assert!(
-                q.len() >= 2 && reply.len() >= 2 && reply[..2] == q[..2],
-                "unexpected datagram (not for query {:02x?}): {reply:02x?}",
-                q.get(..2)
-            );
-            Some(reply)
-        }
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
-        Err(e) => panic!("receiving: {e}"),
-    }
+    let reply = netlab::udp::exchange(socket, Server::addr(), q, timeout, |_| true).expect("exchanging a datagram")?;
+    assert!(
+        q.len() >= 2 && reply.len() >= 2 && reply[..2] == q[..2],
+        "unexpected datagram (not for query {:02x?}): {reply:02x?}",
+        q.get(..2)
+    );
+    Some(reply)
 }
 
 /// What a client should see.

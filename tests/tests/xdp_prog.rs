@@ -17,7 +17,7 @@ use dns_xdp::{
     wire::{ReplySettings, Transport, respond},
     zone::Zone,
 };
-use dns_xdp_common::{AnswerKey, AnswerSlot, Verdict};
+use dns_xdp_common::{AnswerKey, AnswerSlot, Verdict, checksum};
 use dns_xdp_tests::wire::spell;
 use hickory_proto::{
     op::{Edns, Message, Query},
@@ -350,11 +350,8 @@ fn fix_ipv4_checksum(frame: &mut [u8], ip_off: usize) {
     let ihl = usize::from(frame[ip_off] & 0x0f) * 4;
     frame[ip_off + 10] = 0;
     frame[ip_off + 11] = 0;
-    let mut sum: u32 = frame[ip_off..ip_off + ihl].chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    frame[ip_off + 10..ip_off + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let sum = checksum::sum_bytes(&frame[ip_off..ip_off + ihl]);
+    frame[ip_off + 10..ip_off + 12].copy_from_slice(&checksum::complement(sum).to_be_bytes());
 }
 
 #[test]

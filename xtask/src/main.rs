@@ -52,8 +52,13 @@ enum Command {
         args: Vec<String>,
     },
     /// Benchmark against Knot DNS and NSD in network namespaces (root);
-    /// writes target/bench/ and, with --write-md, BENCHMARKS.md.
-    Bench(bench::BenchArgs),
+    /// writes target/bench/ and, with --write-md, BENCHMARKS.md. Flags go to
+    /// dns-xdp-bench unchanged (`cargo xtask bench --help` lists them).
+    #[command(disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,6 +87,6 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run { debug, args } => run::run(build::Profile::from_debug(debug), args),
         Command::Test { release, args } => test::test(release, &args),
-        Command::Bench(args) => bench::bench(args),
+        Command::Bench { args } => bench::bench(&args),
     }
 }

@@ -3,6 +3,8 @@
 
 use std::net::IpAddr;
 
+use dns_xdp_common::checksum::{complement, finish, sum_bytes, verifies};
+
 /// Addresses of a query frame; replies are expected with both sides swapped.
 #[derive(Clone, Copy, Debug)]
 pub struct Endpoints {
@@ -35,24 +37,13 @@ impl Endpoints {
     }
 }
 
-fn sum16(data: &[u8]) -> u32 {
-    data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum()
-}
-
-fn finish(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 fn pseudo_header_sum(src: IpAddr, dst: IpAddr, udp_len: usize) -> u32 {
     let addrs = match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => [s.octets().to_vec(), d.octets().to_vec()].concat(),
         (IpAddr::V6(s), IpAddr::V6(d)) => [s.octets().to_vec(), d.octets().to_vec()].concat(),
         _ => panic!("mixed address families"),
     };
-    sum16(&addrs) + 17 + udp_len as u32
+    sum_bytes(&addrs) + 17 + udp_len as u32
 }
 
 /// A UDP frame carrying `payload`, with valid checksums; `vlan` adds an
@@ -73,8 +64,9 @@ pub fn udp_frame(ep: &Endpoints, payload: &[u8], vlan: Option<u16>, padding: usi
     udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
     udp.extend_from_slice(&[0, 0]);
     udp.extend_from_slice(payload);
-    let csum = finish(pseudo_header_sum(ep.src, ep.dst, udp_len) + sum16(&udp));
-    udp[6..8].copy_from_slice(&(if csum == 0 { 0xffff } else { csum }).to_be_bytes());
+    // finish() sends a zero checksum as 0xffff, as UDP requires.
+    let csum = finish(pseudo_header_sum(ep.src, ep.dst, udp_len) + sum_bytes(&udp));
+    udp[6..8].copy_from_slice(&csum.to_be_bytes());
     match (ep.src, ep.dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             f.extend_from_slice(&0x0800u16.to_be_bytes());
@@ -82,7 +74,7 @@ pub fn udp_frame(ep: &Endpoints, payload: &[u8], vlan: Option<u16>, padding: usi
             ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
             ip.extend_from_slice(&s.octets());
             ip.extend_from_slice(&d.octets());
-            let c = finish(sum16(&ip));
+            let c = complement(sum_bytes(&ip));
             ip[10..12].copy_from_slice(&c.to_be_bytes());
             f.extend_from_slice(&ip);
         }
@@ -142,7 +134,7 @@ pub fn parse_udp_frame(f: &[u8]) -> Option<ParsedFrame> {
             let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
             let s: [u8; 4] = ip[12..16].try_into().ok()?;
             let d: [u8; 4] = ip[16..20].try_into().ok()?;
-            (IpAddr::from(s), IpAddr::from(d), off + 20, finish(sum16(ip)) == 0, off + total)
+            (IpAddr::from(s), IpAddr::from(d), off + 20, verifies(sum_bytes(ip)), off + total)
         }
         0x86dd => {
             let ip = f.get(off..off + 40)?;
@@ -160,7 +152,7 @@ pub fn parse_udp_frame(f: &[u8]) -> Option<ParsedFrame> {
     let udp_header = udp.get(..8)?;
     let udp_len = usize::from(u16::from_be_bytes([udp_header[4], udp_header[5]]));
     let udp = udp.get(..udp_len.max(8))?;
-    let udp_ok = finish(pseudo_header_sum(src, dst, udp_len) + sum16(udp)) == 0;
+    let udp_ok = verifies(pseudo_header_sum(src, dst, udp_len) + sum_bytes(udp));
     let trailing = f.len().checked_sub(ip_end)?;
     Some(ParsedFrame {
         src_mac,

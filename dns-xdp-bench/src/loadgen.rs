@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::net::{SRV_V4, Topology};
-use super::procs::{self, CpuSample, CpuUse, Proc};
+use super::procs::{self, CpuSample, CpuUse};
+use netlab::Topology;
+use netlab::netns::SRV_V4;
 
 /// dnsperf concurrency: 10 clients, 100 outstanding queries.
 const DNSPERF_CLIENTS: &str = "10";
@@ -39,7 +40,7 @@ pub struct Dnsperf {
 }
 
 fn dnsperf_command(topo: &Topology, queries: &Path, seconds: f64, verbose: bool) -> std::process::Command {
-    let mut cmd = topo.cli.command("dnsperf");
+    let mut cmd = topo.cli().command("dnsperf");
     cmd.args(["-s", &SRV_V4.to_string(), "-d"]).arg(queries);
     cmd.args(["-c", DNSPERF_CLIENTS, "-q", DNSPERF_OUTSTANDING, "-l", &seconds.to_string()]);
     if verbose {
@@ -56,7 +57,7 @@ fn cell_timeout(seconds: f64) -> Duration {
 
 /// Runs dnsperf for `seconds` and parses its summary.
 pub fn dnsperf(topo: &Topology, queries: &Path, seconds: f64, label: &str, logs: &Path) -> Result<Dnsperf> {
-    let mut proc = Proc::spawn(dnsperf_command(topo, queries, seconds, false), label, 0, logs)?;
+    let mut proc = procs::spawn(dnsperf_command(topo, queries, seconds, false), label, 0, logs)?;
     proc.wait_success(cell_timeout(seconds))?;
     let mut result = parse_dnsperf(&proc.stdout()).with_context(|| format!("parsing {label} output"))?;
     result.seconds = seconds;
@@ -92,7 +93,7 @@ pub fn dnsperf_cpu(
 ) -> Result<FixedRate> {
     let mut cmd = dnsperf_command(topo, queries, seconds, false);
     cmd.args(["-Q", &rate.to_string()]);
-    let mut proc = Proc::spawn(cmd, label, 0, logs)?;
+    let mut proc = procs::spawn(cmd, label, 0, logs)?;
     procs::sleep(Duration::from_millis(300))?;
     proc.ensure_running()?;
     let before = CpuSample::take(probe.server_pid, probe.napi_dev);
@@ -110,7 +111,7 @@ pub fn dnsperf_cpu(
 pub fn dnsperf_warmup(topo: &Topology, queries: &Path, label: &str, logs: &Path) -> Result<()> {
     let mut cmd = dnsperf_command(topo, queries, 10.0, false);
     cmd.args(["-n", "1"]);
-    let mut proc = Proc::spawn(cmd, label, 0, logs)?;
+    let mut proc = procs::spawn(cmd, label, 0, logs)?;
     proc.wait_success(cell_timeout(10.0))
 }
 
@@ -123,9 +124,9 @@ pub fn dnsperf_latency(
     label: &str,
     logs: &Path,
 ) -> Result<(Option<f64>, Option<f64>, f64)> {
-    let mut proc = Proc::spawn(dnsperf_command(topo, queries, seconds, true), label, 0, logs)?;
+    let mut proc = procs::spawn(dnsperf_command(topo, queries, seconds, true), label, 0, logs)?;
     proc.wait_success(cell_timeout(seconds))?;
-    let file = File::open(proc.stdout_path()).context("opening dnsperf -v output")?;
+    let file = File::open(proc.log_paths().0).context("opening dnsperf -v output")?;
     let mut latencies = Vec::new();
     let mut summary = String::new();
     for line in BufReader::new(file).lines() {
@@ -210,10 +211,10 @@ pub struct CpuProbe<'a> {
 pub fn kxdpgun(topo: &Topology, queries: &Path, (rate, seconds): (u64, f64), label: &str, logs: &Path) -> Result<Step> {
     topo.detach_client_xdp()?;
     let result = (|| -> Result<Step> {
-        let mut cmd = topo.cli.command("kxdpgun");
-        cmd.args(["-t", &seconds.to_string(), "-Q", &rate.to_string(), "-F", "0", "-I", &topo.cli_if, "-i"]);
+        let mut cmd = topo.cli().command("kxdpgun");
+        cmd.args(["-t", &seconds.to_string(), "-Q", &rate.to_string(), "-F", "0", "-I", topo.cli_if(), "-i"]);
         cmd.arg(queries).arg(SRV_V4.to_string());
-        let mut proc = Proc::spawn(cmd, label, 0, logs)?;
+        let mut proc = procs::spawn(cmd, label, 0, logs)?;
         proc.wait_success(cell_timeout(seconds))?;
         let mut step = parse_kxdpgun(&proc.stdout()).with_context(|| format!("parsing {label} output"))?;
         step.requested_qps = rate;

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::net::NetNs;
+use netlab::NetNs;
+
 use super::procs;
 
 pub const TYPE_A: u16 = 1;
@@ -46,7 +47,7 @@ fn decode_reply(id: u16, buf: &[u8]) -> Option<Reply> {
 
 /// A UDP socket bound in `ns`'s network namespace.
 pub fn socket_in(ns: &NetNs) -> Result<UdpSocket> {
-    ns.enter(|| UdpSocket::bind("0.0.0.0:0").context("binding a probe socket"))
+    ns.enter(|| UdpSocket::bind("0.0.0.0:0"))?.context("binding a probe socket")
 }
 
 /// Asks `name` until a reply satisfies `accept` or `timeout` passes; returns
@@ -61,33 +62,24 @@ pub fn wait_for_reply(
     mut alive: impl FnMut() -> Result<()>,
 ) -> Result<Duration> {
     let start = Instant::now();
-    sock.set_read_timeout(Some(Duration::from_millis(50)))?;
     let mut id: u16 = 0x4242;
     let mut last = None;
-    let mut buf = [0u8; 4096];
     loop {
         procs::check_interrupted()?;
         alive()?;
         id = id.wrapping_add(1);
         let query = encode_query(id, name, qtype)?;
-        // A send can fail while the server's address is not up yet.
-        if sock.send_to(&query, server).is_ok() {
-            let sent = Instant::now();
-            while sent.elapsed() < Duration::from_millis(50) {
-                match sock.recv_from(&mut buf) {
-                    Ok((n, from)) if from == server => {
-                        if let Some(reply) = decode_reply(id, &buf[..n]) {
-                            if accept(&reply) {
-                                return Ok(start.elapsed());
-                            }
-                            last = Some(reply);
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
+        // A send can fail while the server's address is not up yet: retried.
+        let answer = netlab::udp::exchange(sock, server, &query, Duration::from_millis(50), |buf| {
+            decode_reply(id, buf).is_some()
+        });
+        if let Ok(Some(buf)) = answer
+            && let Some(reply) = decode_reply(id, &buf)
+        {
+            if accept(&reply) {
+                return Ok(start.elapsed());
             }
+            last = Some(reply);
         }
         if start.elapsed() > timeout {
             bail!("no acceptable reply from {server} for {name} within {timeout:?} (last reply: {last:?})");

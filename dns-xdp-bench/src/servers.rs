@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::dnsq;
-use super::net::{SRV_V4, SRV_V6, Topology};
-use super::procs::{Proc, TempDir};
+use super::procs::{self, Proc};
+use netlab::netns::{SRV_V4, SRV_V6};
+use netlab::{TempDir, Topology};
 
 /// The rows of the comparison, in table order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -109,14 +110,14 @@ pub fn start(kind: ServerKind, env: &Env, zone: &Path, tag: &str, timeout: Durat
     let topo = env.topo;
     let label = format!("{}{tag}", kind.id());
     let daemon_run = |xdp: bool| {
-        let mut cmd = topo.srv.command(env.daemon);
+        let mut cmd = topo.srv().command(env.daemon);
         cmd.arg("run").arg("--zone").arg(zone);
         cmd.args(["--listen", &format!("{SRV_V4}:53"), "--listen", &format!("[{SRV_V6}]:53")]);
         if xdp {
             // A pin directory of our own: the daemon pins inside the mount
             // namespace `ip netns exec` gives it, but never share one.
             let pin_dir = format!("/sys/fs/bpf/dxbench-{}", std::process::id());
-            cmd.args(["--iface", &topo.srv_if, "--xdp-mode", "native", "--map-entries", "131072"]);
+            cmd.args(["--iface", topo.srv_if(), "--xdp-mode", "native", "--map-entries", "131072"]);
             cmd.args(["--pin-dir", &pin_dir]);
         } else {
             cmd.args(["--xdp-mode", "off"]);
@@ -126,39 +127,39 @@ pub fn start(kind: ServerKind, env: &Env, zone: &Path, tag: &str, timeout: Durat
     let mut running = match kind {
         ServerKind::DnsXdpXdp | ServerKind::DnsXdpDaemon => {
             let cmd = daemon_run(kind == ServerKind::DnsXdpXdp);
-            let mut proc = Proc::spawn(cmd, &label, 1, env.logs)?;
+            let mut proc = procs::spawn(cmd, &label, 1, env.logs)?;
             let serving_after = proc.wait_for_output("serving", timeout)?;
             let program_id = parse_program_id(&proc.stderr());
             Running { kind, proc, program_id, serving_after: Some(serving_after), _dir: None }
         }
         ServerKind::Bounce => {
-            let mut cmd = topo.srv.command(env.daemon);
-            cmd.args(["attach", "bounce", "--iface", &topo.srv_if, "--xdp-mode", "native"]);
+            let mut cmd = topo.srv().command(env.daemon);
+            cmd.args(["attach", "bounce", "--iface", topo.srv_if(), "--xdp-mode", "native"]);
             cmd.args(["--listen", &format!("{SRV_V4}:53"), "--listen", &format!("[{SRV_V6}]:53")]);
-            let mut proc = Proc::spawn(cmd, &label, 1, env.logs)?;
+            let mut proc = procs::spawn(cmd, &label, 1, env.logs)?;
             proc.wait_for_output("attached", timeout)?;
             Running::peer(kind, proc, None)
         }
         ServerKind::KnotXdp | ServerKind::KnotUdp => {
-            let dir = TempDir::new(&label)?;
-            let xdp_iface = (kind == ServerKind::KnotXdp).then_some(topo.srv_if.as_str());
+            let dir = netlab::temp_dir(&label)?;
+            let xdp_iface = (kind == ServerKind::KnotXdp).then_some(topo.srv_if());
             let conf = dir.path().join("knot.conf");
             fs::write(&conf, knot_config(dir.path(), zone, xdp_iface)).context("writing knot.conf")?;
-            let mut cmd = topo.srv.command("knotd");
+            let mut cmd = topo.srv().command("knotd");
             cmd.arg("-c").arg(&conf);
-            let mut proc = Proc::spawn(cmd, &label, 1, env.logs)?;
+            let mut proc = procs::spawn(cmd, &label, 1, env.logs)?;
             proc.wait_for_output("server started", timeout)?;
             Running::peer(kind, proc, Some(dir))
         }
         ServerKind::Nsd => {
-            let dir = TempDir::new(&label)?;
+            let dir = netlab::temp_dir(&label)?;
             let conf = dir.path().join("nsd.conf");
             fs::write(&conf, nsd_config(dir.path(), zone)).context("writing nsd.conf")?;
             // -d: stay in the foreground (it still forks its server and xfrd
             // processes, which the process guard tracks).
-            let mut cmd = topo.srv.command("nsd");
+            let mut cmd = topo.srv().command("nsd");
             cmd.arg("-d").arg("-c").arg(&conf);
-            let proc = Proc::spawn(cmd, &label, 1, env.logs)?;
+            let proc = procs::spawn(cmd, &label, 1, env.logs)?;
             Running::peer(kind, proc, Some(dir))
         }
     };
@@ -176,7 +177,7 @@ impl Running {
     /// Waits until the server answers `name` (for the bounce: any reply),
     /// asked from the client namespace.
     pub fn wait_answers(&mut self, topo: &Topology, name: &str, timeout: Duration) -> Result<Duration> {
-        let sock = dnsq::socket_in(&topo.cli)?;
+        let sock = dnsq::socket_in(topo.cli())?;
         let is_dns = self.kind.is_dns();
         let proc = &mut self.proc;
         dnsq::wait_for_reply(
@@ -242,7 +243,7 @@ fn nsd_config(dir: &Path, zone: &Path) -> String {
 /// Versions of the peers and generators, for the report.
 pub fn versions(daemon: &Path) -> Vec<(String, String)> {
     let probe = |program: &str, args: &[&str], want: &str| -> String {
-        let path: PathBuf = crate::util::find_executable(program).unwrap_or_else(|| program.into());
+        let path: PathBuf = netlab::cmd::find_executable(program).unwrap_or_else(|| program.into());
         match std::process::Command::new(&path).args(args).output() {
             Ok(out) => {
                 let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -821,7 +821,7 @@ mod tests {
             row.fixed_rate = Some(FixedRate {
                 rate: 50_000,
                 qps: 50_000.0,
-                cpu: super::super::procs::CpuUse { total_pct: cpu, ..Default::default() },
+                cpu: crate::procs::CpuUse { total_pct: cpu, ..Default::default() },
                 cpu_samples: Vec::new(),
             });
             rounds.push(row);
