@@ -29,7 +29,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::{server::Shared, stats};
+use crate::{server::Shared, stats, wire};
 
 /// What the endpoint reads from.
 pub struct Source {
@@ -121,7 +121,7 @@ impl Snapshot {
             .into_iter()
             .map(|(zone, transport, rcode, count)| {
                 let zone = zone.map_or_else(String::new, |z| z.to_ascii());
-                (zone, transport, rcode_name(rcode), count)
+                (zone, transport, wire::rcode_mnemonic(rcode), count)
             })
             .collect();
         let catalog = source.shared.live.read().unwrap_or_else(|p| p.into_inner()).catalog.clone();
@@ -264,25 +264,4 @@ where
         ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
     }
     Ok(())
-}
-
-/// The mnemonic of a response code (RFC 6895 2.3), as dig prints it.
-fn rcode_name(rcode: u16) -> String {
-    let name = match rcode {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        7 => "YXRRSET",
-        8 => "NXRRSET",
-        9 => "NOTAUTH",
-        10 => "NOTZONE",
-        16 => "BADVERS",
-        23 => "BADCOOKIE",
-        other => return format!("RCODE{other}"),
-    };
-    name.to_owned()
 }

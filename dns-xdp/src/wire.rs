@@ -361,6 +361,28 @@ fn header_only(id: u16, qflags: u16, opcode_bits: u16, rcode: ResponseCode) -> R
     Reply { bytes: out, truncated: false, cacheable: None, rcode, zone: None }
 }
 
+/// The mnemonic of a response code (RFC 6895 2.3), as dig prints it;
+/// `RCODEn` for one without.
+pub fn rcode_mnemonic(rcode: u16) -> String {
+    let name = match rcode {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        6 => "YXDOMAIN",
+        7 => "YXRRSET",
+        8 => "NXRRSET",
+        9 => "NOTAUTH",
+        10 => "NOTZONE",
+        16 => "BADVERS",
+        23 => "BADCOOKIE",
+        other => return format!("RCODE{other}"),
+    };
+    name.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use hickory_proto::op::Edns;

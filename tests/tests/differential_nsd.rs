@@ -398,18 +398,7 @@ fn class_name(c: u16) -> String {
 }
 
 fn rcode_name(r: u16) -> String {
-    let name = match r {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        16 => "BADVERS",
-        _ => "",
-    };
-    format!("{name}({r})")
+    format!("{}({r})", dns_xdp::wire::rcode_mnemonic(r))
 }
 
 /// The presentation form of the uncompressed name at the start of `bytes`,
