@@ -78,9 +78,16 @@ pub fn read(slot: *mut AnswerSlot, question: &mut Question, scratch: &mut Scratc
     if body_len == 0 || body_len > MAX_BODY_LEN {
         return Err(Verdict::DropInternal);
     }
-    let trailer_at = AnswerSlot::trailer_offset(qname_len, body_len);
+    // Laundered (see `carried`): otherwise 6.1 sees an offset of up to 2048
+    // into the slot and rejects the read.
+    let trailer_at =
+        launder(&mut scratch.carried[carried::TRAILER_AT], AnswerSlot::trailer_offset(qname_len, body_len) as u64)
+            as usize;
     // Never true for lengths in range; it bounds the read for the verifier.
-    if trailer_at + 8 > ANSWER_DATA_LEN {
+    // Compared as is, not as `trailer_at + 8`: the compiler turns that into a
+    // range check on a copy, and before 6.11 the verifier does not carry
+    // bounds from `r + const` back to `r`.
+    if trailer_at > ANSWER_DATA_LEN - 8 {
         return Err(Verdict::DropInternal);
     }
     // SAFETY: in bounds (checked above) and 8-aligned: `data` is at an

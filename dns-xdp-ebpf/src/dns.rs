@@ -123,7 +123,11 @@ pub fn question(scratch: &mut Scratch, dns_len: usize) -> Result<Question, Verdi
             return Err(Verdict::PassQname);
         }
         pos += label + 1;
-        if pos - DNS_HLEN >= MAX_QNAME_LEN {
+        // On `pos` itself, not `pos - DNS_HLEN`: this bound keeps
+        // `byte(msg, pos)` in the buffer once the compiler drops its mask,
+        // and before 6.11 the verifier does not carry a bound on `r - const`
+        // back to `r`.
+        if pos >= DNS_HLEN + MAX_QNAME_LEN {
             return Err(Verdict::PassQname);
         }
     }

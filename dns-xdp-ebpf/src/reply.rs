@@ -9,7 +9,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_xdp_common::{
-    Config, OPT_RR_LEN, Verdict, checksum,
+    Config, MAX_BODY_LEN, MAX_QNAME_LEN, OPT_RR_LEN, Verdict, checksum,
     net::{EthHdr, IPPROTO_UDP, Ipv4Hdr, Ipv6Hdr, UdpHdr},
     opt_record, reply_flags, udp_reply_limit,
 };
@@ -20,7 +20,7 @@ use crate::{
     edns::Edns,
     headers::PktDesc,
     packet::{header_mut, ptr_at},
-    scratch::{DNS_HLEN, HEAD_BUF, Scratch, be16},
+    scratch::{DNS_HLEN, HEAD_BUF, Scratch, be16, carried, launder},
 };
 
 const REPLY_HOP_LIMIT: u8 = 64;
@@ -99,13 +99,18 @@ pub fn answer(
         // bytes); XDP_PACKET_HEADROOM (256 bytes) in front is guaranteed.
         // Grow there instead: keep a copy of everything before the
         // answer, move the start back, write the copy at the new start.
-        let prefix = pkt.dns_off + question_end;
-        if delta < 0 || prefix > HEAD_BUF {
+        // Laundered (see `carried`), and bounded as `prefix - 1 < HEAD_BUF`:
+        // the helpers need a length of at least 1, 6.1 learns no lower bound
+        // from `!= 0`, and a mask after the check would lose it again.
+        let prefix =
+            launder(&mut scratch.carried[carried::HEAD_PREFIX], (pkt.dns_off + question_end - 1) as u64) as usize;
+        if delta < 0 || prefix >= HEAD_BUF {
             return Err(Verdict::PassNoRoom);
         }
+        let prefix = prefix + 1;
         // SAFETY: 1..=HEAD_BUF bytes into a HEAD_BUF buffer, bounds-checked
         // against the packet by the helper.
-        if unsafe { bpf_xdp_load_bytes(ctx.ctx, 0, scratch.head.as_mut_ptr().cast(), (prefix & 0x3ff) as u32) } != 0 {
+        if unsafe { bpf_xdp_load_bytes(ctx.ctx, 0, scratch.head.as_mut_ptr().cast(), prefix as u32) } != 0 {
             return Err(Verdict::PassNoRoom);
         }
         // SAFETY: as above.
@@ -113,7 +118,7 @@ pub fn answer(
             return Err(Verdict::PassNoRoom);
         }
         // SAFETY: as above; the frame is now `new_len` long.
-        if unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, scratch.head.as_mut_ptr().cast(), (prefix & 0x3ff) as u32) } != 0 {
+        if unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, scratch.head.as_mut_ptr().cast(), prefix as u32) } != 0 {
             return Err(Verdict::DropInternal);
         }
     }
@@ -123,8 +128,17 @@ pub fn answer(
     let body_off = pkt.dns_off + question_end;
     // SAFETY: the helper bounds-checks the packet offset; the source is map
     // memory at least as long as the length given.
-    let body = slot.data.as_ptr().wrapping_add(qname_len & 0xff);
-    if unsafe { bpf_xdp_store_bytes(ctx.ctx, body_off as u32, body as *mut _, (body_len & 0x3ff) as u32) } != 0 {
+    // Offset and length laundered and bounded again (see `carried`): the
+    // compiler drops the masks as redundant, leaving 6.1's verifier with
+    // qname_len <= 511 and body_len <= 65535. The length as `len - 1 < MAX`
+    // for the lower bound of 1 the helper needs.
+    let body_at = launder(&mut scratch.carried[carried::BODY_AT], qname_len as u64) as usize;
+    let body_len_m1 = launder(&mut scratch.carried[carried::BODY_LEN], (body_len - 1) as u64) as usize;
+    if body_at > MAX_QNAME_LEN || body_len_m1 >= MAX_BODY_LEN {
+        return Err(Verdict::DropInternal);
+    }
+    let body = slot.data.as_ptr().wrapping_add(body_at);
+    if unsafe { bpf_xdp_store_bytes(ctx.ctx, body_off as u32, body as *mut _, (body_len_m1 + 1) as u32) } != 0 {
         return Err(Verdict::DropInternal);
     }
     // The DNS header and the OPT record are small and fixed: written

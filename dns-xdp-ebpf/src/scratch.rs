@@ -19,6 +19,15 @@ pub mod carried {
     pub const HASH: usize = 2;
     pub const QUESTION_SUM: usize = 3;
     pub const QNAME_WORDS: usize = 4;
+    /// The offsets and lengths below are laundered so the compiler keeps
+    /// checks it can prove redundant: verifiers before 6.9 do not carry
+    /// bounds through stack spills of scalars (no IDs on spill), so Debian
+    /// 12's 6.1 rejects the program without them.
+    pub const TRAILER_AT: usize = 5;
+    pub const HEAD_PREFIX: usize = 6;
+    pub const BODY_AT: usize = 7;
+    pub const BODY_LEN: usize = 8;
+    pub const COUNT: usize = 9;
 }
 
 #[repr(C)]
@@ -32,7 +41,7 @@ pub struct Scratch {
     /// is grown at the front.
     pub head: [u8; HEAD_BUF],
     /// Loop results passed through memory; see [`launder`] and [`carried`].
-    pub carried: [u64; 5],
+    pub carried: [u64; carried::COUNT],
 }
 
 /// The big-endian word at DNS offset `at` of the query in `msg`.
