@@ -350,7 +350,11 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
             return Verdict::Pass(Pass::Qname);
         }
         pos += label + 1;
-        if pos - DNS_HLEN >= MAX_QNAME_LEN {
+        // On `pos` itself, not `pos - DNS_HLEN`: this bound is what keeps
+        // `byte(msg, pos)` in the buffer once the compiler drops its mask,
+        // and before 6.11 the verifier does not carry a bound on `r - const`
+        // back to `r`.
+        if pos >= DNS_HLEN + MAX_QNAME_LEN {
             return Verdict::Pass(Pass::Qname);
         }
     }
@@ -462,9 +466,18 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     if body_len == 0 || body_len > MAX_BODY_LEN {
         return Verdict::DropInternal;
     }
-    let trailer_at = AnswerSlot::trailer_offset(qname_len, body_len);
+    // Laundered so the compiler keeps the check below, which it can prove
+    // redundant from the length checks above. Verifiers before 6.9 do not
+    // carry those bounds through the stack spills of the lengths (no scalar
+    // IDs on spill), so without it 6.1 sees an offset of up to 2048 into the
+    // slot and rejects the read. carried[4] is free here: its word count is
+    // written again below before it is read.
+    let trailer_at = launder(&mut scratch.carried[4], AnswerSlot::trailer_offset(qname_len, body_len) as u64) as usize;
     // Never true for lengths in range; it bounds the read for the verifier.
-    if trailer_at + 8 > ANSWER_DATA_LEN {
+    // Compared as is, not as `trailer_at + 8`: the compiler turns that into
+    // a range check on a copy, and before 6.11 the verifier does not carry
+    // bounds from `r + const` back to `r`.
+    if trailer_at > ANSWER_DATA_LEN - 8 {
         return Verdict::DropInternal;
     }
     // SAFETY: in bounds (checked above) and 8-aligned: `data` is at an
@@ -540,13 +553,19 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
         // bytes); XDP_PACKET_HEADROOM (256 bytes) in front is guaranteed.
         // Grow there instead: keep a copy of everything before the
         // answer, move the start back, write the copy at the new start.
-        let prefix = hdrs.dns_off + question_end;
-        if delta < 0 || prefix > HEAD_BUF {
+        // Laundered for the reasons trailer_at is: the compiler drops the
+        // bound as redundant, and 6.1's verifier has only qname_len <= 511
+        // to go on. Bounded as `prefix - 1 < HEAD_BUF` because the helpers
+        // need a length of at least 1 and 6.1 learns no lower bound from
+        // `!= 0`; no mask after it, which would lose that bound again.
+        let prefix = launder(&mut scratch.carried[4], (hdrs.dns_off + question_end - 1) as u64) as usize;
+        if delta < 0 || prefix >= HEAD_BUF {
             return Verdict::Pass(Pass::NoRoom);
         }
+        let prefix = prefix + 1;
         // SAFETY: 1..=HEAD_BUF bytes into a HEAD_BUF buffer, bounds-checked
         // against the packet by the helper.
-        if unsafe { bpf_xdp_load_bytes(ctx.ctx, 0, scratch.head.as_mut_ptr().cast(), (prefix & 0x3ff) as u32) } != 0 {
+        if unsafe { bpf_xdp_load_bytes(ctx.ctx, 0, scratch.head.as_mut_ptr().cast(), prefix as u32) } != 0 {
             return Verdict::Pass(Pass::NoRoom);
         }
         // SAFETY: as above.
@@ -554,7 +573,7 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
             return Verdict::Pass(Pass::NoRoom);
         }
         // SAFETY: as above; the frame is now `new_len` long.
-        if unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, scratch.head.as_mut_ptr().cast(), (prefix & 0x3ff) as u32) } != 0 {
+        if unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, scratch.head.as_mut_ptr().cast(), prefix as u32) } != 0 {
             return Verdict::DropInternal;
         }
     }
@@ -564,8 +583,17 @@ fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     let body_off = hdrs.dns_off + question_end;
     // SAFETY: the helper bounds-checks the packet offset; the source is map
     // memory at least as long as the length given.
-    let body = answer.data.as_ptr().wrapping_add(qname_len & 0xff);
-    if unsafe { bpf_xdp_store_bytes(ctx.ctx, body_off as u32, body as *mut _, (body_len & 0x3ff) as u32) } != 0 {
+    // Offset and length laundered and bounded again, as for trailer_at and
+    // prefix: the compiler drops the masks as redundant, leaving 6.1's
+    // verifier with qname_len <= 511 and body_len <= 65535. The length as
+    // `len - 1 < MAX` for a lower bound of 1, which the helper needs.
+    let body_at = launder(&mut scratch.carried[0], qname_len as u64) as usize;
+    let body_len_m1 = launder(&mut scratch.carried[1], (body_len - 1) as u64) as usize;
+    if body_at > MAX_QNAME_LEN || body_len_m1 >= MAX_BODY_LEN {
+        return Verdict::DropInternal;
+    }
+    let body = answer.data.as_ptr().wrapping_add(body_at);
+    if unsafe { bpf_xdp_store_bytes(ctx.ctx, body_off as u32, body as *mut _, (body_len_m1 + 1) as u32) } != 0 {
         return Verdict::DropInternal;
     }
     // The DNS header and the OPT record are small and fixed: written
