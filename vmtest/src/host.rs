@@ -41,7 +41,7 @@ pub fn describe(cmd: &Command) -> String {
 pub fn require_kvm(dev: &Path) -> Result<()> {
     if !dev.exists() {
         bail!(
-            "vm: {} does not exist: this stage boots a kernel under KVM and needs hardware virtualisation \
+            "{} does not exist: this stage boots a kernel under KVM and needs hardware virtualisation \
              (enable VT-x/AMD-V, nested virtualisation for a VM, or load kvm_intel/kvm_amd)",
             dev.display()
         );
@@ -50,7 +50,7 @@ pub fn require_kvm(dev: &Path) -> Result<()> {
         .read(true)
         .write(true)
         .open(dev)
-        .with_context(|| format!("vm: {} exists but cannot be opened read-write (run as root)", dev.display()))?;
+        .with_context(|| format!("{} exists but cannot be opened read-write (run as root)", dev.display()))?;
     Ok(())
 }
 

@@ -88,9 +88,12 @@ pub fn fetch(series: Series, release: Option<&str>, cache: &Path) -> Result<Kern
             .current_dir(&work)
             .status()
             .context("running apt-get download")?;
+        if !status.success() {
+            let _ = fs::remove_dir_all(&work);
+        }
         ensure!(
             status.success(),
-            "vm: the kernel package {pkg} cannot be had (apt-get download failed: {status}); \
+            "the kernel package {pkg} cannot be had (apt-get download failed: {status}); \
              is it a real Debian package name and is a Debian 12 apt source configured?"
         );
         let deb = fs::read_dir(&work)?

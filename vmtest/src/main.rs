@@ -133,7 +133,7 @@ fn run() -> Result<ExitCode> {
             if host::kvm_is_pvm() {
                 ensure!(
                     explicit.is_none(),
-                    "vm: this host's KVM is PVM (module kvm_pvm), which boots only kernels built as PVM guests; \
+                    "this host's KVM is PVM (module kvm_pvm), which boots only kernels built as PVM guests; \
                      a stock kernel cannot run under it (use --accel tcg)"
                 );
                 println!(
