@@ -68,8 +68,10 @@ $B mount -t proc proc $R/proc || fail "proc"
 $B mount -t sysfs sys $R/sys || fail "sysfs"
 $B mount -t devtmpfs dev $R/dev || fail "devtmpfs"
 $B mount -t bpf bpf $R/sys/fs/bpf || fail "bpffs"
-$B mount -t tmpfs -o mode=1777 tmp $R/tmp || fail "tmpfs /tmp"
+# No tmpfs over /tmp: the checkout or its target/ may be under the host's
+# /tmp (a CI clone often is). Scratch space goes to /run/tmp (TMPDIR).
 $B mount -t tmpfs -o mode=755 run $R/run || fail "tmpfs /run"
+$B mkdir -m 1777 $R/run/tmp || fail "/run/tmp"
 $B mkdir -p $R/dev/shm && $B mount -t tmpfs shm $R/dev/shm
 $B cp /vmtest.sh $R{GUEST_SCRIPT} || fail "copying the guest script"
 exec $B chroot $R /bin/bash {GUEST_SCRIPT}

@@ -238,7 +238,7 @@ fn guest_script(workspace: &Path, bins: &Binaries) -> String {
     let mark = initramfs::MARK;
     let mut s = format!(
         "set -u\n\
-         export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TMPDIR=/tmp\n\
+         export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/run/tmp TMPDIR=/run/tmp\n\
          export RUST_BACKTRACE=1 DNS_XDP_BIN='{}'\n\
          echo \"{mark} uname=$(uname -r)\"\n\
          ip link set lo up\n\
