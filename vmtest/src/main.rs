@@ -6,6 +6,11 @@
 //! answer over a veth pair. The verifier that loads the program is the guest
 //! kernel's, which is the point: PoP hosts run their distribution's kernel.
 //!
+//! Where `/dev/kvm` is PVM (nested sandboxes without hardware
+//! virtualisation), which runs only PVM-built guest kernels, the stock
+//! kernel boots under emulation (TCG) instead: slower, the same verifier.
+//! A missing `/dev/kvm` is an error unless `--accel tcg` asks for that.
+//!
 //! `--kernel host` runs the same tests on this machine's kernel instead
 //! (as root), for comparing the two in one sitting.
 
