@@ -53,6 +53,27 @@ pub struct FastPath {
     _ebpf: Ebpf,
 }
 
+/// BPF helpers the XDP program calls that not every kernel has: id, name,
+/// the release that added it. A verifier without one rejects the call as
+/// `invalid func unknown#ID` (or `unknown func NAME#ID`).
+const NEWER_HELPERS: &[(u32, &str, &str)] = &[
+    (160, "bpf_ktime_get_coarse_ns", "5.11"),
+    (189, "bpf_xdp_load_bytes", "5.18"),
+    (190, "bpf_xdp_store_bytes", "5.18"),
+];
+
+/// Names the missing helper, and the kernel that has it, if a verifier log
+/// shows the program was refused for calling one this kernel lacks.
+fn missing_helper(log: &str) -> Option<String> {
+    let (_, name, since) = NEWER_HELPERS.iter().find(|(id, name, _)| {
+        log.contains(&format!("func unknown#{id}")) || log.contains(&format!("unknown func {name}#{id}"))
+    })?;
+    Some(format!(
+        "this kernel lacks the BPF helper {name}, which the XDP program needs: it arrived in Linux {since}; \
+         dns-xdp needs Linux 6.1 or newer"
+    ))
+}
+
 impl FastPath {
     pub fn load(opts: &FastPathOptions) -> anyhow::Result<Self> {
         if EBPF_OBJECT.is_empty() {
@@ -61,15 +82,22 @@ impl FastPath {
             );
         }
         let slots = answer_slots(opts.map_entries)?;
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries(maps::ANSWERS, slots)
-            .load(EBPF_OBJECT)
-            .context("loading the XDP object (is this running as root, with BPF enabled in the kernel?)")?;
+        let mut ebpf = EbpfLoader::new().map_max_entries(maps::ANSWERS, slots).load(EBPF_OBJECT).context(
+            "loading the XDP object (is this running as root, with BPF enabled in the kernel? \
+                 the answer table is a BPF_F_MMAPABLE array, Linux 5.5 or newer)",
+        )?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or_else(|| anyhow!("program {PROGRAM} missing from the object"))?
             .try_into()?;
-        program.load().context("the kernel verifier rejected the XDP program")?;
+        program.load().map_err(|err| {
+            let log = err.to_string();
+            let err = anyhow::Error::new(err).context("the kernel verifier rejected the XDP program");
+            match missing_helper(&log) {
+                Some(hint) => err.context(hint),
+                None => err,
+            }
+        })?;
 
         let mut pinned = Pins(Vec::new());
         if let Some(dir) = &opts.pin_dir {
@@ -320,4 +348,16 @@ fn is_bpffs(path: &Path) -> bool {
     // SAFETY: valid NUL-terminated path and out pointer.
     let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut st) };
     rc == 0 && st.f_type as i64 == BPF_FS_MAGIC
+}
+#[cfg(test)]
+mod missing_helper_tests {
+    use super::missing_helper;
+
+    #[test]
+    fn names_the_helper_an_older_verifier_does_not_know() {
+        let old = "1296: (85) call unknown#189\ninvalid func unknown#189\nprocessed 1300 insns";
+        let hint = missing_helper(old).expect("a hint");
+        assert!(hint.contains("bpf_xdp_load_bytes") && hint.contains("5.18"), "{hint}");
+        assert!(missing_helper("invalid access to map value, value_size=832 off=2088 size=8").is_none());
+    }
 }
