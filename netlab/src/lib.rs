@@ -12,6 +12,7 @@
 //! with a message, the benchmark into a failed row or run.
 
 pub mod cmd;
+pub mod libtest;
 pub mod netns;
 pub mod process;
 pub mod udp;

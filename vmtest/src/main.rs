@@ -344,31 +344,14 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Test counts gathered from libtest's `test result:` lines.
-#[derive(Default)]
-struct Counts {
-    passed: u64,
-    failed: u64,
+use netlab::libtest::TestCounts as Counts;
+
+/// The stage's summary line.
+trait Report {
+    fn report(&self, label: &str, ok: bool, started: Instant) -> ExitCode;
 }
 
-impl Counts {
-    /// Parses `test result: ok. 3 passed; 1 failed; 2 ignored; ...`.
-    fn add_line(&mut self, line: &str) {
-        let Some(rest) = line.trim().strip_prefix("test result: ") else {
-            return;
-        };
-        for part in rest.split(';') {
-            let mut words = part.split_whitespace().filter(|w| !w.ends_with('.'));
-            let (Some(n), Some(what)) = (words.next(), words.next()) else { continue };
-            let Ok(n) = n.parse::<u64>() else { continue };
-            match what {
-                "passed" => self.passed += n,
-                "failed" => self.failed += n,
-                _ => {}
-            }
-        }
-    }
-
+impl Report for Counts {
     /// Prints the summary line and returns the exit code: success only if
     /// every selected test ran and passed.
     fn report(&self, label: &str, ok: bool, started: Instant) -> ExitCode {
@@ -386,18 +369,5 @@ impl Counts {
             if ok { "" } else { " -- FAILED" }
         );
         if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Counts;
-
-    #[test]
-    fn counts_libtest_result_lines() {
-        let mut c = Counts::default();
-        c.add_line("test result: ok. 3 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.01s");
-        c.add_line("test result: FAILED. 1 passed; 4 failed; 0 ignored; 0 measured; 0 filtered out");
-        assert_eq!((c.passed, c.failed), (4, 4));
     }
 }

@@ -47,6 +47,13 @@ enum Command {
         /// Give the privileged tests a release-profile daemon.
         #[arg(long)]
         release: bool,
+        /// Run only the guest stage on this kernel (`debian-6.1`: Debian
+        /// 12's stock kernel in a VM; `host`: the same tests here).
+        #[arg(long, value_name = "KERNEL")]
+        kernel: Option<String>,
+        /// Leave out the guest stage of the full run (it boots a VM).
+        #[arg(long, conflicts_with = "kernel")]
+        skip_vm: bool,
         /// Extra arguments for both test binaries' harness (e.g. a filter).
         #[arg(last = true)]
         args: Vec<String>,
@@ -86,7 +93,10 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { debug, args } => run::run(build::Profile::from_debug(debug), args),
-        Command::Test { release, args } => test::test(release, &args),
+        Command::Test { release, kernel, skip_vm, args } => match kernel {
+            Some(kernel) => test::vm_only(release, &kernel),
+            None => test::test(release, !skip_vm, &args),
+        },
         Command::Bench { args } => bench::bench(&args),
     }
 }

@@ -1,5 +1,8 @@
-//! `cargo xtask test`: style gates, host unit tests, then privileged
-//! end-to-end tests.
+//! `cargo xtask test`: style gates, host unit tests, privileged end-to-end
+//! tests, then the guest stage: the no-peer privileged suites on Debian 12's
+//! stock 6.1 kernel in a VM (dns-xdp-vmtest), so the program is known to
+//! pass the verifier PoP hosts run. `--kernel KERNEL` runs the guest stage
+//! alone; `--skip-vm` leaves it out.
 //!
 //! The gates come first and stop the run when they fail, so a style slip is
 //! reported in seconds rather than after the whole suite: `cargo fmt --check`,
@@ -20,37 +23,13 @@ use crate::build::{self, Profile};
 use crate::setup;
 use crate::util::{self, is_root};
 
-/// Test counts gathered from libtest's `test result:` lines.
-#[derive(Default)]
-struct Counts {
-    passed: u64,
-    failed: u64,
-    ignored: u64,
-}
+type Counts = netlab::libtest::TestCounts;
 
-impl Counts {
-    /// Parses `test result: ok. 3 passed; 1 failed; 2 ignored; ...`.
-    fn add_line(&mut self, line: &str) {
-        let Some(rest) = line.trim().strip_prefix("test result: ") else {
-            return;
-        };
-        for part in rest.split(';') {
-            let mut words = part.split_whitespace().filter(|w| !w.ends_with('.'));
-            let (Some(n), Some(what)) = (words.next(), words.next()) else {
-                continue;
-            };
-            let Ok(n) = n.parse::<u64>() else { continue };
-            match what {
-                "passed" => self.passed += n,
-                "failed" => self.failed += n,
-                "ignored" => self.ignored += n,
-                _ => {}
-            }
-        }
-    }
-}
+/// The kernel the full run's guest stage boots: the stock kernel of the
+/// distribution most PoP hosts run.
+pub const VM_KERNEL: &str = "debian-6.1";
 
-pub fn test(release: bool, extra: &[String]) -> Result<ExitCode> {
+pub fn test(release: bool, vm: bool, extra: &[String]) -> Result<ExitCode> {
     setup::ensure(setup::Needs::ALL)?;
     let mut counts = Counts::default();
     let mut failed_steps = Vec::new();
@@ -99,6 +78,10 @@ pub fn test(release: bool, extra: &[String]) -> Result<ExitCode> {
                 }
             }
         }
+        // 3. The same program on an older kernel's verifier, in a guest.
+        if vm && !run_counting(&mut vm_stage(release, VM_KERNEL), &mut counts)? {
+            failed_steps.push("vm stage");
+        }
     }
 
     if !failed_steps.is_empty() {
@@ -106,6 +89,26 @@ pub fn test(release: bool, extra: &[String]) -> Result<ExitCode> {
     }
     println!("summary: {} passed, {} failed, {} skipped", counts.passed, counts.failed, counts.ignored);
     Ok(if failed_steps.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `cargo xtask test --kernel KERNEL`: the guest stage alone.
+pub fn vm_only(release: bool, kernel: &str) -> Result<ExitCode> {
+    setup::ensure(setup::Needs::ALL)?;
+    let mut counts = Counts::default();
+    let ok = run_counting(&mut vm_stage(release, kernel), &mut counts)?;
+    println!("summary: {} passed, {} failed, {} skipped", counts.passed, counts.failed, counts.ignored);
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The guest stage (dns-xdp-vmtest): boots `kernel` and runs the
+/// privileged suites that need no peer servers in it.
+fn vm_stage(release: bool, kernel: &str) -> Command {
+    let mut cmd = util::cargo();
+    cmd.args(["run", "--package", "dns-xdp-vmtest", "--"]).args(["--kernel", kernel]);
+    if release {
+        cmd.arg("--release");
+    }
+    cmd
 }
 
 /// The style gates: formatting, then clippy with warnings denied on the host
@@ -161,18 +164,4 @@ fn run_counting(cmd: &mut Command, counts: &mut Counts) -> Result<bool> {
     }
     let status = child.wait().with_context(|| format!("waiting for `{line}`"))?;
     Ok(status.success())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Counts;
-
-    #[test]
-    fn counts_libtest_result_lines() {
-        let mut c = Counts::default();
-        c.add_line("test result: ok. 3 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.01s");
-        c.add_line("test result: FAILED. 1 passed; 4 failed; 0 ignored; 0 measured; 0 filtered out");
-        c.add_line("running 5 tests");
-        assert_eq!((c.passed, c.failed, c.ignored), (4, 4, 2));
-    }
 }
