@@ -135,6 +135,9 @@ fn stats(json: bool) -> anyhow::Result<()> {
             f64::from(inst.answer_capacity) * f64::from(inst.answer_entry_bytes) / f64::from(1 << 20),
             inst.daemon.get("map_entries").copied().unwrap_or_default(),
         );
+        if let Some(age) = inst.heartbeat_age_ms {
+            println!("  last daemon heartbeat: {age} ms ago");
+        }
     }
     Ok(())
 }

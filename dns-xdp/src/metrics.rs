@@ -97,6 +97,7 @@ struct Snapshot {
     table_answers: Option<u64>,
     table_inserts: Option<u64>,
     table_left_out: Option<u64>,
+    heartbeat_age_ms: Option<u64>,
     queries: [(&'static str, u64); 2],
     /// (zone, transport, rcode, count).
     replies: Vec<(String, &'static str, String, u64)>,
@@ -139,6 +140,7 @@ impl Snapshot {
             snap.table_answers = inst.daemon.get("map_entries").copied();
             snap.table_inserts = inst.daemon.get("map_inserts").copied();
             snap.table_left_out = inst.daemon.get("map_no_room").copied();
+            snap.heartbeat_age_ms = inst.heartbeat_age_ms;
         }
         Ok(snap)
     }
@@ -201,6 +203,15 @@ impl Collector for Snapshot {
             Some(&Unit::Seconds),
             self.zones.iter().map(|(zone, _, loaded)| (vec![("zone", zone.clone())], *loaded)),
         )?;
+        if let Some(age) = self.heartbeat_age_ms {
+            gauge_family(
+                &mut encoder,
+                "heartbeat_age",
+                "Time since the daemon's last heartbeat to the XDP program (it stops answering past the timeout)",
+                Some(&Unit::Seconds),
+                [(vec![], age as f64 / 1000.0)],
+            )?;
+        }
         if let Some(slots) = self.table_slots {
             gauge_family(
                 &mut encoder,

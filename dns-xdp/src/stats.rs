@@ -12,7 +12,7 @@ use aya::{
 };
 use dns_xdp_common::{Config, DaemonStats, Verdict, maps};
 
-use crate::fastpath::PROGRAM;
+use crate::fastpath::{PROGRAM, monotonic_ns};
 
 /// Counters of one running instance, as `dns-xdp stats` shows them.
 #[derive(Debug, serde::Serialize)]
@@ -24,6 +24,10 @@ pub struct InstanceStats {
     /// Bytes of kernel memory per DNS_ANSWERS slot and the number of slots.
     pub answer_entry_bytes: u32,
     pub answer_capacity: u32,
+    /// Milliseconds since the daemon's last heartbeat (the program stops
+    /// answering once this passes the heartbeat timeout); `None` without
+    /// the config map.
+    pub heartbeat_age_ms: Option<u64>,
 }
 
 /// Finds every loaded dns-xdp program and reads its maps.
@@ -67,15 +71,26 @@ fn read_instance(info: &ProgramInfo) -> anyhow::Result<Option<InstanceStats>> {
         xdp.extend(Verdict::NAMES.into_iter().zip(xdp_counters(data)?));
     }
     let mut daemon = BTreeMap::new();
+    let mut heartbeat_age_ms = None;
     if let Some((data, ..)) = by_name.remove(maps::CONFIG) {
         let map: Array<MapData, Config> = Map::from_map_data(data)?.try_into()?;
         let config = map.get(&0, 0).context("reading DNS_CONFIG")?;
         daemon.extend(daemon_stats_fields(&config.daemon));
+        // The heartbeat is on the clock the program reads (coarse
+        // monotonic), which is the same for every network namespace.
+        heartbeat_age_ms = Some(monotonic_ns().saturating_sub(config.heartbeat_ns) / 1_000_000);
     }
     // An array's slots are its values, back to back.
     let (answer_entry_bytes, answer_capacity) =
         by_name.get(maps::ANSWERS).map(|(_, v, max)| (*v, *max)).unwrap_or_default();
-    Ok(Some(InstanceStats { program_id: info.id(), xdp, daemon, answer_entry_bytes, answer_capacity }))
+    Ok(Some(InstanceStats {
+        program_id: info.id(),
+        xdp,
+        daemon,
+        answer_entry_bytes,
+        answer_capacity,
+        heartbeat_age_ms,
+    }))
 }
 
 /// Each verdict's count summed over the CPUs, indexed by the verdict.

@@ -48,6 +48,40 @@ fn scrape(ns: &NetNs) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// Every `dnsxdp_*` metric name the dashboard's queries use.
+fn dashboard_metrics() -> Vec<String> {
+    fn walk(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(fields) => {
+                for (key, field) in fields {
+                    match field {
+                        serde_json::Value::String(query) if key == "expr" || key == "query" => {
+                            let mut rest = query.as_str();
+                            while let Some(at) = rest.find("dnsxdp_") {
+                                let name: String =
+                                    rest[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                                rest = &rest[at + name.len()..];
+                                out.push(name);
+                            }
+                        }
+                        other => walk(other, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, out)),
+            _ => {}
+        }
+    }
+    let path = dns_xdp_tests::workspace_root().join("dist/grafana-dashboard.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let mut names = Vec::new();
+    walk(&dashboard, &mut names);
+    names.sort();
+    names.dedup();
+    names
+}
+
 fn value(metrics: &BTreeMap<String, f64>, series: &str) -> u64 {
     *metrics.get(series).unwrap_or_else(|| panic!("no series {series} in {metrics:#?}")) as u64
 }
@@ -93,6 +127,9 @@ fn metrics_agree_with_stats_and_move_with_traffic() {
     assert_eq!(value(&metrics, "dnsxdp_answer_table_answers"), counter(&daemon_stats, "map_entries"));
     assert_eq!(value(&metrics, "dnsxdp_answer_table_left_out_total"), counter(&daemon_stats, "map_no_room"));
     assert!(value(&metrics, "dnsxdp_answer_table_slots") >= 65_536);
+    // The heartbeat is refreshed every 200 ms.
+    let age = metrics.get("dnsxdp_heartbeat_age_seconds").copied().expect("heartbeat age on /metrics");
+    assert!((0.0..2.0).contains(&age), "heartbeat age {age} s");
 
     // The daemon's replies by rcode, transport and zone: the miss and the
     // refusal, each once (no other query reached the daemon).
@@ -104,6 +141,16 @@ fn metrics_agree_with_stats_and_move_with_traffic() {
     assert_eq!(value(&metrics, "dnsxdp_zone_serial{zone=\"example.test.\"}"), 2_026_112_901);
     assert!(value(&metrics, "dnsxdp_zone_loaded_timestamp_seconds{zone=\"example.test.\"}") > 1_700_000_000);
     assert_eq!(value(&metrics, "dnsxdp_build_info{version=\"0.1.0\"}"), 1);
+
+    // Every series the Grafana dashboard queries is on /metrics.
+    let queried = dashboard_metrics();
+    assert!(queried.len() >= 6, "the dashboard queries {queried:?}");
+    for name in &queried {
+        assert!(
+            metrics.keys().any(|series| series.split('{').next() == Some(name.as_str())),
+            "the dashboard queries {name}, which /metrics does not have"
+        );
+    }
 
     // More hits move the XDP counter by exactly as many, on the next scrape.
     for id in 20..23 {
