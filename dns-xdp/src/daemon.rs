@@ -16,6 +16,7 @@ use crate::{
     config::{AttachMode, Preload, RunArgs, Settings, ZoneSpec},
     counters::Counters,
     fastpath::{FastPath, FastPathOptions},
+    health,
     map_writer::{MapWriter, SyncReport},
     metrics,
     server::{self, Live, Shared},
@@ -132,6 +133,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         counters,
         map_feed: map_feed.clone(),
         tcp: settings.tcp,
+        zone_problem: RwLock::new(None),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -156,7 +158,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         if let Some(listener) = metrics_listener {
             let addr = listener.local_addr()?;
-            let source = metrics::Source { shared: Arc::clone(&shared), program_id };
+            let expected = health::Expected {
+                program_id,
+                ifaces: settings.ifaces.clone(),
+                heartbeat_timeout: settings.heartbeat_timeout,
+                services: listen.clone(),
+            };
+            let source = metrics::Source { shared: Arc::clone(&shared), expected };
             tokio::spawn(async move {
                 if let Err(err) = metrics::serve(listener, source).await {
                     tracing::error!("the metrics endpoint stopped: {err:#}");
@@ -203,12 +211,17 @@ async fn serve_signals(
                     Ok((new_settings, new_zones, report, elapsed)) => {
                         settings = new_settings;
                         zones = new_zones;
+                        *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) = None;
                         tracing::info!(
                             updated = report.updated, removed = report.removed, preloaded = report.preloaded,
                             left_out = report.left_out, elapsed_ms = elapsed.as_millis() as u64, "reload done",
                         );
                     }
-                    Err(err) => tracing::error!("reload failed, still serving the previous data: {err:#}"),
+                    Err(err) => {
+                        tracing::error!("reload failed, still serving the previous data: {err:#}");
+                        *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) =
+                            Some(format!("the last reload failed: {err:#}"));
+                    }
                 }
             }
             _ = int.recv() => return Ok(()),

@@ -18,6 +18,7 @@ pub mod config;
 pub mod counters;
 pub mod daemon;
 pub mod fastpath;
+pub mod health;
 #[cfg(feature = "lab")]
 pub mod lab;
 pub mod map_writer;

@@ -29,13 +29,14 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::{server::Shared, stats, wire};
+use crate::{health, server::Shared, stats, wire};
 
 /// What the endpoint reads from.
 pub struct Source {
     pub shared: Arc<Shared>,
-    /// The XDP program's kernel ID; `None` with the fast path off.
-    pub program_id: Option<u32>,
+    /// What health checks against (and the XDP program's ID, `None` with
+    /// the fast path off).
+    pub expected: health::Expected,
 }
 
 /// Binds the endpoint (a port already taken fails the start, with the
@@ -52,6 +53,7 @@ pub async fn serve(listener: std::net::TcpListener, source: Source) -> anyhow::R
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let app = Router::new()
         .route("/metrics", get(metrics).fallback(wrong_method))
+        .route("/health", get(health).fallback(wrong_method))
         .fallback(unknown_path)
         .with_state(Arc::new(source));
     axum::serve(listener, app).await.context("serving metrics")
@@ -70,9 +72,24 @@ async fn metrics(State(source): State<Arc<Source>>) -> impl IntoResponse {
     }
 }
 
+async fn health(State(source): State<Arc<Source>>) -> impl IntoResponse {
+    let checked = tokio::task::spawn_blocking(move || health::check(&source.shared, &source.expected)).await;
+    let (status, body) = match checked {
+        Ok(health) => {
+            let status = if health.healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            if !health.healthy {
+                tracing::warn!(reasons = ?health.reasons, "health check failing");
+            }
+            (status, serde_json::to_string_pretty(&health).unwrap_or_default())
+        }
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{{\"healthy\": false, \"reasons\": [\"{err}\"]}}")),
+    };
+    (status, [(header::CONTENT_TYPE, "application/json")], body + "\n")
+}
+
 async fn unknown_path(request: Request) -> impl IntoResponse {
     tracing::debug!(method = %request.method(), uri = %request.uri(), "metrics endpoint: unknown path refused");
-    (StatusCode::NOT_FOUND, "only GET /metrics is served here\n")
+    (StatusCode::NOT_FOUND, "only GET /metrics and GET /health are served here\n")
 }
 
 async fn wrong_method(request: Request) -> impl IntoResponse {
@@ -133,7 +150,7 @@ impl Snapshot {
                 (zone.origin().to_ascii(), zone.serial(), loaded)
             })
             .collect();
-        if let Some(id) = source.program_id {
+        if let Some(id) = source.expected.program_id {
             let inst = stats::read_program(id)?;
             snap.xdp = inst.xdp.into_iter().collect();
             snap.table_slots = Some(inst.answer_capacity);

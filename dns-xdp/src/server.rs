@@ -48,6 +48,9 @@ pub struct Shared {
     /// Where answers the fast path may serve go; `None` without one.
     pub map_feed: Option<MapFeed>,
     pub tcp: TcpLimits,
+    /// Why the configured zones are not all loaded (the last reload's
+    /// error); `None` when they are. Health reports it.
+    pub zone_problem: RwLock<Option<String>>,
 }
 
 impl Shared {

@@ -198,3 +198,71 @@ fn metrics_off_listens_nowhere_and_a_taken_port_fails_the_start_clearly() {
     assert!(!out.status.success(), "the daemon started on a taken metrics port:\n{stderr}");
     assert!(stderr.contains("binding the metrics endpoint 127.0.0.1:9153"), "{stderr}");
 }
+
+/// `GET /health` parsed: the status line and the JSON body.
+fn health(ns: &NetNs) -> (String, serde_json::Value) {
+    let (status, body) = http(ns, "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let body = serde_json::from_str(&body).unwrap_or_else(|e| panic!("health body {body:?}: {e}"));
+    (status, body)
+}
+
+/// SIGHUP, then wait for the log line that ends the reload.
+fn reload(daemon: &mut Daemon, needle: &str, count: usize) {
+    daemon.child.signal(libc::SIGHUP).expect("signalling the daemon");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while daemon.log_count(needle) < count {
+        assert!(std::time::Instant::now() < deadline, "no '{needle}' #{count}:\n{}", daemon.child.stderr());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn health_turns_503_with_the_reason_on_a_broken_zone_or_a_detached_fast_path() {
+    require_root();
+    let dir = dns_xdp_tests::temp_dir("health");
+    let zone = dir.path().join("health.test.zone");
+    let good =
+        "$ORIGIN health.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 3600 1209600 300\n@ NS ns\nns A 198.18.0.1\n";
+    std::fs::write(&zone, good).expect("zone");
+    let topo = Topology::new();
+    let _pass = client_pass(&topo);
+    let mut daemon =
+        Daemon::on_veth(&topo, zone.to_str().expect("utf-8"), &["--metrics", METRICS, "--heartbeat-timeout", "5"]);
+
+    let (status, body) = health(topo.srv());
+    assert!(status.contains(" 200 "), "{status}: {body:#}");
+    assert_eq!(body["healthy"], true, "{body:#}");
+    assert_eq!(body["fast_path"], "attached", "{body:#}");
+    assert_eq!(body["zones"], serde_json::json!(["health.test."]));
+
+    // A reload that cannot load the zone: the old data still serves, and
+    // health says why the configuration is not what is served.
+    std::fs::write(&zone, format!("{good}bad A 192.0.2.500\n")).expect("zone");
+    reload(&mut daemon, "reload failed", 1);
+    let (status, body) = health(topo.srv());
+    assert!(status.contains(" 503 "), "{status}: {body:#}");
+    let reasons = body["reasons"].to_string();
+    assert!(reasons.contains("the last reload failed") && reasons.contains("health.test.zone:6"), "{body:#}");
+
+    // Fixed: 200 again.
+    std::fs::write(&zone, good.replace(" 1 7200", " 2 7200")).expect("zone");
+    reload(&mut daemon, "reload done", 1);
+    let (status, body) = health(topo.srv());
+    assert!(status.contains(" 200 "), "{status}: {body:#}");
+
+    // The program's link detached from the interface behind the daemon's
+    // back: the fast path no longer answers, and health says so.
+    let links = std::process::Command::new("bpftool").args(["-j", "link", "show"]).output().expect("bpftool link show");
+    let links: serde_json::Value = serde_json::from_slice(&links.stdout).expect("bpftool JSON");
+    let program_id = daemon.program_id.expect("program id");
+    let link = links
+        .as_array()
+        .and_then(|all| all.iter().find(|l| l["prog_id"].as_u64() == Some(program_id) && l["type"] == "xdp"))
+        .unwrap_or_else(|| panic!("no XDP link of program {program_id} in {links}"));
+    let link_id = link["id"].as_u64().expect("link id").to_string();
+    let out = std::process::Command::new("bpftool").args(["link", "detach", "id", &link_id]).output().expect("bpftool");
+    assert!(out.status.success(), "bpftool link detach: {}", String::from_utf8_lossy(&out.stderr));
+    let (status, body) = health(topo.srv());
+    assert!(status.contains(" 503 "), "{status}: {body:#}");
+    assert!(body["fast_path"].as_str().is_some_and(|s| s.contains("not attached to")), "{body:#}");
+}
