@@ -11,7 +11,7 @@ use std::{
 };
 
 use dns_xdp_tests::{
-    NetNs, SRV_V4, Topology, TopologyExt as _,
+    NetNs, NetNsExt as _, SRV_V4, Topology, TopologyExt as _,
     daemon::{Daemon, EXAMPLE_ZONE, PUBLISH_WAIT, ask, client_pass, counter},
     in_netns, require_root,
 };
@@ -265,4 +265,48 @@ fn health_turns_503_with_the_reason_on_a_broken_zone_or_a_detached_fast_path() {
     let (status, body) = health(topo.srv());
     assert!(status.contains(" 503 "), "{status}: {body:#}");
     assert!(body["fast_path"].as_str().is_some_and(|s| s.contains("not attached to")), "{body:#}");
+}
+
+#[test]
+fn metrics_agree_with_stats_during_dnsperf() {
+    require_root();
+    let topo = Topology::new();
+    let _pass = client_pass(&topo);
+    let daemon = Daemon::on_veth(&topo, EXAMPLE_ZONE, &["--metrics", METRICS]);
+    let dir = dns_xdp_tests::temp_dir("metrics-dnsperf");
+    let queries = dir.path().join("queries");
+    // Hits (answered at the driver) and misses (NXDOMAIN names the daemon
+    // answers each time: a miss the fast path cannot keep is a new name).
+    let mut text = String::from("www.example.test A\n");
+    for i in 0..2000 {
+        text.push_str(&format!("nosuch{i}.example.test A\n"));
+        text.push_str("www.example.test A\n");
+    }
+    std::fs::write(&queries, text).expect("query file");
+    let rate: u64 = 2000;
+    let mut dnsperf = topo.cli().spawn(
+        "dnsperf",
+        &["-s", "198.18.0.1", "-d", queries.to_str().expect("utf-8"), "-l", "4", "-Q", &rate.to_string(), "-c", "1"],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let (xdp, stats_daemon) = daemon.stats();
+    let metrics = scrape(topo.srv());
+    std::thread::sleep(Duration::from_millis(1000));
+    let later = scrape(topo.srv());
+    // Read at the same moment, within one scrape interval: the two reads
+    // are a few ms apart, and the daemon's counters reach `stats` with the
+    // heartbeat (every 200 ms), so they may trail by that much traffic.
+    let slack = rate / 2;
+    for (series, from_stats) in [
+        ("dnsxdp_xdp_verdicts_total{verdict=\"tx_answer\"}", counter(&xdp, "tx_answer")),
+        ("dnsxdp_xdp_verdicts_total{verdict=\"pass_miss\"}", counter(&xdp, "pass_miss")),
+        ("dnsxdp_daemon_queries_total{transport=\"udp\"}", counter(&stats_daemon, "udp_queries")),
+    ] {
+        let scraped = value(&metrics, series);
+        assert!(scraped.abs_diff(from_stats) <= slack, "{series}: /metrics {scraped}, stats --json {from_stats}");
+        assert!(from_stats > 100, "{series} did not move under dnsperf: {from_stats}");
+        assert!(value(&later, series) > scraped, "{series} stopped moving: {scraped}");
+    }
+    let status = dnsperf.wait_timeout(Duration::from_secs(10)).expect("dnsperf");
+    assert!(status.is_some_and(|s| s.success()), "dnsperf failed:\n{}", dnsperf.stdout());
 }
