@@ -10,7 +10,7 @@
 //!   NOERROR with AA set.
 
 use std::{
-    net::{SocketAddr, UdpSocket},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
     time::Duration,
 };
 
@@ -154,8 +154,21 @@ fn ifindex(iface: &str) -> u32 {
     unsafe { libc::if_nametoindex(name.as_ptr()) }
 }
 
+/// Where a client on this host reaches a service address: a wildcard bind
+/// (`0.0.0.0`, `::`) is reached on loopback, which is also where its
+/// replies come from.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
 /// Asks `addr` for `zone`'s SOA the way a client would.
 fn answers_soa(addr: SocketAddr, zone: &Name) -> Result<(), String> {
+    let addr = reachable(addr);
     let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().map_err(|e| format!("{e}"))?;
     let socket = UdpSocket::bind(bind).map_err(|e| format!("socket: {e}"))?;
     socket.set_read_timeout(Some(QUERY_TIMEOUT)).map_err(|e| format!("{e}"))?;
@@ -179,5 +192,17 @@ fn answers_soa(addr: SocketAddr, zone: &Name) -> Result<(), String> {
             return Err(format!("answered {} (aa={})", reply.metadata.response_code, reply.metadata.authoritative));
         }
         return Ok(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reachable;
+
+    #[test]
+    fn a_wildcard_service_address_is_probed_on_loopback() {
+        assert_eq!(reachable("0.0.0.0:53".parse().expect("addr")), "127.0.0.1:53".parse().expect("addr"));
+        assert_eq!(reachable("[::]:53".parse().expect("addr")), "[::1]:53".parse().expect("addr"));
+        assert_eq!(reachable("198.18.0.1:53".parse().expect("addr")), "198.18.0.1:53".parse().expect("addr"));
     }
 }

@@ -310,3 +310,15 @@ fn metrics_agree_with_stats_during_dnsperf() {
     let status = dnsperf.wait_timeout(Duration::from_secs(10)).expect("dnsperf");
     assert!(status.is_some_and(|s| s.success()), "dnsperf failed:\n{}", dnsperf.stdout());
 }
+
+#[test]
+fn health_with_the_default_listen_address_and_the_fast_path_off() {
+    require_root();
+    let ns = NetNs::new();
+    // No --listen: the daemon binds 0.0.0.0:53, which the health check
+    // must reach over loopback.
+    let _daemon = Daemon::start(&ns, &["--zone", EXAMPLE_ZONE, "--xdp-mode", "off"]);
+    let (status, body) = health(&ns);
+    assert!(status.contains(" 200 "), "{status}: {body:#}");
+    assert_eq!(body["fast_path"], "off", "{body:#}");
+}
