@@ -154,6 +154,13 @@ pub struct Ipv6Hdr {
 impl Ipv6Hdr {
     pub const LEN: usize = 40;
 
+    /// The IP version, the high nibble of the first byte: 6 for a header the
+    /// kernel accepts (it drops any other, RFC 8200 section 3).
+    #[inline(always)]
+    pub const fn version(&self) -> u8 {
+        self.version_class_flow[0] >> 4
+    }
+
     #[inline(always)]
     pub const fn payload_len(&self) -> u16 {
         u16::from_be_bytes(self.payload_len)

@@ -102,6 +102,10 @@ fn ipv4(ctx: &XdpContext, l3: usize, frame_len: usize) -> Result<Ip, Verdict> {
 fn ipv6(ctx: &XdpContext, l3: usize, frame_len: usize) -> Result<Ip, Verdict> {
     let not_dns = Verdict::PassNotDns;
     let ip: &Ipv6Hdr = header(ctx, l3).ok_or(not_dns)?;
+    // The kernel drops a header of another version; never answer one.
+    if ip.version() != 6 {
+        return Err(Verdict::PassUnusualHeaders);
+    }
     match ip.next_header {
         IPPROTO_UDP => {}
         IPV6_FRAGMENT => return Err(Verdict::PassFragment),

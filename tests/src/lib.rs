@@ -21,6 +21,7 @@
 use std::ffi::CString;
 
 pub mod daemon;
+pub mod prog;
 pub mod wire;
 
 use std::io::{self, Read, Write};

@@ -2,86 +2,24 @@
 //! network): every parse branch's verdict, and the answer bytes compared
 //! with the daemon's answer to the same query.
 
-use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use dns_xdp::lab::frame::{Endpoints, ParsedFrame, parse_udp_frame, udp_frame};
+use dns_xdp::lab::frame::{Endpoints, udp_frame};
 use dns_xdp::{
-    authority::Catalog,
-    config::{AttachMode, Preload},
-    counters::Counters,
-    fastpath::{FastPath, FastPathOptions},
+    config::Preload,
     lab::{XDP_DROP, XDP_PASS, XDP_TX},
-    map_writer::{MapWriter, slot},
+    map_writer::slot,
     prepared::PreparedAnswer,
     table::Placement,
-    wire::{ReplySettings, Transport, respond},
-    zone::Zone,
+    wire::{Transport, respond},
 };
 use dns_xdp_common::{AnswerKey, AnswerSlot, Verdict, checksum};
+use dns_xdp_tests::prog::{Rig, SETTINGS, check_reply_frame};
 use dns_xdp_tests::wire::spell;
 use hickory_proto::{
     op::{Edns, Message, Query},
     rr::{DNSClass, Name, RecordType, rdata::opt::EdnsOption},
 };
-
-const SETTINGS: ReplySettings = ReplySettings { edns_udp_payload: 1232, nsid: None };
-
-/// A loaded program whose map holds the preloaded answers of the zones.
-struct Rig {
-    writer: MapWriter,
-    catalog: Arc<Catalog>,
-}
-
-impl Rig {
-    fn new(zone_files: &[&str]) -> Self {
-        Self::with_table(zone_files, 4096, Preload::All)
-    }
-
-    fn with_table(zone_files: &[&str], map_entries: u32, preload: Preload) -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut catalog = Catalog::default();
-        let mut plan = Vec::new();
-        for file in zone_files {
-            let zone = Zone::load(&root.join(file), None).unwrap_or_else(|e| panic!("loading {file}: {e}"));
-            plan.push((zone.origin().clone(), preload));
-            catalog.insert(Arc::new(zone));
-        }
-        let catalog = Arc::new(catalog);
-        let fast_path = FastPath::load(&FastPathOptions {
-            ifaces: Vec::new(),
-            mode: AttachMode::Off,
-            map_entries,
-            pin_dir: None,
-            heartbeat_timeout: Duration::from_secs(60),
-            edns_udp_payload: SETTINGS.edns_udp_payload,
-            services: vec![
-                "198.18.0.1:53".parse::<SocketAddr>().expect("literal"),
-                "[2001:db8::1]:53".parse().expect("literal"),
-            ],
-        })
-        .expect("loading the XDP program (needs root)");
-        let mut writer = MapWriter::new(fast_path, Arc::new(Counters::default()));
-        let report = writer.sync(&catalog, 0, &plan);
-        assert!(preload == Preload::None || (report.preloaded > 0 && report.left_out == 0), "preload: {report:?}");
-        Self { writer, catalog }
-    }
-
-    /// Each verdict's counter, by the name `dns-xdp stats` shows.
-    fn counters(&self) -> std::collections::BTreeMap<&'static str, u64> {
-        let id = self.writer.fast_path().program_id().expect("a loaded program");
-        dns_xdp::stats::read_program(id).expect("reading the program's counters").xdp
-    }
-
-    fn run(&mut self, frame: &[u8]) -> (u32, Vec<u8>) {
-        let out = self.writer.fast_path_mut().test_run(frame, 1).expect("BPF_PROG_TEST_RUN");
-        (out.action, out.frame)
-    }
-
-    /// The daemon's reply bytes for a query.
-    fn daemon_reply(&self, query: &[u8]) -> Vec<u8> {
-        respond(&self.catalog, &SETTINGS, query, Transport::Udp).expect("daemon answers").bytes
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 enum EdnsCase {
@@ -117,23 +55,6 @@ fn query(name: &str, qtype: RecordType, edns: EdnsCase, id: u16) -> Vec<u8> {
         }
     }
     msg.to_vec().expect("encode query")
-}
-
-/// Checks a reply frame: addresses and ports swapped, checksums valid.
-fn check_reply_frame(ep: &Endpoints, frame: &[u8]) -> Result<ParsedFrame, String> {
-    let reply = parse_udp_frame(frame).ok_or("reply frame does not parse")?;
-    let checks = [
-        ((reply.src_mac, reply.dst_mac) == (ep.dst_mac, ep.src_mac), "MACs not swapped"),
-        ((reply.src, reply.dst) == (ep.dst, ep.src), "addresses not swapped"),
-        ((reply.sport, reply.dport) == (ep.dport, ep.sport), "ports not swapped"),
-        (reply.ip_checksum_ok, "bad IPv4 header checksum"),
-        (reply.udp_checksum_ok, "bad UDP checksum"),
-        (reply.trailing == 0, "bytes after the IP packet"),
-    ];
-    match checks.iter().find(|(ok, _)| !ok) {
-        Some((_, problem)) => Err(problem.to_string()),
-        None => Ok(reply),
-    }
 }
 
 /// Every name and type the zone preloads, in every spelling, EDNS variant
@@ -425,6 +346,12 @@ fn verdict_table() {
                 f[16..18].copy_from_slice(&total.to_be_bytes());
                 fix_ipv4_checksum(f, 14);
             }),
+            action: XDP_PASS,
+            verdict: Verdict::PassUnusualHeaders,
+        },
+        Case {
+            name: "IPv6 ethertype, header of version 4",
+            frame: edit(udp_frame(&Endpoints::v6(53), &www, None, 0), |f| f[14] = 0x40),
             action: XDP_PASS,
             verdict: Verdict::PassUnusualHeaders,
         },
