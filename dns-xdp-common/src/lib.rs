@@ -386,8 +386,12 @@ pub struct DaemonStats {
     pub map_inserts: u64,
     /// Preloads that found no room in the table.
     pub map_no_room: u64,
+    /// TCP connections closed at accept: over the total or per-source limit.
+    pub tcp_refused: u64,
+    /// UDP queries dropped unanswered because the workers were behind.
+    pub udp_shed: u64,
 }
-const _: () = assert!(core::mem::size_of::<DaemonStats>() == 8 * 8);
+const _: () = assert!(core::mem::size_of::<DaemonStats>() == 10 * 8);
 
 /// Map names, as the XDP program declares them and as they are pinned.
 pub mod maps {

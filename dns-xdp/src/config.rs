@@ -68,16 +68,42 @@ impl TryFrom<String> for MetricsListen {
     }
 }
 
-/// Limits on TCP clients (RFC 7766).
+/// Limits on TCP clients (RFC 7766 6.2.3: a server should limit what each
+/// client can hold and close connections that do not make progress).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpLimits {
+    /// Time allowed without the first byte of a next query.
     pub idle_timeout: Duration,
+    /// Time allowed from a query's first byte to its last (slow senders,
+    /// slowloris clients). Writing a reply may take `idle_timeout`.
+    pub read_timeout: Duration,
     pub max_connections: usize,
+    /// Connections from one IP address at a time.
+    pub max_per_source: usize,
+    /// Replies one connection may have waiting to be written; at the limit
+    /// the daemon reads no further queries from it.
+    pub max_pipelined: usize,
+    /// Bytes of each kernel socket buffer (send and receive) of a
+    /// connection: with `max_pipelined` this bounds a connection's memory.
+    pub connection_buffer: usize,
+}
+
+impl TcpLimits {
+    /// The smallest `connection_buffer`: below it the kernel rounds up anyway
+    /// (SOCK_MIN_SNDBUF), and a reply of one segment must fit.
+    pub const MIN_CONNECTION_BUFFER: usize = 4096;
 }
 
 impl Default for TcpLimits {
     fn default() -> Self {
-        Self { idle_timeout: Duration::from_secs(10), max_connections: 256 }
+        Self {
+            idle_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(2),
+            max_connections: 256,
+            max_per_source: 32,
+            max_pipelined: 32,
+            connection_buffer: 65_536,
+        }
     }
 }
 
@@ -136,14 +162,33 @@ pub struct RunArgs {
     /// CH TXT, so operators can tell which anycast instance answered.
     #[arg(long, value_name = "ID")]
     pub nsid: Option<String>,
-    /// Seconds a TCP connection may stay without a complete query before it
-    /// is closed (RFC 7766 6.2.3) [default: 10].
+    /// Seconds a TCP connection may stay without the start of a query, or
+    /// take to accept a reply, before it is closed (RFC 7766 6.2.3)
+    /// [default: 10].
     #[arg(long, value_name = "SECS")]
     pub tcp_idle_timeout: Option<u64>,
     /// Concurrent TCP connections; more are refused at accept
     /// [default: 256].
     #[arg(long, value_name = "N")]
     pub tcp_max_connections: Option<usize>,
+    /// Concurrent TCP connections from one IP address; more are refused at
+    /// accept, so one client cannot take every connection [default: 32].
+    #[arg(long, value_name = "N")]
+    pub tcp_max_connections_per_source: Option<usize>,
+    /// Seconds a TCP query may take to arrive from its first byte to its
+    /// last before the connection is closed (slow senders) [default: 2].
+    #[arg(long, value_name = "SECS")]
+    pub tcp_read_timeout: Option<u64>,
+    /// Replies one TCP connection may have waiting to be written; at the
+    /// limit the daemon reads no more of its queries until the client reads
+    /// its answers [default: 32].
+    #[arg(long, value_name = "N")]
+    pub tcp_max_pipelined: Option<usize>,
+    /// Bytes of each kernel socket buffer (send, receive) of a TCP
+    /// connection; with --tcp-max-pipelined it bounds the memory one
+    /// connection holds [default: 65536, at least 4096].
+    #[arg(long, value_name = "BYTES")]
+    pub tcp_connection_buffer: Option<usize>,
     /// Prometheus metrics at http://ADDR:PORT/metrics, or `off`
     /// [default: 127.0.0.1:9153]. Anything but a GET of /metrics is refused.
     #[arg(long, value_name = "ADDR:PORT|off")]
@@ -168,6 +213,10 @@ pub struct FileConfig {
     pub udp_threads: Option<usize>,
     pub tcp_idle_timeout: Option<u64>,
     pub tcp_max_connections: Option<usize>,
+    pub tcp_max_connections_per_source: Option<usize>,
+    pub tcp_read_timeout: Option<u64>,
+    pub tcp_max_pipelined: Option<usize>,
+    pub tcp_connection_buffer: Option<usize>,
     pub nsid: Option<String>,
     pub metrics: Option<MetricsListen>,
     #[serde(default, rename = "zone")]
@@ -303,6 +352,38 @@ impl Settings {
         if tcp_max == 0 {
             bail!("tcp_max_connections must be at least 1");
         }
+        let tcp_read =
+            args.tcp_read_timeout.or(file.tcp_read_timeout).map_or(defaults.read_timeout, Duration::from_secs);
+        if tcp_read.is_zero() {
+            bail!("tcp_read_timeout must be at least 1 second");
+        }
+        let per_source = args
+            .tcp_max_connections_per_source
+            .or(file.tcp_max_connections_per_source)
+            .unwrap_or(defaults.max_per_source);
+        if per_source == 0 {
+            bail!("tcp_max_connections_per_source must be at least 1");
+        }
+        let pipelined = args.tcp_max_pipelined.or(file.tcp_max_pipelined).unwrap_or(defaults.max_pipelined);
+        if pipelined == 0 {
+            bail!("tcp_max_pipelined must be at least 1");
+        }
+        let buffer = args.tcp_connection_buffer.or(file.tcp_connection_buffer).unwrap_or(defaults.connection_buffer);
+        if !(TcpLimits::MIN_CONNECTION_BUFFER..=i32::MAX as usize / 2).contains(&buffer) {
+            bail!(
+                "tcp_connection_buffer {buffer} is out of range: {} to {} bytes",
+                TcpLimits::MIN_CONNECTION_BUFFER,
+                i32::MAX / 2
+            );
+        }
+        let tcp = TcpLimits {
+            idle_timeout: tcp_idle,
+            read_timeout: tcp_read,
+            max_connections: tcp_max,
+            max_per_source: per_source,
+            max_pipelined: pipelined,
+            connection_buffer: buffer,
+        };
         let nsid = args.nsid.clone().or(file.nsid);
         if let Some(id) = &nsid
             && (id.is_empty() || id.len() > MAX_NSID_LEN)
@@ -316,7 +397,7 @@ impl Settings {
         Ok(Self {
             nsid,
             metrics,
-            tcp: TcpLimits { idle_timeout: tcp_idle, max_connections: tcp_max },
+            tcp,
             listen,
             ifaces,
             xdp_mode,
@@ -362,6 +443,41 @@ mod tests {
         assert_eq!(one.iface.map(OneOrMany::into_vec), Some(vec!["eth0".to_owned()]));
         let many: FileConfig = toml::from_str("iface = [\"eth0\", \"eth1\"]").expect("many");
         assert_eq!(many.iface.map(OneOrMany::into_vec), Some(vec!["eth0".to_owned(), "eth1".to_owned()]));
+    }
+
+    #[test]
+    fn tcp_limits_come_from_file_and_flags_and_are_checked() {
+        let dir = std::env::temp_dir().join(format!("dns-xdp-config3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("tcp.toml");
+        std::fs::write(
+            &path,
+            "xdp_mode = \"off\"\ntcp_max_connections_per_source = 4\ntcp_read_timeout = 3\n\
+             tcp_max_pipelined = 8\ntcp_connection_buffer = 8192\n[[zone]]\nfile = \"a.zone\"\n",
+        )
+        .expect("write");
+        let args = RunArgs { config: Some(path.clone()), tcp_max_pipelined: Some(2), ..Default::default() };
+        let tcp = Settings::resolve(&args).expect("resolves").tcp;
+        assert_eq!(
+            tcp,
+            TcpLimits {
+                read_timeout: Duration::from_secs(3),
+                max_per_source: 4,
+                max_pipelined: 2,
+                connection_buffer: 8192,
+                ..TcpLimits::default()
+            }
+        );
+        for (bad, says) in [
+            (RunArgs { tcp_max_connections_per_source: Some(0), ..Default::default() }, "per_source"),
+            (RunArgs { tcp_read_timeout: Some(0), ..Default::default() }, "tcp_read_timeout"),
+            (RunArgs { tcp_max_pipelined: Some(0), ..Default::default() }, "tcp_max_pipelined"),
+            (RunArgs { tcp_connection_buffer: Some(100), ..Default::default() }, "tcp_connection_buffer"),
+        ] {
+            let err = Settings::resolve(&RunArgs { config: Some(path.clone()), ..bad }).expect_err(says).to_string();
+            assert!(err.contains(says), "{err}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Counters {
     pub responses: AtomicU64,
     pub truncated: AtomicU64,
     pub dropped: AtomicU64,
+    pub tcp_refused: AtomicU64,
+    pub udp_shed: AtomicU64,
     /// By answering zone (`None`: no zone's data, e.g. REFUSED or FORMERR).
     /// Bounded by the zones configured since start: a zone's counters stay
     /// after it is removed, as Prometheus counters should.
@@ -44,6 +46,8 @@ impl Counters {
         out.responses = self.responses.load(Relaxed);
         out.truncated = self.truncated.load(Relaxed);
         out.dropped = self.dropped.load(Relaxed);
+        out.tcp_refused = self.tcp_refused.load(Relaxed);
+        out.udp_shed = self.udp_shed.load(Relaxed);
     }
 
     /// Counts one reply sent. `transport` indexes [`TRANSPORTS`].

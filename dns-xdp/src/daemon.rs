@@ -86,6 +86,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         tracing::info!(zone = %zone.origin(), file = %file.display(), serial = zone.serial(), "zone loaded");
     }
 
+    server::raise_open_file_limit(&settings.tcp);
     // Sockets before XDP: a port already taken should fail before anything
     // is attached.
     let mut sockets = Vec::new();
@@ -132,7 +133,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         counters,
         map_feed: map_feed.clone(),
-        tcp: settings.tcp,
+        tcp: server::TcpGate::new(settings.tcp),
         zone_problem: RwLock::new(None),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -248,7 +249,7 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     check("pin_dir", old.pin_dir != new.pin_dir);
     check("pid_file", old.pid_file != new.pid_file);
     check("udp_threads", old.udp_threads != new.udp_threads);
-    check("tcp_idle_timeout/tcp_max_connections", old.tcp != new.tcp);
+    check("tcp_* limits", old.tcp != new.tcp);
     check("nsid", old.nsid != new.nsid);
     check("metrics", old.metrics != new.metrics);
     changed

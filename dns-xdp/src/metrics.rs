@@ -120,6 +120,8 @@ struct Snapshot {
     replies: Vec<(String, &'static str, String, u64)>,
     truncated: u64,
     dropped: u64,
+    tcp_refused: u64,
+    shed: u64,
     /// (zone, serial, seconds since the epoch of the load).
     zones: Vec<(String, u32, f64)>,
 }
@@ -132,6 +134,8 @@ impl Snapshot {
             queries: [("udp", counters.udp_queries.load(Relaxed)), ("tcp", counters.tcp_queries.load(Relaxed))],
             truncated: counters.truncated.load(Relaxed),
             dropped: counters.dropped.load(Relaxed),
+            tcp_refused: counters.tcp_refused.load(Relaxed),
+            shed: counters.udp_shed.load(Relaxed),
             ..Default::default()
         };
         snap.replies = counters
@@ -210,6 +214,18 @@ impl Collector for Snapshot {
             "daemon_dropped",
             "Queries the daemon did not answer (responses, or too short for a header)",
             [(vec![], self.dropped)],
+        )?;
+        counter_family(
+            &mut encoder,
+            "daemon_shed",
+            "UDP queries dropped unanswered because the daemon's workers were behind (miss floods)",
+            [(vec![], self.shed)],
+        )?;
+        counter_family(
+            &mut encoder,
+            "daemon_tcp_refused",
+            "TCP connections closed at accept, over --tcp-max-connections or its per-source limit",
+            [(vec![], self.tcp_refused)],
         )?;
         gauge_family(
             &mut encoder,

@@ -2,8 +2,9 @@
 //! each way, no reactor in between), TCP on tokio (RFC 7766).
 
 use std::{
-    net::{SocketAddr, UdpSocket},
-    sync::{Arc, RwLock, atomic::Ordering::Relaxed},
+    collections::HashMap,
+    net::{IpAddr, SocketAddr, UdpSocket},
+    sync::{Arc, Mutex, RwLock, atomic::Ordering::Relaxed},
     time::Duration,
 };
 
@@ -47,7 +48,7 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     /// Where answers the fast path may serve go; `None` without one.
     pub map_feed: Option<MapFeed>,
-    pub tcp: TcpLimits,
+    pub tcp: TcpGate,
     /// Why the configured zones are not all loaded (the last reload's
     /// error); `None` when they are. Health reports it.
     pub zone_problem: RwLock<Option<String>>,
@@ -118,23 +119,124 @@ fn udp_loop(shared: &Shared, socket: &UdpSocket) {
     }
 }
 
+/// Connections open per source address; a connection's [`SourceSlot`]
+/// gives its place back when dropped.
+#[derive(Default)]
+struct SourceTable {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+struct SourceSlot {
+    table: Arc<SourceTable>,
+    source: IpAddr,
+}
+
+impl SourceTable {
+    /// A slot for one more connection from `source`, unless it has `limit`.
+    fn take(self: &Arc<Self>, source: IpAddr, limit: usize) -> Option<SourceSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(source).or_default();
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot { table: Arc::clone(self), source })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.source) {
+            *count -= 1;
+            // Forget sources with nothing open, so the table stays as
+            // small as the connections are few.
+            if *count == 0 {
+                open.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// The source address as a client is counted: an IPv4 client reaching an
+/// IPv6 wildcard listener is the same client as over IPv4.
+fn source_of(peer: SocketAddr) -> IpAddr {
+    match peer.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Caps the kernel's send and receive buffers of the listener's future
+/// connections (they inherit them), so a client that sends faster than it
+/// reads holds at most that much kernel memory per connection.
+fn limit_connection_buffers(listener: &TcpListener, bytes: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    for option in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt on the listener's open socket with a c_int.
+        let rc = unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The TCP limits and what counts against them, shared by every listener:
+/// the limits are the daemon's, not one address's.
+pub struct TcpGate {
+    pub limits: TcpLimits,
+    permits: Arc<Semaphore>,
+    sources: Arc<SourceTable>,
+}
+
+impl TcpGate {
+    pub fn new(limits: TcpLimits) -> Self {
+        Self {
+            limits,
+            permits: Arc::new(Semaphore::new(limits.max_connections)),
+            sources: Arc::new(SourceTable::default()),
+        }
+    }
+}
+
 /// Accepts TCP connections until the listener fails.
 pub async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
-    let permits = Arc::new(Semaphore::new(shared.tcp.max_connections));
+    let limits = shared.tcp.limits;
+    if let Err(err) = limit_connection_buffers(&listener, limits.connection_buffer) {
+        tracing::warn!(%err, bytes = limits.connection_buffer, "cannot limit TCP socket buffers; kernel defaults apply");
+    }
+    let (permits, sources) = (&shared.tcp.permits, &shared.tcp.sources);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(err) => {
+                // EMFILE and friends: the connection stays queued in the
+                // kernel; back off rather than spin.
                 tracing::warn!(%err, "TCP accept failed");
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
-        // At the limit, refuse new connections outright rather than let
-        // them queue: clients retry, and the existing ones keep being served.
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            tracing::debug!(%peer, "TCP connection limit reached; closing");
-            drop(stream);
+        // At a limit, refuse new connections outright rather than let them
+        // queue: clients retry, and the existing ones keep being served.
+        let Some(source) = sources.take(source_of(peer), limits.max_per_source) else {
+            shared.counters.tcp_refused.fetch_add(1, Relaxed);
+            tracing::debug!(%peer, limit = limits.max_per_source, "TCP connections per source at the limit; closing");
+            continue;
+        };
+        let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
+            shared.counters.tcp_refused.fetch_add(1, Relaxed);
+            tracing::debug!(%peer, limit = limits.max_connections, "TCP connection limit reached; closing");
             continue;
         };
         let shared = Arc::clone(&shared);
@@ -142,43 +244,123 @@ pub async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
             if let Err(err) = tcp_connection(&shared, stream).await {
                 tracing::debug!(%peer, %err, "TCP connection closed");
             }
-            drop(permit);
+            drop((permit, source));
         });
     }
 }
 
-/// One connection: length-prefixed queries answered in order (RFC 7766 8),
-/// closed after `idle_timeout` without a complete query.
-async fn tcp_connection(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> {
-    let idle = shared.tcp.idle_timeout;
+/// One connection: length-prefixed queries answered in order (RFC 7766 8).
+/// Closed after `idle_timeout` without the first byte of a query, or when a
+/// query takes longer than `read_timeout` to arrive whole or a reply to be
+/// written. Replies go to a writer through a queue of `max_pipelined`: a
+/// client that sends without reading fills it, and then its queries wait
+/// in the kernel's (bounded) buffers, not in the daemon.
+async fn tcp_connection(shared: &Shared, stream: TcpStream) -> std::io::Result<()> {
+    let limits = shared.tcp.limits;
     let _ = stream.set_nodelay(true);
-    let mut buf = Vec::with_capacity(512);
-    loop {
-        let mut len = [0u8; 2];
-        let read = tokio::time::timeout(idle, async {
-            stream.read_exact(&mut len).await?;
-            buf.resize(usize::from(u16::from_be_bytes(len)), 0);
-            stream.read_exact(&mut buf).await
-        })
-        .await;
-        match read {
-            // An empty message is no query (RFC 7766 8 frames queries); it
-            // must not keep an otherwise idle connection open.
-            Ok(Ok(_)) if buf.is_empty() => return Ok(()),
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Ok(Err(err)) => return Err(err),
-            Err(_elapsed) => return Ok(()),
+    let (mut reader, mut writer) = stream.into_split();
+    let (replies, mut queued) = tokio::sync::mpsc::channel::<Vec<u8>>(limits.max_pipelined);
+    let read = async move {
+        let mut buf = Vec::with_capacity(512);
+        loop {
+            match read_query(&mut reader, &mut buf, &limits).await? {
+                Some(()) => {}
+                None => return Ok::<(), std::io::Error>(()),
+            }
+            shared.counters.tcp_queries.fetch_add(1, Relaxed);
+            let Some(reply) = shared.handle(&buf, Transport::Tcp) else { continue };
+            let Ok(reply_len) = u16::try_from(reply.len()) else { continue };
+            let mut out = Vec::with_capacity(reply.len() + 2);
+            out.extend_from_slice(&reply_len.to_be_bytes());
+            out.extend_from_slice(&reply);
+            // Waits while `max_pipelined` replies are queued; fails when the
+            // writer gave up on the connection.
+            if replies.send(out).await.is_err() {
+                return Ok(());
+            }
         }
-        shared.counters.tcp_queries.fetch_add(1, Relaxed);
-        let Some(reply) = shared.handle(&buf, Transport::Tcp) else { continue };
-        let Ok(reply_len) = u16::try_from(reply.len()) else { continue };
-        let mut out = Vec::with_capacity(reply.len() + 2);
-        out.extend_from_slice(&reply_len.to_be_bytes());
-        out.extend_from_slice(&reply);
-        tokio::time::timeout(idle, stream.write_all(&out))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))??;
+    };
+    let write = async move {
+        while let Some(out) = queued.recv().await {
+            tokio::time::timeout(limits.idle_timeout, writer.write_all(&out))
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client does not read its answers"))??;
+        }
+        writer.shutdown().await
+    };
+    tokio::pin!(write);
+    tokio::select! {
+        // The reader is done (EOF, timeout, error): the writer sends what
+        // is queued, then closes.
+        read = read => {
+            let written = write.await;
+            read.and(written)
+        }
+        // The writer failed: drop the reader with it.
+        written = &mut write => written,
+    }
+}
+
+/// Reads one length-prefixed query into `buf`; `None` when the connection
+/// should end quietly (EOF, idle, an empty message, which is no query:
+/// RFC 7766 8 frames queries).
+async fn read_query(
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut Vec<u8>,
+    limits: &TcpLimits,
+) -> std::io::Result<Option<()>> {
+    let mut len = [0u8; 2];
+    match tokio::time::timeout(limits.idle_timeout, reader.read(&mut len[..1])).await {
+        Ok(Ok(0)) | Err(_) => return Ok(None),
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => return Err(err),
+    }
+    let rest = tokio::time::timeout(limits.read_timeout, async {
+        reader.read_exact(&mut len[1..]).await?;
+        buf.resize(usize::from(u16::from_be_bytes(len)), 0);
+        reader.read_exact(buf).await
+    })
+    .await;
+    match rest {
+        Ok(Ok(_)) if buf.is_empty() => Ok(None),
+        Ok(Ok(_)) => Ok(Some(())),
+        Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Ok(Err(err)) => Err(err),
+        Err(_elapsed) => {
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "query not complete within tcp_read_timeout"))
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every TCP
+/// connection is a descriptor, and the usual soft limit of 1024 would make
+/// accept fail long before `tcp_max_connections` on a busy server. Logs
+/// the limit, and warns when it is below the connections allowed.
+pub fn raise_open_file_limit(limits: &TcpLimits) {
+    let mut rlim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit out/in pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlim) } != 0 {
+        tracing::warn!(err = %std::io::Error::last_os_error(), "cannot read the open-file limit");
+        return;
+    }
+    let before = rlim.rlim_cur;
+    if rlim.rlim_cur < rlim.rlim_max {
+        rlim.rlim_cur = rlim.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) } != 0 {
+            tracing::warn!(err = %std::io::Error::last_os_error(), before, "cannot raise the open-file limit");
+            rlim.rlim_cur = before;
+        }
+    }
+    tracing::info!(before, now = rlim.rlim_cur, "open-file limit");
+    // The sockets, the BPF maps and the process's own files need some too.
+    let wanted = limits.max_connections as u64 + 256;
+    if rlim.rlim_cur < wanted {
+        tracing::warn!(
+            limit = rlim.rlim_cur,
+            tcp_max_connections = limits.max_connections,
+            "the open-file limit is below what tcp_max_connections needs; raise it (LimitNOFILE= in systemd, ulimit -n)"
+        );
     }
 }
 

@@ -106,7 +106,7 @@ fn xdp_counters(data: MapData) -> anyhow::Result<[u64; Verdict::COUNT]> {
     Ok(total)
 }
 
-fn daemon_stats_fields(s: &DaemonStats) -> [(&'static str, u64); 8] {
+fn daemon_stats_fields(s: &DaemonStats) -> [(&'static str, u64); 10] {
     [
         ("udp_queries", s.udp_queries),
         ("tcp_queries", s.tcp_queries),
@@ -116,6 +116,8 @@ fn daemon_stats_fields(s: &DaemonStats) -> [(&'static str, u64); 8] {
         ("map_entries", s.map_entries),
         ("map_inserts", s.map_inserts),
         ("map_no_room", s.map_no_room),
+        ("tcp_refused", s.tcp_refused),
+        ("udp_shed", s.udp_shed),
     ]
 }
 

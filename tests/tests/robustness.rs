@@ -32,6 +32,9 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// The daemon's TCP idle timeout in these tests (`--tcp-idle-timeout`),
 /// shorter than the default so the stalled-client test stays quick.
 const TCP_IDLE: Duration = Duration::from_secs(4);
+/// The daemon's TCP read timeout in these tests (`--tcp-read-timeout`): a
+/// query must arrive whole this long after its first byte.
+const TCP_READ: Duration = Duration::from_secs(2);
 /// How long to wait before deciding that no reply is coming.
 const SILENCE: Duration = Duration::from_millis(300);
 /// What "promptly" means for a client while others misbehave: far above a
@@ -56,13 +59,21 @@ impl Server {
     }
 
     fn start_with(extra: &[&str]) -> Server {
+        Self::start_idle(TCP_IDLE, extra)
+    }
+
+    /// With `--tcp-idle-timeout idle`; `extra` without `--xdp-mode` gets
+    /// `--xdp-mode off` added.
+    fn start_idle(idle: Duration, extra: &[&str]) -> Server {
         require_root();
         let ns = NetNs::with_role("robust");
         let zone = workspace_root().join("tests/zones/diff.test.zone");
         let zone_arg = format!("diff.test={}", zone.display());
-        let idle = TCP_IDLE.as_secs().to_string();
-        let mut args = vec!["--zone", &zone_arg, "--listen", LISTEN, "--tcp-idle-timeout", &idle];
-        if extra.is_empty() {
+        let idle = idle.as_secs().to_string();
+        let read = TCP_READ.as_secs().to_string();
+        let mut args =
+            vec!["--zone", &zone_arg, "--listen", LISTEN, "--tcp-idle-timeout", &idle, "--tcp-read-timeout", &read];
+        if !extra.contains(&"--xdp-mode") {
             args.extend(["--xdp-mode", "off"]);
         }
         args.extend_from_slice(extra);
@@ -604,7 +615,7 @@ fn others_are_served(server: &mut Server, while_: &str) {
 
 #[test]
 fn idle_tcp_connections_do_not_block_others() {
-    let mut server = Server::start();
+    let mut server = Server::start_with(&["--tcp-max-connections-per-source", "100"]);
     let mut idle = Vec::new();
     for i in 0..64 {
         let mut stream = server.tcp();
@@ -643,13 +654,23 @@ fn closed_by_peer(stream: &mut TcpStream, wait: Duration) -> bool {
     }
 }
 
+/// Waits until the daemon closes `stream`, at most until `deadline`;
+/// returns when it did (measured from `start`), or `None`.
+fn wait_closed(stream: &mut TcpStream, start: Instant, deadline: Duration) -> Option<Duration> {
+    while start.elapsed() < deadline {
+        if closed_by_peer(stream, Duration::from_millis(100)) {
+            return Some(start.elapsed());
+        }
+    }
+    None
+}
+
 #[test]
-fn stalled_tcp_clients_are_closed_after_the_idle_timeout() {
+fn slow_tcp_senders_are_closed_after_the_read_timeout_idle_ones_after_the_idle_timeout() {
     let mut server = Server::start();
-    let idle = TCP_IDLE;
     let start = Instant::now();
     // Half a length prefix; a prefix and half the message; a prefix that
-    // announces 65535 bytes followed by ten.
+    // announces 65535 bytes followed by ten; and one that sends nothing.
     let mut half_prefix = server.tcp();
     half_prefix.write_all(&[0]).expect("write");
     let mut half_message = server.tcp();
@@ -660,34 +681,214 @@ fn stalled_tcp_clients_are_closed_after_the_idle_timeout() {
     short_body.write_all(&[0xff, 0xff]).expect("write");
     short_body.write_all(&q[..10]).expect("write");
     let mut stalled = [half_prefix, half_message, short_body];
+    let mut silent = server.tcp();
 
     // Others are served all the while.
-    while start.elapsed() < idle / 3 {
+    while start.elapsed() < TCP_READ / 2 {
         others_are_served(&mut server, "three clients stall mid-message");
         std::thread::sleep(Duration::from_millis(100));
     }
     for (i, s) in stalled.iter_mut().enumerate() {
         assert!(
             !closed_by_peer(s, Duration::from_millis(50)),
-            "stalled client {i} closed after {:?}, before the idle timeout",
+            "stalled client {i} closed after {:?}, before the read timeout",
             start.elapsed()
         );
     }
-    // Then each is closed once the idle timeout has passed.
+    // Each one stalled mid-query is closed once the read timeout has passed,
+    // long before the idle timeout.
     for (i, s) in stalled.iter_mut().enumerate() {
-        let deadline = start + idle + Duration::from_secs(5);
-        let mut closed = false;
-        while !closed && Instant::now() < deadline {
-            closed = closed_by_peer(s, Duration::from_millis(250));
-        }
-        let at = start.elapsed();
-        assert!(closed, "stalled client {i} still open after {at:?} (idle timeout {idle:?})");
+        let at = wait_closed(s, start, TCP_READ + Duration::from_secs(1));
+        let at = at.unwrap_or_else(|| panic!("client {i} stalled mid-query still open after {:?}", start.elapsed()));
         assert!(
-            at + Duration::from_secs(1) >= idle,
-            "stalled client {i} closed after {at:?}, before the idle timeout {idle:?}"
+            at + Duration::from_millis(500) >= TCP_READ,
+            "stalled client {i} closed after {at:?}, before {TCP_READ:?}"
         );
     }
+    // The silent one is idle, not slow: it stays until the idle timeout.
+    assert!(!closed_by_peer(&mut silent, Duration::from_millis(50)), "an idle client was closed as a slow one");
+    let at = wait_closed(&mut silent, start, TCP_IDLE + Duration::from_secs(3));
+    let at =
+        at.unwrap_or_else(|| panic!("idle client still open after {:?} (idle timeout {TCP_IDLE:?})", start.elapsed()));
+    assert!(at + Duration::from_secs(1) >= TCP_IDLE, "idle client closed after {at:?}, before {TCP_IDLE:?}");
     server.assert_healthy("stalled clients");
+}
+
+/// Connects to `addr` (in the server's namespace) and checks that a query
+/// is answered on the new connection.
+fn connect_and_ask(server: &mut Server, addr: SocketAddr, what: &str) -> TcpStream {
+    let mut stream = in_netns(&server.ns, move || TcpStream::connect_timeout(&addr, TIMEOUT))
+        .unwrap_or_else(|e| panic!("{what}: connecting to {addr}: {e}"));
+    let id = server.id();
+    let start = Instant::now();
+    let reply = tcp_exchange(&mut stream, &query(id, "www.diff.test.", 1, None), TIMEOUT);
+    check_www(reply.as_deref(), id, start.elapsed()).unwrap_or_else(|e| panic!("{what}: {e}"));
+    stream
+}
+
+/// Attaches the program to the namespace's loopback (generic mode) so that
+/// `dns-xdp stats` finds the instance and its daemon counters.
+fn with_stats<'a>(pin_dir: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--iface", "lo", "--xdp-mode", "generic", "--pin-dir", pin_dir];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn tcp_connections_are_limited_per_source_and_in_total() {
+    let pin_dir = format!("/sys/fs/bpf/dns-xdp-robust-tcp-{}", std::process::id());
+    let v6: SocketAddr = "[::1]:5300".parse().expect("literal");
+    let args = with_stats(
+        &pin_dir,
+        &["--listen", "[::1]:5300", "--tcp-max-connections-per-source", "3", "--tcp-max-connections", "5"],
+    );
+    let mut server = Server::start_with(&args);
+    let v4 = Server::addr();
+    // Three from 127.0.0.1 are served; a fourth is closed at once.
+    let mut held: Vec<TcpStream> = (0..3).map(|i| connect_and_ask(&mut server, v4, &format!("v4 #{i}"))).collect();
+    let mut over = in_netns(&server.ns, move || TcpStream::connect_timeout(&v4, TIMEOUT)).expect("connect");
+    assert!(closed_by_peer(&mut over, TIMEOUT), "a fourth connection from 127.0.0.1 was kept open");
+    // Another address still gets in, up to the total of five.
+    held.push(connect_and_ask(&mut server, v6, "v6 #0"));
+    held.push(connect_and_ask(&mut server, v6, "v6 #1"));
+    let mut over_total = in_netns(&server.ns, move || TcpStream::connect_timeout(&v6, TIMEOUT)).expect("connect");
+    assert!(closed_by_peer(&mut over_total, TIMEOUT), "a sixth connection was kept open over the total of five");
+    // The ones held are still served.
+    for (i, stream) in held.iter_mut().enumerate() {
+        let id = server.id();
+        let reply = tcp_exchange(stream, &query(id, "www.diff.test.", 1, None), TIMEOUT);
+        check_www(reply.as_deref(), id, Duration::ZERO).unwrap_or_else(|e| panic!("held connection {i}: {e}"));
+    }
+    // A connection that ends gives its place back.
+    drop(held.remove(0));
+    std::thread::sleep(Duration::from_millis(200));
+    held.push(connect_and_ask(&mut server, v4, "v4 after one closed"));
+    std::thread::sleep(PUBLISH_WAIT);
+    let (_, daemon) = server.daemon.stats();
+    assert_eq!(counter(&daemon, "tcp_refused"), 2, "{daemon}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    server.assert_healthy("connection limits");
+}
+
+/// Reads and discards what the daemon sends until it closes `stream`
+/// (EOF or reset), at most until `deadline` after `start`.
+fn drain_until_closed(stream: &mut TcpStream, start: Instant, deadline: Duration) -> Option<Duration> {
+    stream.set_read_timeout(Some(Duration::from_millis(200))).expect("read timeout");
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+#[test]
+fn clients_that_do_not_read_their_answers_hold_bounded_memory() {
+    let pin_dir = format!("/sys/fs/bpf/dns-xdp-robust-unread-{}", std::process::id());
+    let args = with_stats(&pin_dir, &["--tcp-max-pipelined", "4", "--tcp-connection-buffer", "4096"]);
+    let mut server = Server::start_with(&args);
+    let mut stream = server.tcp();
+    set_small_receive_buffer(&stream);
+    // 5,000 queries (about 170 KB) sent at once, and no answer read.
+    const SENT: u64 = 5000;
+    let mut framed = Vec::new();
+    for id in 0..SENT {
+        let q = query(id as u16, "www.diff.test.", 1, None);
+        framed.extend_from_slice(&(q.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&q);
+    }
+    let mut sender = stream.try_clone().expect("clone");
+    sender.set_write_timeout(Some(TCP_IDLE * 3)).expect("write timeout");
+    let sending = std::thread::spawn(move || sender.write_all(&framed));
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, daemon) = server.daemon.stats();
+    let read_at_first = counter(&daemon, "tcp_queries");
+    others_are_served(&mut server, "a client does not read its answers");
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, daemon) = server.daemon.stats();
+    // Less the one query `others_are_served` sent over TCP.
+    let read_later = counter(&daemon, "tcp_queries") - 1;
+    eprintln!("the daemon read {read_at_first} then {read_later} of {SENT} queries");
+    // What the kernel buffers of 4096 bytes and 4 queued replies hold,
+    // with room to spare: far from all of them.
+    assert!(read_later < SENT / 4, "the daemon read {read_later} of {SENT} queries from a client that reads nothing");
+    assert_eq!(read_later, read_at_first, "the daemon kept reading from a client that reads nothing");
+    // Its replies cannot be written: the daemon closes it after the idle
+    // timeout.
+    let stalled = Instant::now();
+    let closed = drain_until_closed(&mut stream, stalled, TCP_IDLE + Duration::from_secs(4));
+    assert!(closed.is_some(), "a client that reads nothing is still connected {TCP_IDLE:?} after it stalled");
+    drop(sending.join().expect("sender thread"));
+    server.assert_healthy("a client that does not read its answers");
+}
+
+/// Sets this process's soft limit on open files (which the daemon it
+/// starts inherits) to `soft`, and the hard limit to at least `hard` (as
+/// root it may be raised). Returns the hard limit.
+fn set_open_file_limit(soft: u64, hard: u64) -> u64 {
+    let mut rlim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit pointer.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlim) }, 0, "getrlimit");
+    rlim.rlim_max = rlim.rlim_max.max(hard);
+    rlim.rlim_cur = soft;
+    // SAFETY: as above.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) };
+    assert_eq!(rc, 0, "RLIMIT_NOFILE {soft}/{hard}: {}", std::io::Error::last_os_error());
+    rlim.rlim_max
+}
+
+#[test]
+fn ten_thousand_idle_tcp_connections_from_one_client_do_not_stop_another() {
+    const IDLE_CONNECTIONS: usize = 10_000;
+    let files = IDLE_CONNECTIONS as u64 + 1000;
+    // The daemon starts with the usual soft limit of 1024 open files and
+    // must raise it itself.
+    let hard = set_open_file_limit(1024, files);
+    // Limits that let one client hold them all: what is tested is that
+    // holding them costs others nothing, not that a limit refuses them.
+    let mut server = Server::start_idle(
+        Duration::from_secs(120),
+        &["--listen", "[::1]:5300", "--tcp-max-connections", "10100", "--tcp-max-connections-per-source", "10000"],
+    );
+    set_open_file_limit(files, files);
+    let raised = format!("before=1024 now={hard}");
+    assert!(server.daemon.log_count(&raised) == 1, "no '{raised}' in the log:\n{}", server.daemon.child.stderr());
+    let (v4, v6) = (Server::addr(), "[::1]:5300".parse::<SocketAddr>().expect("literal"));
+    let started = Instant::now();
+    let mut idle = Vec::with_capacity(IDLE_CONNECTIONS);
+    while idle.len() < IDLE_CONNECTIONS {
+        let batch: Vec<TcpStream> = in_netns(&server.ns, move || {
+            (0..1000).map(|_| TcpStream::connect_timeout(&v4, TIMEOUT)).collect::<std::io::Result<_>>()
+        })
+        .unwrap_or_else(|e| panic!("connection {} from 127.0.0.1: {e}", idle.len()));
+        idle.extend(batch);
+        // The other client is served while they pile up.
+        connect_and_ask(&mut server, v6, &format!("while {} connections are idle", idle.len()));
+        assert!(started.elapsed() < Duration::from_secs(90), "opening the connections took {:?}", started.elapsed());
+    }
+    eprintln!("{} idle connections open after {:?}", idle.len(), started.elapsed());
+    // The other client: 50 queries, each on a new connection, each prompt.
+    for round in 0..50 {
+        connect_and_ask(&mut server, v6, &format!("round {round} with {IDLE_CONNECTIONS} idle connections"));
+    }
+    // The idle ones were accepted, not left in the kernel's queue: a
+    // sample of them, spread over the whole set, is answered too.
+    for (i, stream) in idle.iter_mut().enumerate().step_by(IDLE_CONNECTIONS / 20) {
+        let id = server.id();
+        let start = Instant::now();
+        let reply = tcp_exchange(stream, &query(id, "www.diff.test.", 1, None), TIMEOUT);
+        check_www(reply.as_deref(), id, start.elapsed()).unwrap_or_else(|e| panic!("idle connection {i}: {e}"));
+    }
+    let established = server.ns.exec_ok("ss", &["-Htn", "state", "established", "( sport = :5300 )"]).lines().count();
+    assert!(established >= IDLE_CONNECTIONS, "only {established} connections established at the daemon");
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(500));
+    server.assert_healthy(&format!("{IDLE_CONNECTIONS} idle connections"));
 }
 
 #[test]
