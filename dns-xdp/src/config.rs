@@ -14,6 +14,7 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:53";
 pub const DEFAULT_MAP_ENTRIES: u32 = 65_536;
 pub const DEFAULT_EDNS_UDP_PAYLOAD: u16 = 1232;
 pub const DEFAULT_HEARTBEAT_TIMEOUT_SECS: u64 = 5;
+pub const DEFAULT_UDP_QUEUE: usize = 1024;
 /// The metrics endpoint's default: localhost only, on the port CoreDNS and
 /// other DNS exporters use.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9153";
@@ -157,6 +158,12 @@ pub struct RunArgs {
     /// daemon may run on].
     #[arg(long, value_name = "N")]
     pub udp_threads: Option<usize>,
+    /// UDP queries received and waiting for a worker, per listen address;
+    /// when the workers fall behind (a flood of misses), queries beyond it
+    /// are dropped and counted (udp_shed) instead of queueing in the kernel
+    /// [default: 1024; held in batches of up to 32].
+    #[arg(long, value_name = "N")]
+    pub udp_queue: Option<usize>,
     /// This server's identity (e.g. the PoP's name), sent to clients that
     /// ask with the EDNS NSID option (`dig +nsid`) or query `id.server.`
     /// CH TXT, so operators can tell which anycast instance answered.
@@ -211,6 +218,7 @@ pub struct FileConfig {
     pub pin_dir: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub udp_threads: Option<usize>,
+    pub udp_queue: Option<usize>,
     pub tcp_idle_timeout: Option<u64>,
     pub tcp_max_connections: Option<usize>,
     pub tcp_max_connections_per_source: Option<usize>,
@@ -260,6 +268,8 @@ pub struct Settings {
     pub pin_dir: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub udp_threads: usize,
+    /// Queries waiting for a UDP worker before more are shed.
+    pub udp_queue: usize,
     pub tcp: TcpLimits,
     pub nsid: Option<String>,
     /// The metrics endpoint's address; `None` when off.
@@ -384,6 +394,10 @@ impl Settings {
             max_pipelined: pipelined,
             connection_buffer: buffer,
         };
+        let udp_queue = args.udp_queue.or(file.udp_queue).unwrap_or(DEFAULT_UDP_QUEUE);
+        if udp_queue == 0 {
+            bail!("udp_queue must be at least 1");
+        }
         let nsid = args.nsid.clone().or(file.nsid);
         if let Some(id) = &nsid
             && (id.is_empty() || id.len() > MAX_NSID_LEN)
@@ -398,6 +412,7 @@ impl Settings {
             nsid,
             metrics,
             tcp,
+            udp_queue,
             listen,
             ifaces,
             xdp_mode,
@@ -473,6 +488,7 @@ mod tests {
             (RunArgs { tcp_read_timeout: Some(0), ..Default::default() }, "tcp_read_timeout"),
             (RunArgs { tcp_max_pipelined: Some(0), ..Default::default() }, "tcp_max_pipelined"),
             (RunArgs { tcp_connection_buffer: Some(100), ..Default::default() }, "tcp_connection_buffer"),
+            (RunArgs { udp_queue: Some(0), ..Default::default() }, "udp_queue"),
         ] {
             let err = Settings::resolve(&RunArgs { config: Some(path.clone()), ..bad }).expect_err(says).to_string();
             assert!(err.contains(says), "{err}");

@@ -143,7 +143,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     let mut tcp_listeners = Vec::new();
     for (udp, tcp) in sockets {
-        server::spawn_udp(Arc::clone(&shared), udp, settings.udp_threads)?;
+        server::spawn_udp(Arc::clone(&shared), udp, settings.udp_threads, settings.udp_queue)?;
         tcp_listeners.push(tcp);
     }
     if let Some(pid_file) = &settings.pid_file {
@@ -249,6 +249,7 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     check("pin_dir", old.pin_dir != new.pin_dir);
     check("pid_file", old.pid_file != new.pid_file);
     check("udp_threads", old.udp_threads != new.udp_threads);
+    check("udp_queue", old.udp_queue != new.udp_queue);
     check("tcp_* limits", old.tcp != new.tcp);
     check("nsid", old.nsid != new.nsid);
     check("metrics", old.metrics != new.metrics);

@@ -79,31 +79,119 @@ impl Shared {
     }
 }
 
-/// Serves UDP on `socket` from `threads` blocking threads.
-pub fn spawn_udp(shared: Arc<Shared>, socket: UdpSocket, threads: usize) -> anyhow::Result<()> {
+/// Serves UDP on `socket`: one receiver thread drains the socket into a
+/// bounded queue of batches, `threads` workers answer them. When every
+/// batch is queued or being answered (the workers are behind, as in a flood
+/// of random-subdomain misses), the receiver takes what the kernel holds and
+/// drops it, counted as shed: the kernel's queue stays short, so the
+/// queries that are answered are recent ones, and the load the daemon
+/// takes on is bounded by its workers, not by the flood.
+pub fn spawn_udp(shared: Arc<Shared>, socket: UdpSocket, threads: usize, queue: usize) -> anyhow::Result<()> {
     let addr = socket.local_addr()?;
-    for i in 0..threads.max(1) {
+    let threads = threads.max(1);
+    // Queued, one in each worker's hands, one being filled.
+    let pool = queue.div_ceil(crate::udp::BATCH).max(1) + threads + 1;
+    let (free_tx, free_rx) = std::sync::mpsc::sync_channel(pool);
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel(pool);
+    for _ in 0..pool {
+        free_tx.send(crate::udp::Batch::new()).expect("the pool's channel holds the pool");
+    }
+    let full_rx = Arc::new(Mutex::new(full_rx));
+    for i in 0..threads {
         let socket = socket.try_clone().context("cloning the UDP socket")?;
-        let shared = Arc::clone(&shared);
+        let (shared, full, free) = (Arc::clone(&shared), Arc::clone(&full_rx), free_tx.clone());
         std::thread::Builder::new()
             .name(format!("udp-{addr}-{i}"))
-            .spawn(move || udp_loop(&shared, &socket))
-            .context("starting a UDP thread")?;
+            .spawn(move || udp_worker(&shared, &socket, &full, &free))
+            .context("starting a UDP worker")?;
     }
+    std::thread::Builder::new()
+        .name(format!("udp-{addr}-recv"))
+        .spawn(move || udp_receiver(&shared, &socket, &free_rx, &full_tx))
+        .context("starting the UDP receiver")?;
     Ok(())
 }
 
-fn udp_loop(shared: &Shared, socket: &UdpSocket) {
-    let mut batch = crate::udp::Batch::new();
+/// How often at most the receiver logs that it sheds.
+const SHED_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+fn udp_receiver(
+    shared: &Shared,
+    socket: &UdpSocket,
+    free: &std::sync::mpsc::Receiver<crate::udp::Batch>,
+    full: &std::sync::mpsc::SyncSender<crate::udp::Batch>,
+) {
+    let mut shed_batch = crate::udp::Batch::new();
+    let mut held: Option<crate::udp::Batch> = None;
+    let mut last_log: Option<std::time::Instant> = None;
+    let mut shed_since_log = 0u64;
+    loop {
+        if held.is_none() {
+            held = match free.try_recv() {
+                Ok(batch) => Some(batch),
+                Err(std::sync::mpsc::TryRecvError::Empty) => None,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+            };
+        }
+        let Some(mut batch) = held.take() else {
+            // Every batch is queued or being answered: drop what the kernel
+            // holds now rather than let it queue there, and when it holds
+            // nothing, wait a moment for a batch to come back.
+            match shed_batch.receive_queued(socket) {
+                Ok(n) => {
+                    let n = n as u64;
+                    shared.counters.udp_queries.fetch_add(n, Relaxed);
+                    shared.counters.udp_shed.fetch_add(n, Relaxed);
+                    shed_since_log += n;
+                    if last_log.is_none_or(|at| at.elapsed() >= SHED_LOG_INTERVAL) {
+                        tracing::warn!(
+                            shed = shed_since_log,
+                            "UDP workers are behind: dropping queries \
+                             (raise --udp-threads or --udp-queue if this is not a flood)"
+                        );
+                        last_log = Some(std::time::Instant::now());
+                        shed_since_log = 0;
+                    }
+                }
+                Err(_) => match free.recv_timeout(Duration::from_millis(1)) {
+                    Ok(batch) => held = Some(batch),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                },
+            }
+            continue;
+        };
+        match batch.receive(socket) {
+            Ok(n) => {
+                shared.counters.udp_queries.fetch_add(n as u64, Relaxed);
+                if full.send(batch).is_err() {
+                    return;
+                }
+            }
+            Err(err) => {
+                if err.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::warn!(%err, "UDP receive failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                held = Some(batch);
+            }
+        }
+    }
+}
+
+fn udp_worker(
+    shared: &Shared,
+    socket: &UdpSocket,
+    full: &Mutex<std::sync::mpsc::Receiver<crate::udp::Batch>>,
+    free: &std::sync::mpsc::SyncSender<crate::udp::Batch>,
+) {
     let mut replies = Vec::with_capacity(crate::udp::BATCH);
     loop {
-        match batch.receive(socket) {
-            Ok(n) => shared.counters.udp_queries.fetch_add(n as u64, Relaxed),
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(err) => {
-                tracing::warn!(%err, "UDP receive failed");
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
+        let batch = {
+            let queue = full.lock().unwrap_or_else(|p| p.into_inner());
+            match queue.recv() {
+                Ok(batch) => batch,
+                Err(_) => return,
             }
         };
         replies.clear();
@@ -116,6 +204,9 @@ fn udp_loop(shared: &Shared, socket: &UdpSocket) {
             }
         }
         batch.send(socket, &replies);
+        if free.send(batch).is_err() {
+            return;
+        }
     }
 }
 

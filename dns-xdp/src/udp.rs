@@ -40,6 +40,16 @@ impl Batch {
     /// Waits for at least one datagram and takes all that are queued, up
     /// to [`BATCH`].
     pub fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.receive_with(socket, libc::MSG_WAITFORONE)
+    }
+
+    /// Like [`Batch::receive`], without waiting: `WouldBlock` when nothing
+    /// is queued.
+    pub fn receive_queued(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.receive_with(socket, libc::MSG_DONTWAIT)
+    }
+
+    fn receive_with(&mut self, socket: &UdpSocket, flags: libc::c_int) -> io::Result<usize> {
         let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
         // SAFETY: an all-zero mmsghdr is valid; every pointer set below
         // stays valid for the call.
@@ -60,13 +70,7 @@ impl Batch {
         }
         // SAFETY: headers, iovecs, buffers and addresses outlive the call.
         let n = unsafe {
-            libc::recvmmsg(
-                socket.as_raw_fd(),
-                headers.as_mut_ptr(),
-                BATCH as u32,
-                libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
-            )
+            libc::recvmmsg(socket.as_raw_fd(), headers.as_mut_ptr(), BATCH as u32, flags, std::ptr::null_mut())
         };
         if n < 0 {
             self.count = 0;
