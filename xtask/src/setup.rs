@@ -41,6 +41,9 @@ const TOOLS: &[(&str, &str)] = &[
     ("ping", "iputils-ping"),
 ];
 
+/// cargo-fuzz, for the bounded fuzz runs of `cargo xtask test` (`fuzz/`).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
 /// Which parts of the setup a subcommand depends on.
 #[derive(Clone, Copy)]
 pub struct Needs {
@@ -50,13 +53,15 @@ pub struct Needs {
     pub packages: bool,
     /// bpffs mounted at /sys/fs/bpf (the daemon pins maps there).
     pub bpffs: bool,
+    /// cargo-fuzz (the fuzz step of `cargo xtask test`).
+    pub fuzzer: bool,
 }
 
 impl Needs {
-    pub const ALL: Needs = Needs { toolchain: true, packages: true, bpffs: true };
+    pub const ALL: Needs = Needs { toolchain: true, packages: true, bpffs: true, fuzzer: true };
     /// Building needs no root and no system packages.
-    pub const BUILD: Needs = Needs { toolchain: true, packages: false, bpffs: false };
-    pub const RUN: Needs = Needs { toolchain: true, packages: false, bpffs: true };
+    pub const BUILD: Needs = Needs { toolchain: true, packages: false, bpffs: false, fuzzer: false };
+    pub const RUN: Needs = Needs { toolchain: true, packages: false, bpffs: true, fuzzer: false };
 }
 
 /// Checks, and installs what is missing, for the given needs. Prints one
@@ -72,6 +77,9 @@ pub fn ensure(needs: Needs) -> Result<()> {
     }
     if needs.bpffs {
         present.push(ensure_bpffs()?);
+    }
+    if needs.fuzzer {
+        present.push(ensure_cargo_fuzz()?);
     }
     println!("setup: {}", present.join(", "));
     Ok(())
@@ -96,6 +104,30 @@ fn ensure_rust_src() -> Result<String> {
     println!("setup: installing rust-src for the nightly toolchain");
     run_visible(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
     Ok("rust-src installed".into())
+}
+
+/// `cargo fuzz --version`, if cargo finds the subcommand.
+fn cargo_fuzz_version() -> Option<String> {
+    let out = util::cargo().args(["fuzz", "--version"]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn ensure_cargo_fuzz() -> Result<String> {
+    if let Some(version) = cargo_fuzz_version() {
+        return Ok(format!("{version} present"));
+    }
+    println!("setup: cargo-fuzz not found; building it from crates.io (about a minute)");
+    let mut cmd = util::cargo();
+    cmd.args(["install", "cargo-fuzz", "--version", CARGO_FUZZ_VERSION, "--locked"]);
+    run_visible(&mut cmd).context("building cargo-fuzz")?;
+    let version = cargo_fuzz_version().with_context(|| {
+        format!("cargo-fuzz was installed in {} but cargo does not find it: add it to PATH", install_bin_dir_text())
+    })?;
+    Ok(format!("{version} installed"))
+}
+
+fn install_bin_dir_text() -> String {
+    install_bin_dir().map_or_else(|e| format!("(unknown: {e})"), |dir| dir.display().to_string())
 }
 
 fn cargo_home() -> Result<PathBuf> {

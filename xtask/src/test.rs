@@ -1,5 +1,6 @@
-//! `cargo xtask test`: style gates, host unit tests, privileged end-to-end
-//! tests, then the guest stage: the no-peer privileged suites on Debian 12's
+//! `cargo xtask test`: style gates, host unit tests, a short run of each
+//! cargo-fuzz target (`fuzz/`), privileged end-to-end tests, then the guest
+//! stage: the no-peer privileged suites on Debian 12's
 //! stock 6.1 kernel in a VM (dns-xdp-vmtest), so the program is known to
 //! pass the verifier PoP hosts run. `--kernel KERNEL` runs the guest stage
 //! alone; `--skip-vm` leaves it out.
@@ -57,6 +58,17 @@ pub fn test(release: bool, vm: bool, extra: &[String]) -> Result<ExitCode> {
         failed_steps.push("unit tests");
     }
 
+    // 1b. Short, bounded fuzz runs of the daemon's query handling and the
+    //     zone loader; a crash fails the step.
+    for target in FUZZ_TARGETS {
+        if fuzz_run(target, FUZZ_SECONDS)? {
+            counts.passed += 1;
+        } else {
+            counts.failed += 1;
+            failed_steps.push("fuzz");
+        }
+    }
+
     // 2. Privileged end-to-end tests, against a daemon built for them.
     if !is_root() {
         println!("error: the privileged tests need root (network namespaces, XDP); not running them");
@@ -89,6 +101,39 @@ pub fn test(release: bool, vm: bool, extra: &[String]) -> Result<ExitCode> {
     }
     println!("summary: {} passed, {} failed, {} skipped", counts.passed, counts.failed, counts.ignored);
     Ok(if failed_steps.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The cargo-fuzz targets in `fuzz/`, each with the directories its seeds
+/// come from (the zone loader starts from the project's own zone files),
+/// and how long each runs in the suite (the README gives the longer run).
+const FUZZ_TARGETS: [(&str, &[&str]); 2] =
+    [("query", &["fuzz/seeds/query"]), ("zone", &["zones", "dns-xdp/testdata", "tests/zones"])];
+const FUZZ_SECONDS: u32 = 20;
+
+/// `cargo +nightly fuzz run TARGET` for `seconds`, from `seeds` into a
+/// fresh corpus directory (libFuzzer adds new inputs to the first one only,
+/// so the run leaves the tree clean); a crash is saved under
+/// `fuzz/artifacts/TARGET/` and fails the step. The XDP object is not
+/// needed, so its build is skipped.
+fn fuzz_run((target, seeds): (&str, &[&str]), seconds: u32) -> Result<bool> {
+    let corpus = netlab::temp_dir(&format!("fuzz-{target}"))?;
+    let root = util::workspace_root();
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&root)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO")
+        .env("AYA_BUILD_SKIP", "1")
+        .args(["+nightly", "fuzz", "run", target])
+        .arg(corpus.path())
+        .args(seeds.iter().map(|dir| root.join(dir)))
+        .args(["--", &format!("-max_total_time={seconds}")]);
+    let line = util::describe(&cmd);
+    println!("+ {line}");
+    let status = cmd.status().with_context(|| format!("starting `{line}`"))?;
+    if !status.success() {
+        println!("xtask test: fuzz target {target} failed (`{line}`); the input is under fuzz/artifacts/{target}/");
+    }
+    Ok(status.success())
 }
 
 /// `cargo xtask test --kernel KERNEL`: the guest stage alone.
