@@ -12,6 +12,7 @@
 pub mod checksum;
 pub mod name;
 pub mod net;
+pub mod rrl;
 pub mod verdict;
 
 pub use verdict::{Action, Verdict};
