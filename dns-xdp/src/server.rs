@@ -455,10 +455,29 @@ pub fn raise_open_file_limit(limits: &TcpLimits) {
     }
 }
 
+/// Connections the kernel may hold ready for accept. std listens with 128,
+/// which a burst of clients (many at once after a UDP answer slipped with
+/// TC, or a connection flood) overflows; the others' handshakes then stall
+/// in SYN retransmits for a second or more. The kernel caps it at
+/// net.core.somaxconn.
+const ACCEPT_BACKLOG: libc::c_int = 4096;
+
+/// Calls listen() again with [`ACCEPT_BACKLOG`]: on a listening socket
+/// Linux only updates the backlog.
+fn deepen_accept_queue(listener: &std::net::TcpListener) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: listen on the listener's open socket.
+    if unsafe { libc::listen(listener.as_raw_fd(), ACCEPT_BACKLOG) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Binds the UDP socket and TCP listener for one address.
 pub fn bind(addr: SocketAddr) -> anyhow::Result<(UdpSocket, std::net::TcpListener)> {
     let udp = UdpSocket::bind(addr).with_context(|| format!("binding UDP {addr}"))?;
     let tcp = std::net::TcpListener::bind(addr).with_context(|| format!("binding TCP {addr}"))?;
+    deepen_accept_queue(&tcp).with_context(|| format!("setting the accept queue of TCP {addr}"))?;
     tcp.set_nonblocking(true)?;
     Ok((udp, tcp))
 }
