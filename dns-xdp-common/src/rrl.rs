@@ -111,18 +111,40 @@ pub fn account(table: &mut [RrlBucket], key: u64, now_ns: u64, limits: &RrlLimit
     let mask = table.len().next_power_of_two() - 1;
     let [a, b] = bucket_choices(key, mask);
     let (a, b) = (a.min(table.len() - 1), b.min(table.len() - 1));
-    let index = if table[a].key == key {
-        a
-    } else if table[b].key == key {
-        b
+    if a == b {
+        let bucket = &mut table[a];
+        if bucket.key != key {
+            *bucket = RrlBucket { key, due_ns: now_ns, over: 0, _pad: 0 };
+        }
+        return account_bucket(bucket, now_ns, limits);
+    }
+    let (low, high) = table.split_at_mut(a.max(b));
+    let (first, second) = if a < b { (&mut low[a], &mut high[0]) } else { (&mut high[0], &mut low[b]) };
+    account_pair(first, second, key, now_ns, limits)
+}
+
+/// [`account`] on the two buckets [`bucket_choices`] gave for `key`, for a
+/// caller that reaches them one at a time (the XDP program, through map
+/// lookups).
+pub fn account_pair(
+    first: &mut RrlBucket,
+    second: &mut RrlBucket,
+    key: u64,
+    now_ns: u64,
+    limits: &RrlLimits,
+) -> RrlAction {
+    let bucket = if first.key == key {
+        first
+    } else if second.key == key {
+        second
     } else {
         // Take the bucket whose schedule is furthest behind the clock: the
         // one idle longest, or free.
-        let victim = if table[a].due_ns <= table[b].due_ns { a } else { b };
-        table[victim] = RrlBucket { key, due_ns: now_ns, over: 0, _pad: 0 };
+        let victim = if first.due_ns <= second.due_ns { first } else { second };
+        *victim = RrlBucket { key, due_ns: now_ns, over: 0, _pad: 0 };
         victim
     };
-    account_bucket(&mut table[index], now_ns, limits)
+    account_bucket(bucket, now_ns, limits)
 }
 
 /// The GCRA step on one bucket.
@@ -193,6 +215,17 @@ mod tests {
         assert!((499..=502).contains(&answered), "answered {answered}");
         assert_eq!(answered + dropped + slipped, 2000);
         assert_eq!(slipped, (2000 - answered) / 2, "every second answer over the limit slips");
+    }
+
+    #[test]
+    fn tables_of_one_bucket_or_odd_sizes_still_limit() {
+        let l = limits(10, 0);
+        let key = prefix_key(&[192, 0, 2, 9], &l);
+        for size in [1, 3, 1000] {
+            let mut table = vec![RrlBucket::default(); size];
+            let [answered, dropped, _] = flood(&mut table, key, 100, 2, 0, &l);
+            assert!((29..=32).contains(&answered) && dropped > 0, "size {size}: answered {answered}");
+        }
     }
 
     #[test]
