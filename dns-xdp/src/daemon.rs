@@ -91,7 +91,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // is attached.
     let mut sockets = Vec::new();
     for addr in &settings.listen {
-        sockets.push(server::bind(*addr)?);
+        sockets.push(server::bind(*addr, &settings.tcp)?);
     }
     let listen: Vec<_> = sockets.iter().map(|(udp, _)| udp.local_addr()).collect::<Result<_, _>>()?;
     let metrics_listener = settings.metrics.map(metrics::bind).transpose()?;

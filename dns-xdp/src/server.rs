@@ -261,7 +261,7 @@ fn source_of(peer: SocketAddr) -> IpAddr {
 /// Caps the kernel's send and receive buffers of the listener's future
 /// connections (they inherit them), so a client that sends faster than it
 /// reads holds at most that much kernel memory per connection.
-fn limit_connection_buffers(listener: &TcpListener, bytes: usize) -> std::io::Result<()> {
+fn limit_connection_buffers(listener: &std::net::TcpListener, bytes: usize) -> std::io::Result<()> {
     use std::os::fd::AsRawFd as _;
     let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     for option in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
@@ -303,9 +303,6 @@ impl TcpGate {
 /// Accepts TCP connections until the listener fails.
 pub async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
     let limits = shared.tcp.limits;
-    if let Err(err) = limit_connection_buffers(&listener, limits.connection_buffer) {
-        tracing::warn!(%err, bytes = limits.connection_buffer, "cannot limit TCP socket buffers; kernel defaults apply");
-    }
     let (permits, sources) = (&shared.tcp.permits, &shared.tcp.sources);
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -473,11 +470,15 @@ fn deepen_accept_queue(listener: &std::net::TcpListener) -> std::io::Result<()> 
     Ok(())
 }
 
-/// Binds the UDP socket and TCP listener for one address.
-pub fn bind(addr: SocketAddr) -> anyhow::Result<(UdpSocket, std::net::TcpListener)> {
+/// Binds the UDP socket and TCP listener for one address, the listener
+/// with the connection buffers of `tcp` (set here, at start, so that no
+/// connection is accepted before they apply).
+pub fn bind(addr: SocketAddr, tcp_limits: &TcpLimits) -> anyhow::Result<(UdpSocket, std::net::TcpListener)> {
     let udp = UdpSocket::bind(addr).with_context(|| format!("binding UDP {addr}"))?;
     let tcp = std::net::TcpListener::bind(addr).with_context(|| format!("binding TCP {addr}"))?;
     deepen_accept_queue(&tcp).with_context(|| format!("setting the accept queue of TCP {addr}"))?;
+    limit_connection_buffers(&tcp, tcp_limits.connection_buffer)
+        .with_context(|| format!("limiting the socket buffers of TCP {addr} to {}", tcp_limits.connection_buffer))?;
     tcp.set_nonblocking(true)?;
     Ok((udp, tcp))
 }

@@ -869,7 +869,9 @@ fn ten_thousand_idle_tcp_connections_from_one_client_do_not_stop_another() {
         idle.extend(batch);
         // The other client is served while they pile up.
         connect_and_ask(&mut server, v6, &format!("while {} connections are idle", idle.len()));
-        assert!(started.elapsed() < Duration::from_secs(90), "opening the connections took {:?}", started.elapsed());
+        // Well under a second with an accept queue that holds a burst;
+        // with std's 128 the handshakes stall in SYN retransmits (20 s+).
+        assert!(started.elapsed() < Duration::from_secs(10), "opening the connections took {:?}", started.elapsed());
     }
     eprintln!("{} idle connections open after {:?}", idle.len(), started.elapsed());
     // The other client: 50 queries, each on a new connection, each prompt.
