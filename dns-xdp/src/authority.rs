@@ -199,9 +199,20 @@ impl Catalog {
                 continue;
             }
             questions.extend(node.rrsets().iter().map(|set| (owner.clone(), set.record_type())));
+            if node.signature_sets().next().is_some() {
+                questions.push((owner, RecordType::RRSIG));
+            }
         }
         questions
     }
+}
+
+/// `record` under the name asked for (a wildcard's records take the
+/// query name).
+fn renamed(record: &Record, owner: &Name) -> Record {
+    let mut record = record.clone();
+    record.name = owner.clone();
+    record
 }
 
 /// What to do after answering one name.
@@ -305,6 +316,15 @@ impl Response {
             }
             return Step::Done;
         }
+        if qtype == RecordType::RRSIG && node.signature_sets().next().is_some() {
+            // Every RRSIG at the name, one set per covered type, each with
+            // its own TTL (RFC 4034 §3).
+            for (_, set) in node.signature_sets() {
+                let records = set.records().iter().map(|record| renamed(record, owner)).collect();
+                self.place_unique(Section::Answer, owner, records);
+            }
+            return Step::Done;
+        }
         if let Some(rrset) = node.rrset(qtype) {
             self.add_rrset(zone, Section::Answer, owner, rrset);
             // NSD leaves the NS out where the answer itself is large.
@@ -397,15 +417,7 @@ impl Response {
             }
             return false;
         }
-        let records = rrset
-            .records()
-            .iter()
-            .map(|record| {
-                let mut record = record.clone();
-                record.name = owner.clone();
-                record
-            })
-            .collect();
+        let records = rrset.records().iter().map(|record| renamed(record, owner)).collect();
         self.rrsets.push(Placed { section, owner: key, record_type: rrset.record_type(), records, unique: false });
         true
     }

@@ -30,6 +30,8 @@ const TOOLS: &[(&str, &str)] = &[
     ("kdig", "knot-dnsutils"),
     ("kxdpgun", "knot-dnsutils"),
     ("nsd", "nsd"),
+    // The record-type round-trip test reads zones with it.
+    ("ldns-read-zone", "ldnsutils"),
     ("bpftool", "bpftool"),
     ("xdp-loader", "xdp-tools"),
     ("ip", "iproute2"),

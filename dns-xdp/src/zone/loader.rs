@@ -20,7 +20,7 @@ use hickory_proto::{
 use super::{
     DEFAULT_TTL, MAX_INCLUDE_DEPTH, Node, Problem, RrSet, Zone, ZoneError, label_count,
     lexer::{Entry, Lexer, Token},
-    rdata::{is_meta_type, lowercase_rdata_names, parse_rdata, parse_record_type, type_mnemonic},
+    rdata::{is_meta_type, lowercase_rdata_names, parse_rdata, parse_record_type, rrsig_covered, type_mnemonic},
 };
 
 pub(super) fn syntax(file: &str, line: usize, message: impl Into<String>) -> ZoneError {
@@ -265,7 +265,12 @@ impl ZoneBuilder {
             return Err(invalid(Problem::CnameAndOtherData { owner }));
         }
 
-        match node.rrsets.iter_mut().find(|set| set.record_type == record_type) {
+        let covered = rrsig_covered(&record.data);
+        let existing = match covered {
+            Some(covered) => node.signatures.iter_mut().find(|(of, _)| *of == covered).map(|(_, set)| set),
+            None => node.rrsets.iter_mut().find(|set| set.record_type == record_type),
+        };
+        match existing {
             Some(set) => {
                 if set.records.iter().any(|existing| existing.data == record.data) {
                     tracing::debug!("{file}:{line}: duplicate {record_type} record at {owner} ignored");
@@ -278,7 +283,8 @@ impl ZoneBuilder {
                 }
                 if record.ttl != set.ttl {
                     tracing::warn!(
-                        "{file}:{line}: {owner} {record_type} TTL {} differs from the RRset's TTL {}; using the lower one",
+                        "{file}:{line}: {owner} {} TTL {} differs from the RRset's TTL {}; using the lower one",
+                        type_mnemonic(record_type),
                         record.ttl,
                         set.ttl,
                     );
@@ -293,7 +299,11 @@ impl ZoneBuilder {
                 if record_type == RecordType::DNAME {
                     self.dname_count += 1;
                 }
-                node.rrsets.push(RrSet { record_type, ttl: record.ttl, records: vec![record] });
+                let set = RrSet { record_type, ttl: record.ttl, records: vec![record] };
+                match covered {
+                    Some(covered) => node.signatures.push((covered, set)),
+                    None => node.rrsets.push(set),
+                }
             }
         }
         self.record_count += 1;
@@ -320,7 +330,7 @@ impl ZoneBuilder {
         };
 
         for node in self.nodes.values_mut() {
-            for set in &mut node.rrsets {
+            for set in node.rrsets.iter_mut().chain(node.signatures.iter_mut().map(|(_, set)| set)) {
                 for record in &mut set.records {
                     record.ttl = set.ttl;
                 }

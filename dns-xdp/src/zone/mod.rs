@@ -15,12 +15,18 @@
 //!   the lowest, so both answers mean the same to a resolver;
 //! * identical records are merged (RFC 2181 §5).
 //!
-//! Record data is parsed by hickory's zone-file parser, one record at a time,
-//! so that every error can name the file and line. hickory cannot parse a
-//! few things this loader handles itself: DNAME and DS records, TXT strings
-//! with `\DDD` escapes or inside parentheses, and the RFC 3597 generic
-//! `\# <length> <hex>` form, which is accepted for every type (it is the way
-//! to load types hickory's text parser does not know).
+//! Record data is parsed one record at a time, so that every error can
+//! name the file and line: by hickory's zone-file parser where it reads what
+//! NSD reads; by `presentation` for the types hickory cannot parse (the
+//! DNSSEC types, LOC, URI, DHCID, EUI48/EUI64, RP, AFSDB, KX, APL, ZONEMD
+//! and more) or prints differently from `ldns-read-zone`; by `rdata` for
+//! DNAME, TXT with `\DDD` escapes or inside parentheses, and the RFC 3597
+//! generic `\# <length> <hex>` form, which is accepted for every type (the
+//! way to load types no one here knows). Whatever the text form, a record's
+//! RDATA is what hickory decodes from the same wire octets.
+//!
+//! RRSIGs are kept per covered type (RFC 4034 §3), each set with its own
+//! TTL, apart from the other RRsets of a node ([`Node::signatures`]).
 //!
 //! Rejected like `named-checkzone`/`nsd-checkzone` do, with `file:line`:
 //! syntax errors, classes other than IN, records outside the zone, a SOA
@@ -30,16 +36,18 @@
 //!
 //! This file holds the zone model ([`Zone`], [`Node`], [`RrSet`]) and its
 //! errors; `lexer` splits text into entries, `loader` turns entries into
-//! a checked zone, and `rdata` parses and prints record data (where a new
-//! record type's text form goes).
+//! a checked zone, `rdata` parses and prints record data, and
+//! `presentation` holds the field layouts of the types it writes by hand
+//! (where a new record type's text form goes).
 
 mod lexer;
 mod loader;
+mod presentation;
 mod rdata;
 
 use lexer::{Lexer, Token};
 use loader::Loader;
-pub use rdata::{dname_target, format_record};
+pub use rdata::{dname_target, format_record, rrsig_covered};
 
 use std::{
     collections::BTreeMap,
@@ -178,21 +186,37 @@ impl RrSet {
 #[derive(Debug, Clone, Default)]
 pub struct Node {
     /// In the order each type first appears in the zone file; answers to
-    /// ANY depend on it.
+    /// ANY depend on it. RRSIGs are not here but in `signatures`.
     rrsets: Vec<RrSet>,
+    /// The RRSIGs, one set per covered type (RFC 4034 §3: the RRSIGs of one
+    /// RRset go with it, with its TTL), in the order each covered type
+    /// first appears.
+    signatures: Vec<(RecordType, RrSet)>,
 }
 
 impl Node {
+    /// The RRsets at this name, RRSIGs excepted (see [`Node::signatures`]).
     pub fn rrsets(&self) -> &[RrSet] {
         &self.rrsets
     }
 
+    /// The RRset of `record_type`; for RRSIG, see [`Node::signatures`].
     pub fn rrset(&self, record_type: RecordType) -> Option<&RrSet> {
         self.rrsets.iter().find(|set| set.record_type == record_type)
     }
 
+    /// The RRSIGs that cover the RRset of `covered`.
+    pub fn signatures(&self, covered: RecordType) -> Option<&RrSet> {
+        self.signatures.iter().find(|(of, _)| *of == covered).map(|(_, set)| set)
+    }
+
+    /// Every set of RRSIGs at this name, with the type it covers.
+    pub fn signature_sets(&self) -> impl Iterator<Item = (RecordType, &RrSet)> {
+        self.signatures.iter().map(|(covered, set)| (*covered, set))
+    }
+
     pub fn is_empty_non_terminal(&self) -> bool {
-        self.rrsets.is_empty()
+        self.rrsets.is_empty() && self.signatures.is_empty()
     }
 }
 
