@@ -49,6 +49,25 @@ use crate::zone::{Node, RrSet, Zone, dname_target, label_count};
 /// resolvers follow in one answer, small enough to bound the work.
 pub const MAX_REDIRECTIONS: usize = 16;
 
+/// An Extended DNS Error (RFC 8914) the reply carries when the client sent
+/// EDNS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtendedError {
+    /// INFO-CODE (RFC 8914 §4).
+    pub code: u16,
+    /// EXTRA-TEXT, possibly empty.
+    pub text: &'static str,
+}
+
+impl ExtendedError {
+    /// RFC 8914 §4.15, for a zone that is configured but did not load, with
+    /// NSD 4.6's text (Knot 3.2 sends 24, Invalid Data, with none).
+    pub const ZONE_NOT_LOADED: Self = Self { code: 14, text: "Zone is configured but not loaded" };
+    /// RFC 8914 §4.21, for names outside every zone: NSD 4.6 and Knot 3.2
+    /// both send it, without text.
+    pub const NOT_AUTHORITATIVE: Self = Self { code: 20, text: "" };
+}
+
 /// The data of a response; the caller adds the header, question, OPT and
 /// wire encoding.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,8 +83,10 @@ pub struct Lookup {
     pub authority: Vec<Record>,
     pub additionals: Vec<Record>,
     /// Origin of the zone that answered (for a DS query at a child apex,
-    /// the parent); `None` for Refused.
+    /// the parent); `None` for Refused and for a zone that did not load.
     pub zone: Option<Name>,
+    /// The Extended DNS Error to send, if any.
+    pub ede: Option<ExtendedError>,
 }
 
 impl Lookup {
@@ -73,27 +94,44 @@ impl Lookup {
     /// and says NOERROR or NXDOMAIN (REFUSED and YXDOMAIN stay with the
     /// daemon, which sees every such query anyway).
     pub fn fast_path_servable(&self) -> bool {
-        self.zone.is_some() && matches!(self.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
+        self.zone.is_some()
+            && self.ede.is_none()
+            && matches!(self.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
     }
 }
 
 impl Lookup {
-    fn refused() -> Self {
+    /// An answer with no records: `rcode`, AA clear, and `ede`.
+    fn empty(rcode: ResponseCode, ede: ExtendedError) -> Self {
         Self {
-            rcode: ResponseCode::Refused,
+            rcode,
             authoritative: false,
             answers: Vec::new(),
             authority: Vec::new(),
             additionals: Vec::new(),
             zone: None,
+            ede: Some(ede),
         }
+    }
+
+    fn refused() -> Self {
+        Self::empty(ResponseCode::Refused, ExtendedError::NOT_AUTHORITATIVE)
+    }
+
+    /// SERVFAIL for a name in a zone that is configured but failed to load,
+    /// as NSD and Knot answer it.
+    fn zone_not_loaded() -> Self {
+        Self::empty(ResponseCode::ServFail, ExtendedError::ZONE_NOT_LOADED)
     }
 }
 
-/// The zones served, by origin.
+/// The zones served, by origin, and the configured zones that failed to
+/// load (answered SERVFAIL so that resolvers try another server, rather
+/// than REFUSED as if the zone were not ours).
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     zones: BTreeMap<LowerName, Arc<Zone>>,
+    failed: BTreeMap<LowerName, Name>,
 }
 
 impl Catalog {
@@ -105,6 +143,29 @@ impl Catalog {
     pub fn insert(&mut self, zone: impl Into<Arc<Zone>>) -> Option<Arc<Zone>> {
         let zone = zone.into();
         self.zones.insert(LowerName::new(zone.origin()), zone)
+    }
+
+    /// Marks `origin` as a configured zone that failed to load. A zone
+    /// with the same origin that did load takes precedence.
+    pub fn insert_failed(&mut self, origin: &Name) {
+        self.failed.insert(LowerName::new(origin), origin.clone());
+    }
+
+    /// The origins of the zones that failed to load.
+    pub fn failed_zones(&self) -> impl Iterator<Item = &Name> {
+        self.failed.iter().filter(|(origin, _)| !self.zones.contains_key(*origin)).map(|(_, name)| name)
+    }
+
+    /// Whether `name` is in a zone that failed to load, i.e. a failed zone
+    /// is closer to it than any loaded one.
+    fn in_failed_zone(&self, name: &Name) -> bool {
+        (0..=label_count(name)).rev().map(|depth| LowerName::new(&name.trim_to(depth))).find_map(|origin| {
+            if self.zones.contains_key(&origin) {
+                Some(false)
+            } else {
+                self.failed.contains_key(&origin).then_some(true)
+            }
+        }) == Some(true)
     }
 
     pub fn remove(&mut self, origin: &Name) -> Option<Arc<Zone>> {
@@ -157,8 +218,24 @@ impl Catalog {
     /// RRSIG never. No NS in authority. This was chosen over a synthesized
     /// HINFO because it is simple and keeps the answers identical to NSD's.
     pub fn lookup(&self, qname: &Name, qtype: RecordType) -> Lookup {
+        self.lookup_in(qname, qtype, false)
+    }
+
+    /// [`Catalog::lookup`] for QCLASS * (RFC 1035 §3.2.5), as NSD 4.6
+    /// answers it: the class IN data with AA clear, and so without what
+    /// only an authoritative answer carries (the apex NS of a positive
+    /// answer and its addresses, the SOA of a negative one); referrals are
+    /// unchanged.
+    pub fn lookup_class_any(&self, qname: &Name, qtype: RecordType) -> Lookup {
+        self.lookup_in(qname, qtype, true)
+    }
+
+    fn lookup_in(&self, qname: &Name, qtype: RecordType, class_any: bool) -> Lookup {
+        if self.in_failed_zone(qname) {
+            return Lookup::zone_not_loaded();
+        }
         let Some(first_zone) = self.zone_for(qname, qtype) else { return Lookup::refused() };
-        let mut response = Response::default();
+        let mut response = Response { class_any, ..Response::default() };
         let mut zone = first_zone;
         let mut name = qname.clone();
         loop {
@@ -174,6 +251,9 @@ impl Catalog {
                     name = target;
                 }
             }
+        }
+        if class_any {
+            response.authoritative = false;
         }
         response.into_answer(first_zone.origin().clone())
     }
@@ -250,11 +330,20 @@ struct Response {
     rcode: ResponseCode,
     authoritative: bool,
     redirections: usize,
+    /// QCLASS *: no authoritative-only authority data (see
+    /// [`Catalog::lookup_class_any`]).
+    class_any: bool,
 }
 
 impl Default for Response {
     fn default() -> Self {
-        Self { rrsets: Vec::new(), rcode: ResponseCode::NoError, authoritative: true, redirections: 0 }
+        Self {
+            rrsets: Vec::new(),
+            rcode: ResponseCode::NoError,
+            authoritative: true,
+            redirections: 0,
+            class_any: false,
+        }
     }
 }
 
@@ -329,6 +418,7 @@ impl Response {
             self.add_rrset(zone, Section::Answer, owner, rrset);
             // NSD leaves the NS out where the answer itself is large.
             if !matches!(qtype, RecordType::DS | RecordType::DNSKEY)
+                && !self.class_any
                 && let Some(ns) = zone.node(&LowerName::new(zone.origin())).and_then(|apex| apex.rrset(RecordType::NS))
             {
                 self.add_rrset(zone, Section::OptionalAuthority, zone.origin(), ns);
@@ -378,6 +468,9 @@ impl Response {
 
     /// NXDOMAIN/NODATA authority: the SOA with the negative-caching TTL.
     fn negative(&mut self, zone: &Zone) {
+        if self.class_any {
+            return;
+        }
         let soa = zone.negative_soa();
         let owner = soa.name.clone();
         self.place_unique(Section::Authority, &owner, vec![soa]);
@@ -458,6 +551,7 @@ impl Response {
             authority: collect(&[Section::Authority, Section::OptionalAuthority]),
             additionals: collect(&[Section::AdditionalA, Section::AdditionalAaaa]),
             zone: Some(zone),
+            ede: None,
         }
     }
 }

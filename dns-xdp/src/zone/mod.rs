@@ -254,13 +254,20 @@ impl Zone {
 
     /// [`Zone::load`] for a file whose text the caller has already read.
     pub fn parse_file_text(text: &str, path: &Path, origin: Option<&Name>) -> Result<Zone, ZoneError> {
-        let origin = match origin {
-            Some(origin) => canonical_origin(origin),
-            None => first_origin_directive(text)
-                .or_else(|| origin_from_file_name(path))
-                .ok_or_else(|| ZoneError::UnknownOrigin { path: path.to_owned() })?,
-        };
+        let origin = Self::file_origin(Some(text), path, origin)
+            .ok_or_else(|| ZoneError::UnknownOrigin { path: path.to_owned() })?;
         Loader::load(text, origin, &path.display().to_string(), path.parent())
+    }
+
+    /// The zone a file is for, by the rules of [`Zone::load`], without
+    /// loading it: so that a zone whose file does not load (or cannot be
+    /// read, `text` is `None`) can still be told apart from names that are
+    /// not ours.
+    pub fn file_origin(text: Option<&str>, path: &Path, origin: Option<&Name>) -> Option<Name> {
+        match origin {
+            Some(origin) => Some(canonical_origin(origin)),
+            None => text.and_then(first_origin_directive).or_else(|| origin_from_file_name(path)),
+        }
     }
 
     /// The zone's name: lower-case, fully qualified.
