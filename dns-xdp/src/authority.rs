@@ -26,6 +26,18 @@
 //! * DS at a zone cut, and at the apex of a zone whose parent zone is also
 //!   loaded, is answered from the parent side.
 //! * NXDOMAIN and NODATA carry the SOA with TTL min(SOA TTL, MINIMUM).
+//! * DNSSEC, for zones signed beforehand with NSEC (RFC 4033-4035): with
+//!   DO, every RRset placed, in every section, is followed by its RRSIGs
+//!   (kept per covered type by the zone); NXDOMAIN carries the NSEC
+//!   covering the name and the one covering the wildcard at its closest
+//!   encloser, then the SOA and its RRSIG (TTL lowered with the SOA's);
+//!   NODATA the SOA, then the NSEC at (or, for an empty non-terminal,
+//!   covering) the name; a wildcard answer the NSEC covering the name;
+//!   wildcard NODATA both NSECs before the SOA; a referral its DS and
+//!   RRSIG, or for an insecure delegation the NSEC at the cut. Without DO
+//!   no DNSSEC record is added, only asked-for types are answered (a query
+//!   for RRSIG gets every RRSIG at the name, per covered type, with the
+//!   apex NS). NSEC3 denial is not implemented yet.
 //!
 //! Where this differs from NSD, on purpose:
 //!
@@ -87,6 +99,10 @@ pub struct Lookup {
     pub zone: Option<Name>,
     /// The Extended DNS Error to send, if any.
     pub ede: Option<ExtendedError>,
+    /// Data of a DNSSEC-signed zone answered: the fast path, which cannot
+    /// tell DO queries apart, must not serve it (its DO and non-DO answers
+    /// differ).
+    pub signed: bool,
 }
 
 impl Lookup {
@@ -96,6 +112,7 @@ impl Lookup {
     pub fn fast_path_servable(&self) -> bool {
         self.zone.is_some()
             && self.ede.is_none()
+            && !self.signed
             && matches!(self.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
     }
 }
@@ -111,6 +128,7 @@ impl Lookup {
             additionals: Vec::new(),
             zone: None,
             ede: Some(ede),
+            signed: false,
         }
     }
 
@@ -218,7 +236,15 @@ impl Catalog {
     /// RRSIG never. No NS in authority. This was chosen over a synthesized
     /// HINFO because it is simple and keeps the answers identical to NSD's.
     pub fn lookup(&self, qname: &Name, qtype: RecordType) -> Lookup {
-        self.lookup_in(qname, qtype, false)
+        self.lookup_in(qname, qtype, false, false)
+    }
+
+    /// [`Catalog::lookup`] for a query with the DO bit set (RFC 3225): from
+    /// signed zones, every RRset comes with its RRSIGs, and negative
+    /// answers, wildcard answers and insecure referrals with the NSEC
+    /// records that prove them (RFC 4035 §3.1).
+    pub fn lookup_dnssec(&self, qname: &Name, qtype: RecordType) -> Lookup {
+        self.lookup_in(qname, qtype, false, true)
     }
 
     /// [`Catalog::lookup`] for QCLASS * (RFC 1035 §3.2.5), as NSD 4.6
@@ -226,16 +252,16 @@ impl Catalog {
     /// only an authoritative answer carries (the apex NS of a positive
     /// answer and its addresses, the SOA of a negative one); referrals are
     /// unchanged.
-    pub fn lookup_class_any(&self, qname: &Name, qtype: RecordType) -> Lookup {
-        self.lookup_in(qname, qtype, true)
+    pub fn lookup_class_any(&self, qname: &Name, qtype: RecordType, dnssec_ok: bool) -> Lookup {
+        self.lookup_in(qname, qtype, true, dnssec_ok)
     }
 
-    fn lookup_in(&self, qname: &Name, qtype: RecordType, class_any: bool) -> Lookup {
+    fn lookup_in(&self, qname: &Name, qtype: RecordType, class_any: bool, dnssec_ok: bool) -> Lookup {
         if self.in_failed_zone(qname) {
             return Lookup::zone_not_loaded();
         }
         let Some(first_zone) = self.zone_for(qname, qtype) else { return Lookup::refused() };
-        let mut response = Response { class_any, ..Response::default() };
+        let mut response = Response { class_any, dnssec_ok, ..Response::default() };
         let mut zone = first_zone;
         let mut name = qname.clone();
         loop {
@@ -319,6 +345,8 @@ struct Placed {
     owner: LowerName,
     record_type: RecordType,
     records: Vec<Record>,
+    /// The RRSIGs that go with the RRset (DO only), right after it.
+    signatures: Vec<Record>,
     /// Synthesized records (the CNAME of a DNAME, the negative SOA) are
     /// never merged with others, as in NSD.
     unique: bool,
@@ -333,6 +361,10 @@ struct Response {
     /// QCLASS *: no authoritative-only authority data (see
     /// [`Catalog::lookup_class_any`]).
     class_any: bool,
+    /// The query had DO: RRSIGs and denial records from signed zones.
+    dnssec_ok: bool,
+    /// Some zone answering is signed.
+    signed: bool,
 }
 
 impl Default for Response {
@@ -343,6 +375,8 @@ impl Default for Response {
             authoritative: true,
             redirections: 0,
             class_any: false,
+            dnssec_ok: false,
+            signed: false,
         }
     }
 }
@@ -354,6 +388,7 @@ impl Response {
         let name_labels = label_count(name);
         let apex = LowerName::new(zone.origin());
         let Some(apex_node) = zone.node(&apex) else { return Step::Done };
+        self.signed |= zone.is_signed();
 
         // Walk down from the apex. The first zone cut on the way wins (the
         // highest one, as in NSD), then a DNAME above the name; otherwise
@@ -367,7 +402,7 @@ impl Response {
                 if let Some(ns) = node.rrset(RecordType::NS)
                     && !(is_name && qtype == RecordType::DS)
                 {
-                    return self.referral(zone, &key, ns);
+                    return self.referral(zone, &key, node, ns);
                 }
                 closest = (key, node);
             }
@@ -376,32 +411,53 @@ impl Response {
                 return self.dname(zone, &owner, dname, name, qtype);
             }
             if is_name {
-                return self.answer_node(zone, closest.1, name, qtype);
+                return self.answer_node(zone, closest.1, name, qtype, None);
             }
         }
 
         // RFC 4592 §3.3.1: only the wildcard child of the closest encloser
         // can match; an existing name or empty non-terminal blocks it.
         let wildcard = closest.0.prepend_label("*").ok().map(|name| LowerName::new(&name));
-        match wildcard.as_ref().and_then(|wildcard| zone.node(wildcard)) {
-            Some(node) => self.answer_node(zone, node, name, qtype),
+        match wildcard.as_ref().and_then(|wildcard| zone.node(wildcard).map(|node| (wildcard, node))) {
+            Some((wildcard, node)) => self.answer_node(zone, node, name, qtype, Some(wildcard)),
             None => {
                 self.rcode = ResponseCode::NXDomain;
-                self.negative(zone);
+                // RFC 4035 §3.1.3.2: the name does not exist, nor does the
+                // wildcard that could have matched it.
+                let mut proofs = vec![LowerName::new(name)];
+                proofs.extend(wildcard);
+                self.negative(zone, &proofs, true);
                 Step::Done
             }
         }
     }
 
-    /// Answers from `node`, the name's own or the wildcard matching it;
-    /// `owner` is the name asked for.
-    fn answer_node(&mut self, zone: &Zone, node: &Node, owner: &Name, qtype: RecordType) -> Step {
+    /// Answers from `node`, the name's own or the wildcard matching it
+    /// (`wildcard` is then its owner); `owner` is the name asked for.
+    fn answer_node(
+        &mut self,
+        zone: &Zone,
+        node: &Node,
+        owner: &Name,
+        qtype: RecordType,
+        wildcard: Option<&LowerName>,
+    ) -> Step {
+        // RFC 4035 §3.1.3.3 and §3.1.3.4: an answer from a wildcard proves
+        // that the name itself does not exist; its NODATA also that the
+        // wildcard has no such type.
+        let qname = LowerName::new(owner);
+        let nodata_proofs: Vec<LowerName> = match wildcard {
+            Some(wildcard) => vec![qname.clone(), wildcard.clone()],
+            None => vec![qname.clone()],
+        };
+        let expansion_proof: &[LowerName] = if wildcard.is_some() { std::slice::from_ref(&qname) } else { &[] };
         if qtype == RecordType::ANY {
             match select_for_any(node) {
                 Some(rrset) => {
-                    self.add_rrset(zone, Section::Answer, owner, rrset);
+                    self.add_rrset(zone, Section::Answer, owner, node, rrset);
+                    self.deny(zone, expansion_proof);
                 }
-                None => self.negative(zone),
+                None => self.negative(zone, &nodata_proofs, wildcard.is_some()),
             }
             return Step::Done;
         }
@@ -412,42 +468,68 @@ impl Response {
                 let records = set.records().iter().map(|record| renamed(record, owner)).collect();
                 self.place_unique(Section::Answer, owner, records);
             }
+            self.add_apex_ns(zone);
+            self.deny(zone, expansion_proof);
             return Step::Done;
         }
         if let Some(rrset) = node.rrset(qtype) {
-            self.add_rrset(zone, Section::Answer, owner, rrset);
+            self.add_rrset(zone, Section::Answer, owner, node, rrset);
             // NSD leaves the NS out where the answer itself is large.
-            if !matches!(qtype, RecordType::DS | RecordType::DNSKEY)
-                && !self.class_any
-                && let Some(ns) = zone.node(&LowerName::new(zone.origin())).and_then(|apex| apex.rrset(RecordType::NS))
-            {
-                self.add_rrset(zone, Section::OptionalAuthority, zone.origin(), ns);
+            if !matches!(qtype, RecordType::DS | RecordType::DNSKEY) {
+                self.add_apex_ns(zone);
             }
+            self.deny(zone, expansion_proof);
             return Step::Done;
         }
         if let Some(cname) = node.rrset(RecordType::CNAME) {
-            if !self.add_rrset(zone, Section::Answer, owner, cname) {
+            if !self.add_rrset(zone, Section::Answer, owner, node, cname) {
                 return Step::Done;
             }
+            self.deny(zone, expansion_proof);
             return match cname.records().first().map(|record| &record.data) {
                 Some(RData::CNAME(target)) => Step::Follow(target.0.clone()),
                 _ => Step::Done,
             };
         }
-        self.negative(zone);
+        self.negative(zone, &nodata_proofs, wildcard.is_some());
         Step::Done
     }
 
-    fn referral(&mut self, zone: &Zone, cut: &LowerName, ns: &RrSet) -> Step {
+    /// The apex NS RRset as optional authority data of a positive answer.
+    fn add_apex_ns(&mut self, zone: &Zone) {
+        if !self.class_any
+            && let Some(apex) = zone.node(&LowerName::new(zone.origin()))
+            && let Some(ns) = apex.rrset(RecordType::NS)
+        {
+            self.add_rrset(zone, Section::OptionalAuthority, zone.origin(), apex, ns);
+        }
+    }
+
+    /// A referral; with DO, the DS RRset and its RRSIG, or for an insecure
+    /// delegation the NSEC proving there is no DS (RFC 4035 §3.1.4).
+    fn referral(&mut self, zone: &Zone, cut: &LowerName, node: &Node, ns: &RrSet) -> Step {
         self.authoritative = self.redirections > 0;
-        self.add_rrset(zone, Section::Authority, &Name::from(cut.clone()), ns);
+        let owner = Name::from(cut.clone());
+        self.add_rrset(zone, Section::Authority, &owner, node, ns);
+        if self.dnssec_ok && zone.is_signed() {
+            match node.rrset(RecordType::DS) {
+                Some(ds) => {
+                    self.add_rrset(zone, Section::Authority, &owner, node, ds);
+                }
+                None => self.deny(zone, std::slice::from_ref(cut)),
+            }
+        }
         Step::Done
     }
 
     /// RFC 6672 §3.2: the DNAME, then a CNAME from `name` to the name with
     /// the DNAME owner replaced by its target (TTL of the DNAME).
     fn dname(&mut self, zone: &Zone, dname_owner: &Name, dname: &RrSet, name: &Name, qtype: RecordType) -> Step {
-        if !self.add_rrset(zone, Section::Answer, dname_owner, dname) {
+        let added = match zone.node(&LowerName::new(dname_owner)) {
+            Some(node) => self.add_rrset(zone, Section::Answer, dname_owner, node, dname),
+            None => false,
+        };
+        if !added {
             return Step::Done;
         }
         let Some(target) = dname.records().first().and_then(|record| dname_target(&record.data)) else {
@@ -466,21 +548,62 @@ impl Response {
         Step::Follow(synthesized)
     }
 
-    /// NXDOMAIN/NODATA authority: the SOA with the negative-caching TTL.
-    fn negative(&mut self, zone: &Zone) {
+    /// NXDOMAIN/NODATA authority: the SOA with the negative-caching TTL;
+    /// with DO, its RRSIG and the NSEC records proving `proofs` (see
+    /// [`Response::deny`]): before the SOA for NXDOMAIN and wildcard NODATA
+    /// (`proofs_first`), after it for NODATA, the order NSD 4.6 uses.
+    fn negative(&mut self, zone: &Zone, proofs: &[LowerName], proofs_first: bool) {
         if self.class_any {
             return;
         }
+        if proofs_first {
+            self.deny(zone, proofs);
+        }
         let soa = zone.negative_soa();
         let owner = soa.name.clone();
+        let ttl = soa.ttl;
         self.place_unique(Section::Authority, &owner, vec![soa]);
+        if self.dnssec_ok
+            && let Some(signatures) =
+                zone.node(&LowerName::new(zone.origin())).and_then(|apex| apex.signatures(RecordType::SOA))
+            && let Some(placed) = self.rrsets.last_mut()
+        {
+            // The RRSIG goes with the SOA as sent, with its TTL.
+            placed.signatures = signatures
+                .records()
+                .iter()
+                .map(|record| {
+                    let mut record = record.clone();
+                    record.ttl = ttl;
+                    record
+                })
+                .collect();
+        }
+        if !proofs_first {
+            self.deny(zone, proofs);
+        }
+    }
+
+    /// With DO, for each name in `proofs`, the NSEC RRset that matches it or
+    /// covers it (the one at the name or its canonical predecessor), with
+    /// its RRSIGs, in the authority section, each NSEC once.
+    fn deny(&mut self, zone: &Zone, proofs: &[LowerName]) {
+        if !self.dnssec_ok || !zone.is_signed() {
+            return;
+        }
+        for name in proofs {
+            if let Some((owner, node, nsec)) = zone.nsec_matching_or_covering(name) {
+                self.add_rrset(zone, Section::Authority, &Name::from(owner.clone()), node, nsec);
+            }
+        }
     }
 
     /// Adds `rrset` under `owner`, then the addresses its targets need.
     /// False when the RRset was already in the message (in this or an
     /// earlier section).
-    fn add_rrset(&mut self, zone: &Zone, section: Section, owner: &Name, rrset: &RrSet) -> bool {
-        let added = self.place(section, owner, rrset);
+    fn add_rrset(&mut self, zone: &Zone, section: Section, owner: &Name, node: &Node, rrset: &RrSet) -> bool {
+        let signatures = if self.dnssec_ok { node.signatures(rrset.record_type()) } else { None };
+        let added = self.place(section, owner, rrset, signatures);
         // NSD adds the targets' addresses even for an RRset already present;
         // they are then present too, so this only costs lookups.
         for record in rrset.records() {
@@ -497,7 +620,7 @@ impl Response {
     /// Places an RRset unless it is already in the message. One already in
     /// a later section moves up to `section`, keeping its place in the
     /// order, as NSD does.
-    fn place(&mut self, section: Section, owner: &Name, rrset: &RrSet) -> bool {
+    fn place(&mut self, section: Section, owner: &Name, rrset: &RrSet, signatures: Option<&RrSet>) -> bool {
         let key = LowerName::new(owner);
         if let Some(existing) = self
             .rrsets
@@ -511,13 +634,30 @@ impl Response {
             return false;
         }
         let records = rrset.records().iter().map(|record| renamed(record, owner)).collect();
-        self.rrsets.push(Placed { section, owner: key, record_type: rrset.record_type(), records, unique: false });
+        let signatures = signatures
+            .map(|set| set.records().iter().map(|record| renamed(record, owner)).collect())
+            .unwrap_or_default();
+        self.rrsets.push(Placed {
+            section,
+            owner: key,
+            record_type: rrset.record_type(),
+            records,
+            signatures,
+            unique: false,
+        });
         true
     }
 
     fn place_unique(&mut self, section: Section, owner: &Name, records: Vec<Record>) {
         let record_type = records.first().map_or(RecordType::NULL, Record::record_type);
-        self.rrsets.push(Placed { section, owner: LowerName::new(owner), record_type, records, unique: true });
+        self.rrsets.push(Placed {
+            section,
+            owner: LowerName::new(owner),
+            record_type,
+            records,
+            signatures: Vec::new(),
+            unique: true,
+        });
     }
 
     /// Additional-section A and AAAA for `target`, from `zone` only. Glue
@@ -531,7 +671,7 @@ impl Response {
             [(RecordType::A, Section::AdditionalA), (RecordType::AAAA, Section::AdditionalAaaa)]
         {
             if let Some(rrset) = node.rrset(record_type) {
-                self.add_rrset(zone, section, target, rrset);
+                self.add_rrset(zone, section, target, node, rrset);
             }
         }
     }
@@ -541,7 +681,7 @@ impl Response {
             sections
                 .iter()
                 .flat_map(|section| self.rrsets.iter().filter(move |placed| placed.section == *section))
-                .flat_map(|placed| placed.records.iter().cloned())
+                .flat_map(|placed| placed.records.iter().chain(&placed.signatures).cloned())
                 .collect()
         };
         Lookup {
@@ -552,6 +692,7 @@ impl Response {
             additionals: collect(&[Section::AdditionalA, Section::AdditionalAaaa]),
             zone: Some(zone),
             ede: None,
+            signed: self.signed,
         }
     }
 }

@@ -147,17 +147,18 @@ pub fn respond_cached(
     }
 
     let qname = question.name().to_lowercase();
+    let dnssec_ok = parsed.edns.is_some_and(|(_, dnssec_ok)| dnssec_ok);
     if class_any {
         return Some(class_any_reply(catalog, &parsed, settings, &qname, qtype, transport));
     }
     // The question minus QTYPE/QCLASS, folded: the name as the map keys it.
     let name_len = parsed.raw_question.len() - 4;
     let key: CacheKey =
-        (parsed.raw_question[..name_len].iter().map(|b| common::name::fold(*b)).collect(), u16::from(qtype));
+        (parsed.raw_question[..name_len].iter().map(|b| common::name::fold(*b)).collect(), u16::from(qtype), dnssec_ok);
     let entry = match cache.and_then(|c| c.get(&key)) {
         Some(entry) => entry,
         None => {
-            let answer = catalog.lookup(&qname, qtype);
+            let answer = if dnssec_ok { catalog.lookup_dnssec(&qname, qtype) } else { catalog.lookup(&qname, qtype) };
             let prepared = match PreparedAnswer::encode(&qname, qtype, &answer) {
                 Ok(p) => p,
                 Err(err) => {
@@ -193,7 +194,7 @@ fn class_any_reply(
     qtype: RecordType,
     transport: Transport,
 ) -> Reply {
-    let answer = catalog.lookup_class_any(qname, qtype);
+    let answer = catalog.lookup_class_any(qname, qtype, parsed.edns.is_some_and(|(_, dnssec_ok)| dnssec_ok));
     match PreparedAnswer::encode(qname, qtype, &answer) {
         Ok(prepared) => {
             let (bytes, truncated) = assemble(parsed, settings, &prepared, transport);
@@ -352,6 +353,7 @@ fn identity_reply(parsed: &ParsedQuery<'_>, settings: &ReplySettings, question: 
         additionals: Vec::new(),
         zone: None,
         ede: None,
+        signed: false,
     };
     match PreparedAnswer::encode(&qname, question.query_type(), &answer) {
         Ok(prepared) => {

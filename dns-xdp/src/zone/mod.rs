@@ -327,6 +327,28 @@ impl Zone {
         self.nodes.get(name).is_some_and(Node::is_empty_non_terminal)
     }
 
+    /// Whether the zone is DNSSEC-signed: it has a DNSKEY RRset at its apex.
+    pub fn is_signed(&self) -> bool {
+        self.nodes.get(&LowerName::new(&self.origin)).is_some_and(|apex| apex.rrset(RecordType::DNSKEY).is_some())
+    }
+
+    /// The NSEC RRset that matches `name` (owned by it) or covers it (owned
+    /// by its closest canonical predecessor, RFC 4034 §6.1), with its
+    /// owner and node; `None` in a zone without NSEC records.
+    pub fn nsec_matching_or_covering(&self, name: &LowerName) -> Option<(&LowerName, &Node, &RrSet)> {
+        let before = self.nodes.range::<LowerName, _>(..=name).rev();
+        let found =
+            before.filter_map(|(owner, node)| node.rrset(RecordType::NSEC).map(|nsec| (owner, node, nsec))).next();
+        // Before the apex (impossible for names in the zone) the chain wraps
+        // to its last NSEC.
+        found.or_else(|| {
+            self.nodes
+                .iter()
+                .rev()
+                .find_map(|(owner, node)| node.rrset(RecordType::NSEC).map(|nsec| (owner, node, nsec)))
+        })
+    }
+
     /// Whether `name` is a zone cut: it has NS records and is not the apex.
     pub fn is_delegation(&self, name: &LowerName) -> bool {
         **name != self.origin && self.nodes.get(name).is_some_and(|node| node.rrset(RecordType::NS).is_some())
