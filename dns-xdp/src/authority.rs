@@ -26,7 +26,7 @@
 //! * DS at a zone cut, and at the apex of a zone whose parent zone is also
 //!   loaded, is answered from the parent side.
 //! * NXDOMAIN and NODATA carry the SOA with TTL min(SOA TTL, MINIMUM).
-//! * DNSSEC, for zones signed beforehand with NSEC (RFC 4033-4035): with
+//! * DNSSEC, for zones signed beforehand (RFC 4033-4035, 5155): with
 //!   DO, every RRset placed, in every section, is followed by its RRSIGs
 //!   (kept per covered type by the zone); NXDOMAIN carries the NSEC
 //!   covering the name and the one covering the wildcard at its closest
@@ -37,7 +37,11 @@
 //!   RRSIG, or for an insecure delegation the NSEC at the cut. Without DO
 //!   no DNSSEC record is added, only asked-for types are answered (a query
 //!   for RRSIG gets every RRSIG at the name, per covered type, with the
-//!   apex NS). NSEC3 denial is not implemented yet.
+//!   apex NS). Zones signed with NSEC3 (RFC 5155 §7.2) get the closest
+//!   encloser proof (the NSEC3 covering the next closer name, the one
+//!   matching the closest encloser, the one covering its wildcard), the
+//!   matching NSEC3 for NODATA, or the closest provable encloser below an
+//!   opt-out span; the order of the records around the SOA is NSD's.
 //!
 //! Where this differs from NSD, on purpose:
 //!
@@ -313,6 +317,151 @@ impl Catalog {
     }
 }
 
+/// What a negative or wildcard answer proves to a validator (RFC 4035
+/// §3.1.3, RFC 5155 §7.2).
+enum Denial {
+    Nothing,
+    /// NXDOMAIN: no `qname` below its closest `encloser`, and no wildcard
+    /// there.
+    Name {
+        qname: LowerName,
+        encloser: LowerName,
+    },
+    /// NODATA at an existing name (an empty non-terminal, a cut for DS;
+    /// `ds` as for `WildcardData`).
+    Data {
+        name: LowerName,
+        ds: bool,
+    },
+    /// An answer expanded from `*.encloser`: `qname` itself does not exist.
+    Expansion {
+        qname: LowerName,
+        encloser: LowerName,
+    },
+    /// NODATA from a wildcard: no `qname`, and no such type at `wildcard`
+    /// (`ds`: the type is DS, for which NSD orders the NSEC3s differently).
+    WildcardData {
+        qname: LowerName,
+        wildcard: LowerName,
+        ds: bool,
+    },
+    /// A delegation without DS.
+    NoDs {
+        cut: LowerName,
+    },
+}
+
+/// How an NSEC3 relates to the name it proves something about.
+#[derive(Clone, Copy)]
+enum Nsec3Proof {
+    Matching,
+    Covering,
+}
+
+impl Denial {
+    /// The names whose matching or covering NSEC proves it (RFC 4035
+    /// §3.1.3), in the order NSD 4.6 sends them.
+    fn nsec_names(&self) -> Vec<LowerName> {
+        match self {
+            Self::Nothing => Vec::new(),
+            Self::Name { qname, encloser } => {
+                let mut names = vec![qname.clone()];
+                names.extend(encloser.prepend_label("*").ok().map(|wildcard| LowerName::new(&wildcard)));
+                names
+            }
+            Self::Data { name, .. } => vec![name.clone()],
+            Self::Expansion { qname, .. } => vec![qname.clone()],
+            Self::WildcardData { qname, wildcard, .. } => vec![qname.clone(), wildcard.clone()],
+            Self::NoDs { cut } => vec![cut.clone()],
+        }
+    }
+
+    /// The NSEC3 records that prove it (RFC 5155 §7.2.1-§7.2.7).
+    fn nsec3_proofs(&self, zone: &Zone) -> Vec<(Name, Nsec3Proof)> {
+        use Nsec3Proof::{Covering, Matching};
+        let name = |lower: &LowerName| Name::from(lower.clone());
+        match self {
+            Self::Nothing => Vec::new(),
+            // §7.2.2: the closest encloser proof, and no wildcard there.
+            Self::Name { qname, encloser } => {
+                let mut proofs = vec![(next_closer(qname, encloser), Covering), (name(encloser), Matching)];
+                proofs.extend(encloser.prepend_label("*").ok().map(|wildcard| (wildcard, Covering)));
+                proofs
+            }
+            // §7.2.3 (and §7.2.4 for DS at an opt-out cut: the closest
+            // provable encloser instead).
+            // A query for a wildcard owner itself: NSD proves the wildcard's
+            // encloser too.
+            Self::Data { name: data, ds } if data.is_wildcard() => {
+                let mut proofs = vec![(name(&data.base_name()), Matching), (name(data), Matching)];
+                if *ds {
+                    proofs.swap(0, 1);
+                }
+                proofs
+            }
+            Self::Data { name: data, .. } | Self::NoDs { cut: data } => {
+                if zone.nsec3_matching(&name(data)).is_some() {
+                    vec![(name(data), Matching)]
+                } else {
+                    closest_provable_encloser(zone, data)
+                }
+            }
+            // §7.2.6: the next closer name does not exist.
+            Self::Expansion { qname, encloser } => vec![(next_closer(qname, encloser), Covering)],
+            // §7.2.5: the closest encloser proof and the wildcard's NODATA.
+            Self::WildcardData { qname, wildcard, ds } => {
+                let encloser = wildcard.base_name();
+                let mut proofs = vec![
+                    (next_closer(qname, &encloser), Covering),
+                    (name(&encloser), Matching),
+                    (name(wildcard), Matching),
+                ];
+                if *ds {
+                    proofs.swap(1, 2);
+                }
+                proofs
+            }
+        }
+    }
+
+    /// How many of [`Denial::nsec3_proofs`] go before the SOA of a negative
+    /// answer, the rest after it, as NSD 4.6 orders them: all of them for
+    /// NXDOMAIN and for NODATA at an empty non-terminal, the next closer
+    /// name's for wildcard NODATA, none for other NODATA.
+    fn nsec3_before_soa(&self, zone: &Zone, proofs: usize) -> usize {
+        match self {
+            Self::Name { .. } => proofs,
+            Self::Data { name, .. } if zone.is_empty_non_terminal(name) => proofs,
+            Self::WildcardData { .. } => proofs.min(1),
+            _ => 0,
+        }
+    }
+}
+
+/// The ancestor of `name` one label below `encloser` (RFC 5155 §1.3).
+fn next_closer(name: &LowerName, encloser: &LowerName) -> Name {
+    Name::from(name.clone()).trim_to(label_count(&Name::from(encloser.clone())) + 1)
+}
+
+/// RFC 5155 §7.2.1 for a name with no NSEC3 of its own (below an opt-out
+/// span): the deepest ancestor with a matching NSEC3, and the NSEC3
+/// covering the next closer name.
+fn closest_provable_encloser(zone: &Zone, name: &LowerName) -> Vec<(Name, Nsec3Proof)> {
+    let full = Name::from(name.clone());
+    let labels = label_count(&full);
+    (label_count(zone.origin())..labels)
+        .rev()
+        .map(|depth| full.trim_to(depth))
+        .find(|ancestor| zone.nsec3_matching(ancestor).is_some())
+        .map(|encloser| {
+            vec![
+                (encloser.clone(), Nsec3Proof::Matching),
+                (next_closer(name, &LowerName::new(&encloser)), Nsec3Proof::Covering),
+            ]
+        })
+        .unwrap_or_default()
+}
+
 /// `record` under the name asked for (a wildcard's records take the
 /// query name).
 fn renamed(record: &Record, owner: &Name) -> Record {
@@ -424,9 +573,8 @@ impl Response {
                 self.rcode = ResponseCode::NXDomain;
                 // RFC 4035 §3.1.3.2: the name does not exist, nor does the
                 // wildcard that could have matched it.
-                let mut proofs = vec![LowerName::new(name)];
-                proofs.extend(wildcard);
-                self.negative(zone, &proofs, true);
+                let denial = Denial::Name { qname: LowerName::new(name), encloser: closest.0.clone() };
+                self.negative(zone, &denial, true);
                 Step::Done
             }
         }
@@ -446,16 +594,18 @@ impl Response {
         // that the name itself does not exist; its NODATA also that the
         // wildcard has no such type.
         let qname = LowerName::new(owner);
-        let nodata_proofs: Vec<LowerName> = match wildcard {
-            Some(wildcard) => vec![qname.clone(), wildcard.clone()],
-            None => vec![qname.clone()],
+        let (expansion_proof, nodata_proofs) = match wildcard {
+            Some(wildcard) => (
+                Denial::Expansion { qname: qname.clone(), encloser: wildcard.base_name() },
+                Denial::WildcardData { qname, wildcard: wildcard.clone(), ds: qtype == RecordType::DS },
+            ),
+            None => (Denial::Nothing, Denial::Data { name: qname, ds: qtype == RecordType::DS }),
         };
-        let expansion_proof: &[LowerName] = if wildcard.is_some() { std::slice::from_ref(&qname) } else { &[] };
         if qtype == RecordType::ANY {
             match select_for_any(node) {
                 Some(rrset) => {
                     self.add_rrset(zone, Section::Answer, owner, node, rrset);
-                    self.deny(zone, expansion_proof);
+                    self.deny(zone, &expansion_proof);
                 }
                 None => self.negative(zone, &nodata_proofs, wildcard.is_some()),
             }
@@ -469,7 +619,7 @@ impl Response {
                 self.place_unique(Section::Answer, owner, records);
             }
             self.add_apex_ns(zone);
-            self.deny(zone, expansion_proof);
+            self.deny(zone, &expansion_proof);
             return Step::Done;
         }
         if let Some(rrset) = node.rrset(qtype) {
@@ -478,14 +628,14 @@ impl Response {
             if !matches!(qtype, RecordType::DS | RecordType::DNSKEY) {
                 self.add_apex_ns(zone);
             }
-            self.deny(zone, expansion_proof);
+            self.deny(zone, &expansion_proof);
             return Step::Done;
         }
         if let Some(cname) = node.rrset(RecordType::CNAME) {
             if !self.add_rrset(zone, Section::Answer, owner, node, cname) {
                 return Step::Done;
             }
-            self.deny(zone, expansion_proof);
+            self.deny(zone, &expansion_proof);
             return match cname.records().first().map(|record| &record.data) {
                 Some(RData::CNAME(target)) => Step::Follow(target.0.clone()),
                 _ => Step::Done,
@@ -516,7 +666,7 @@ impl Response {
                 Some(ds) => {
                     self.add_rrset(zone, Section::Authority, &owner, node, ds);
                 }
-                None => self.deny(zone, std::slice::from_ref(cut)),
+                None => self.deny(zone, &Denial::NoDs { cut: cut.clone() }),
             }
         }
         Step::Done
@@ -552,11 +702,22 @@ impl Response {
     /// with DO, its RRSIG and the NSEC records proving `proofs` (see
     /// [`Response::deny`]): before the SOA for NXDOMAIN and wildcard NODATA
     /// (`proofs_first`), after it for NODATA, the order NSD 4.6 uses.
-    fn negative(&mut self, zone: &Zone, proofs: &[LowerName], proofs_first: bool) {
+    fn negative(&mut self, zone: &Zone, proofs: &Denial, proofs_first: bool) {
         if self.class_any {
             return;
         }
-        if proofs_first {
+        let nsec3 = self.dnssec_ok && zone.is_signed() && zone.uses_nsec3();
+        let (nsec3_before, nsec3_after) = if nsec3 {
+            let all = proofs.nsec3_proofs(zone);
+            let before = proofs.nsec3_before_soa(zone, all.len());
+            let (before, after) = all.split_at(before);
+            (before.to_vec(), after.to_vec())
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        if nsec3 {
+            self.add_nsec3(zone, &nsec3_before);
+        } else if proofs_first {
             self.deny(zone, proofs);
         }
         let soa = zone.negative_soa();
@@ -579,21 +740,39 @@ impl Response {
                 })
                 .collect();
         }
-        if !proofs_first {
+        if nsec3 {
+            self.add_nsec3(zone, &nsec3_after);
+        } else if !proofs_first {
             self.deny(zone, proofs);
         }
     }
 
-    /// With DO, for each name in `proofs`, the NSEC RRset that matches it or
-    /// covers it (the one at the name or its canonical predecessor), with
-    /// its RRSIGs, in the authority section, each NSEC once.
-    fn deny(&mut self, zone: &Zone, proofs: &[LowerName]) {
+    /// With DO, the NSEC or NSEC3 RRsets (with their RRSIGs) that prove
+    /// `denial`, in the authority section, each once.
+    fn deny(&mut self, zone: &Zone, denial: &Denial) {
         if !self.dnssec_ok || !zone.is_signed() {
             return;
         }
-        for name in proofs {
-            if let Some((owner, node, nsec)) = zone.nsec_matching_or_covering(name) {
+        if zone.uses_nsec3() {
+            self.add_nsec3(zone, &denial.nsec3_proofs(zone));
+            return;
+        }
+        for name in denial.nsec_names() {
+            if let Some((owner, node, nsec)) = zone.nsec_matching_or_covering(&name) {
                 self.add_rrset(zone, Section::Authority, &Name::from(owner.clone()), node, nsec);
+            }
+        }
+    }
+
+    /// The NSEC3 RRsets (with RRSIGs) matching or covering `proofs`.
+    fn add_nsec3(&mut self, zone: &Zone, proofs: &[(Name, Nsec3Proof)]) {
+        for (name, how) in proofs {
+            let found = match how {
+                Nsec3Proof::Matching => zone.nsec3_matching(name),
+                Nsec3Proof::Covering => zone.nsec3_covering(name),
+            };
+            if let Some((owner, node, nsec3)) = found {
+                self.add_rrset(zone, Section::Authority, &Name::from(owner.clone()), node, nsec3);
             }
         }
     }

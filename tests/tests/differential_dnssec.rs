@@ -1,5 +1,7 @@
 //! DNSSEC differential test: dns-xdp against NSD 4.6, both serving the same
-//! zone, generated here and signed here with `ldns-signzone` (NSEC).
+//! zone, generated here and signed here with `ldns-signzone`: once with
+//! NSEC, once with NSEC3, once with NSEC3 opt-out (the insecure delegation
+//! then has no NSEC3 of its own).
 //!
 //! Every name of the zone, plus nonexistent names, wildcard expansions,
 //! empty non-terminals and names below a secure and an insecure
@@ -109,9 +111,9 @@ fn absolute(name: &str) -> String {
     }
 }
 
-/// Writes the zone, makes a KSK and a ZSK, and signs the zone with NSEC;
-/// returns the signed file.
-fn signed_zone(dir: &Path) -> std::path::PathBuf {
+/// Writes the zone, makes a KSK and a ZSK, and signs the zone with
+/// `ldns-signzone` and `sign_args` (none: NSEC); returns the signed file.
+fn signed_zone(dir: &Path, sign_args: &[&str]) -> std::path::PathBuf {
     let unsigned = dir.join("sig.test.zone");
     std::fs::write(&unsigned, ZONE).expect("writing the zone");
     let keygen = |ksk: bool| -> String {
@@ -127,6 +129,7 @@ fn signed_zone(dir: &Path) -> std::path::PathBuf {
     let (ksk, zsk) = (keygen(true), keygen(false));
     let out = Command::new("ldns-signzone")
         .current_dir(dir)
+        .args(sign_args)
         .args(["-o", ORIGIN, "sig.test.zone", &ksk, &zsk])
         .output()
         .expect("running ldns-signzone");
@@ -238,10 +241,27 @@ fn summary(reply: &[u8]) -> String {
 }
 
 #[test]
-fn signed_answers_match_nsd() {
+fn nsec_signed_answers_match_nsd() {
+    compare_with_nsd(&[], "\tNSEC\t");
+}
+
+#[test]
+fn nsec3_signed_answers_match_nsd() {
+    compare_with_nsd(&["-n", "-t", "3", "-s", "c0ffee"], "\tNSEC3\t1 0 3 c0ffee");
+}
+
+#[test]
+fn nsec3_opt_out_signed_answers_match_nsd() {
+    compare_with_nsd(&["-n", "-p"], "\tNSEC3\t1 1 ");
+}
+
+/// `marker` is text the signed zone must hold (the denial records wanted).
+fn compare_with_nsd(sign_args: &[&str], marker: &str) {
     require_root();
     let dir = dns_xdp_tests::temp_dir("dnssec");
-    let zone = signed_zone(dir.path());
+    let zone = signed_zone(dir.path(), sign_args);
+    let signed_text = std::fs::read_to_string(&zone).expect("reading the signed zone");
+    assert!(signed_text.contains(marker), "no {marker:?} in the signed zone:\n{signed_text}");
     let mut lab = Lab::start(dir.path(), &zone);
     let mut id: u16 = 0x200;
     let (mut compared, mut with_rrsig) = (0, 0);

@@ -18,7 +18,7 @@ use hickory_proto::{
 };
 
 use super::{
-    DEFAULT_TTL, MAX_INCLUDE_DEPTH, Node, Problem, RrSet, Zone, ZoneError, label_count,
+    DEFAULT_TTL, MAX_INCLUDE_DEPTH, Node, Nsec3Chain, Problem, RrSet, Zone, ZoneError, label_count,
     lexer::{Entry, Lexer, Token},
     rdata::{is_meta_type, lowercase_rdata_names, parse_rdata, parse_record_type, rrsig_covered, type_mnemonic},
 };
@@ -351,7 +351,8 @@ impl ZoneBuilder {
                 name = parent;
             }
         }
-        self.nodes.entry(apex).or_default();
+        self.nodes.entry(apex.clone()).or_default();
+        let nsec3 = nsec3_chain(&self.nodes, &apex);
 
         Ok(Zone {
             origin: self.origin,
@@ -360,6 +361,35 @@ impl ZoneBuilder {
             record_count: self.record_count,
             source: source.to_owned(),
             loaded_at: std::time::SystemTime::now(),
+            nsec3,
         })
     }
+}
+
+/// The NSEC3 chain of a zone whose apex has an NSEC3PARAM (RFC 5155 §4):
+/// every NSEC3 owner with the hash its first label spells in base32hex.
+/// `None` without NSEC3PARAM or without NSEC3 records.
+fn nsec3_chain(nodes: &BTreeMap<LowerName, Node>, apex: &LowerName) -> Option<Nsec3Chain> {
+    let param = nodes.get(apex)?.rrset(RecordType::NSEC3PARAM)?.records().first()?;
+    let mut wire = Vec::new();
+    param.data.emit(&mut BinEncoder::new(&mut wire)).ok()?;
+    // Hash algorithm, flags, iterations, salt length, salt (RFC 5155 §4.2).
+    let [_algorithm, _flags, iterations_high, iterations_low, salt_len, salt @ ..] = wire.as_slice() else {
+        return None;
+    };
+    let salt = salt.get(..usize::from(*salt_len))?.to_vec();
+    let mut owners: Vec<(Vec<u8>, LowerName)> = nodes
+        .iter()
+        .filter(|(_, node)| node.rrset(RecordType::NSEC3).is_some())
+        .filter_map(|(owner, _)| {
+            let label = Name::from(owner.clone()).iter().next()?.to_ascii_uppercase();
+            let hash = data_encoding::BASE32HEX_NOPAD.decode(&label).ok()?;
+            Some((hash, owner.clone()))
+        })
+        .collect();
+    if owners.is_empty() {
+        return None;
+    }
+    owners.sort();
+    Some(Nsec3Chain { iterations: u16::from_be_bytes([*iterations_high, *iterations_low]), salt, owners })
 }

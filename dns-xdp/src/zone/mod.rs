@@ -234,6 +234,30 @@ pub struct Zone {
     /// When this copy of the zone data was loaded (a reload that finds the
     /// file unchanged keeps the copy, and so the time).
     loaded_at: SystemTime,
+    /// For a zone signed with NSEC3: the apex NSEC3PARAM's hash parameters
+    /// and the NSEC3 owners by hash, sorted, to find the record matching or
+    /// covering a name (RFC 5155 §7.2) with a binary search.
+    nsec3: Option<Nsec3Chain>,
+}
+
+/// The NSEC3 records of a zone, by hashed owner name.
+#[derive(Debug, Clone)]
+pub(crate) struct Nsec3Chain {
+    pub(crate) iterations: u16,
+    pub(crate) salt: Vec<u8>,
+    /// (hash, owner), sorted by hash.
+    pub(crate) owners: Vec<(Vec<u8>, LowerName)>,
+}
+
+impl Nsec3Chain {
+    /// RFC 5155 §5: SHA-1, iterated, salted, over the canonical name
+    /// (hickory's implementation, on ring).
+    fn hash(&self, name: &Name) -> Option<Vec<u8>> {
+        hickory_proto::dnssec::Nsec3HashAlgorithm::SHA1
+            .hash(&self.salt, name, self.iterations)
+            .ok()
+            .map(|digest| digest.as_ref().to_vec())
+    }
 }
 
 impl Zone {
@@ -325,6 +349,40 @@ impl Zone {
 
     pub fn is_empty_non_terminal(&self, name: &LowerName) -> bool {
         self.nodes.get(name).is_some_and(Node::is_empty_non_terminal)
+    }
+
+    /// Whether denial of existence uses NSEC3 (the apex has an NSEC3PARAM
+    /// and the zone NSEC3 records).
+    pub fn uses_nsec3(&self) -> bool {
+        self.nsec3.is_some()
+    }
+
+    /// The NSEC3 RRset whose owner is the hash of `name` (RFC 5155 §7.2.1
+    /// "matching"), with its owner and node.
+    pub fn nsec3_matching(&self, name: &Name) -> Option<(&LowerName, &Node, &RrSet)> {
+        let chain = self.nsec3.as_ref()?;
+        let hash = chain.hash(name)?;
+        let index = chain.owners.binary_search_by(|(owner_hash, _)| owner_hash.as_slice().cmp(&hash)).ok()?;
+        self.nsec3_at(chain.owners.get(index)?)
+    }
+
+    /// The NSEC3 RRset that covers the hash of `name`: the one with the
+    /// greatest hash below it, or the last one when none is below (the
+    /// chain wraps, RFC 5155 §3.1.7).
+    pub fn nsec3_covering(&self, name: &Name) -> Option<(&LowerName, &Node, &RrSet)> {
+        let chain = self.nsec3.as_ref()?;
+        let hash = chain.hash(name)?;
+        let below = chain.owners.partition_point(|(owner_hash, _)| owner_hash.as_slice() < hash.as_slice());
+        let entry = match below {
+            0 => chain.owners.last()?,
+            n => chain.owners.get(n - 1)?,
+        };
+        self.nsec3_at(entry)
+    }
+
+    fn nsec3_at(&self, (_, owner): &(Vec<u8>, LowerName)) -> Option<(&LowerName, &Node, &RrSet)> {
+        let (owner, node) = self.nodes.get_key_value(owner)?;
+        node.rrset(RecordType::NSEC3).map(|set| (owner, node, set))
     }
 
     /// Whether the zone is DNSSEC-signed: it has a DNSKEY RRset at its apex.
