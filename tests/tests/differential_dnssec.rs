@@ -14,7 +14,7 @@
 //! signed zones (their DO and non-DO answers differ, and the program does
 //! not tell them apart).
 
-use std::{net::SocketAddr, path::Path, process::Command, time::Duration};
+use std::{net::SocketAddr, path::Path, time::Duration};
 
 use dns_xdp_tests::{NetNs, NetNsExt as _, daemon_bin, in_netns, require_root, tcp_exchange, udp_socket};
 use hickory_proto::{
@@ -109,32 +109,6 @@ fn absolute(name: &str) -> String {
         "@" => ORIGIN.to_owned(),
         name => format!("{name}.{ORIGIN}"),
     }
-}
-
-/// Writes the zone, makes a KSK and a ZSK, and signs the zone with
-/// `ldns-signzone` and `sign_args` (none: NSEC); returns the signed file.
-fn signed_zone(dir: &Path, sign_args: &[&str]) -> std::path::PathBuf {
-    let unsigned = dir.join("sig.test.zone");
-    std::fs::write(&unsigned, ZONE).expect("writing the zone");
-    let keygen = |ksk: bool| -> String {
-        let mut cmd = Command::new("ldns-keygen");
-        cmd.current_dir(dir).args(["-a", "ECDSAP256SHA256"]);
-        if ksk {
-            cmd.arg("-k");
-        }
-        let out = cmd.arg("sig.test").output().expect("running ldns-keygen");
-        assert!(out.status.success(), "ldns-keygen: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
-    let (ksk, zsk) = (keygen(true), keygen(false));
-    let out = Command::new("ldns-signzone")
-        .current_dir(dir)
-        .args(sign_args)
-        .args(["-o", ORIGIN, "sig.test.zone", &ksk, &zsk])
-        .output()
-        .expect("running ldns-signzone");
-    assert!(out.status.success(), "ldns-signzone: {}", String::from_utf8_lossy(&out.stderr));
-    dir.join("sig.test.zone.signed")
 }
 
 struct Lab {
@@ -259,7 +233,7 @@ fn nsec3_opt_out_signed_answers_match_nsd() {
 fn compare_with_nsd(sign_args: &[&str], marker: &str) {
     require_root();
     let dir = dns_xdp_tests::temp_dir("dnssec");
-    let zone = signed_zone(dir.path(), sign_args);
+    let zone = dns_xdp_tests::dnssec::sign_zone(dir.path(), ORIGIN, ZONE, sign_args).path;
     let signed_text = std::fs::read_to_string(&zone).expect("reading the signed zone");
     assert!(signed_text.contains(marker), "no {marker:?} in the signed zone:\n{signed_text}");
     let mut lab = Lab::start(dir.path(), &zone);
