@@ -725,6 +725,7 @@ impl Response {
         let ttl = soa.ttl;
         self.place_unique(Section::Authority, &owner, vec![soa]);
         if self.dnssec_ok
+            && zone.is_signed()
             && let Some(signatures) =
                 zone.node(&LowerName::new(zone.origin())).and_then(|apex| apex.signatures(RecordType::SOA))
             && let Some(placed) = self.rrsets.last_mut()
@@ -781,7 +782,9 @@ impl Response {
     /// False when the RRset was already in the message (in this or an
     /// earlier section).
     fn add_rrset(&mut self, zone: &Zone, section: Section, owner: &Name, node: &Node, rrset: &RrSet) -> bool {
-        let signatures = if self.dnssec_ok { node.signatures(rrset.record_type()) } else { None };
+        // Only from signed zones: a zone without DNSKEY answers DO and non-DO
+        // queries alike, which is what lets the fast path serve it.
+        let signatures = if self.dnssec_ok && zone.is_signed() { node.signatures(rrset.record_type()) } else { None };
         let added = self.place(section, owner, rrset, signatures);
         // NSD adds the targets' addresses even for an RRset already present;
         // they are then present too, so this only costs lookups.
@@ -929,6 +932,38 @@ mod tests {
 
     use super::*;
     use crate::zone::format_record;
+
+    /// RRSIGs (loaded in RFC 3597 form, or left over) in a zone without
+    /// DNSKEY do not make it signed: DO and non-DO answers stay the same,
+    /// which is what lets the fast path, blind to DO, serve them. A signed
+    /// zone's DO answers differ and are kept from the fast path.
+    #[test]
+    fn only_signed_zones_answer_do_queries_differently() {
+        let sig = "RRSIG A 13 3 300 20261231000000 20261201000000 1 t.test. AAAA";
+        let text = |dnskey: &str| {
+            format!(
+                "$ORIGIN t.test.\n@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns\n{dnskey}ns 300 A 192.0.2.1\nns 300 {sig}\n"
+            )
+        };
+        let unsigned = Zone::parse(&text(""), &name("t.test."), "t.zone").expect("loads");
+        let mut catalog = Catalog::new();
+        catalog.insert(unsigned);
+        let (plain, dnssec) = (
+            catalog.lookup(&name("ns.t.test."), RecordType::A),
+            catalog.lookup_dnssec(&name("ns.t.test."), RecordType::A),
+        );
+        assert_eq!(plain, dnssec);
+        assert!(dnssec.fast_path_servable());
+
+        let signed = Zone::parse(&text("@ 300 DNSKEY 257 3 13 AAAA\n"), &name("t.test."), "t.zone").expect("loads");
+        let mut catalog = Catalog::new();
+        catalog.insert(signed);
+        let dnssec = catalog.lookup_dnssec(&name("ns.t.test."), RecordType::A);
+        assert!(dnssec.answers.iter().any(|record| record.record_type() == RecordType::RRSIG), "{dnssec:?}");
+        assert!(
+            !dnssec.fast_path_servable() && !catalog.lookup(&name("ns.t.test."), RecordType::A).fast_path_servable()
+        );
+    }
 
     fn name(text: &str) -> Name {
         Name::from_ascii(text).expect("test name")
