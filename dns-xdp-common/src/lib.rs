@@ -58,6 +58,8 @@ pub mod edns {
     pub const OPTION_COOKIE: u16 = 10;
     /// Name server identifier option (RFC 5001); the daemon answers it.
     pub const OPTION_NSID: u16 = 3;
+    /// Extended DNS Error (RFC 8914 §2).
+    pub const OPTION_EDE: u16 = 15;
 }
 
 pub const CLASS_IN: u16 = 1;

@@ -20,8 +20,9 @@ pub struct AnswerCache {
     limit: usize,
 }
 
-/// The folded wire-format qname and the query type.
-pub type CacheKey = (Box<[u8]>, u16);
+/// The folded wire-format qname, the query type, and the DO bit (signed
+/// zones answer DO queries with their DNSSEC records).
+pub type CacheKey = (Box<[u8]>, u16, bool);
 
 #[derive(Clone)]
 pub struct CachedAnswer {

@@ -26,6 +26,22 @@
 //! * DS at a zone cut, and at the apex of a zone whose parent zone is also
 //!   loaded, is answered from the parent side.
 //! * NXDOMAIN and NODATA carry the SOA with TTL min(SOA TTL, MINIMUM).
+//! * DNSSEC, for zones signed beforehand (RFC 4033-4035, 5155): with
+//!   DO, every RRset placed, in every section, is followed by its RRSIGs
+//!   (kept per covered type by the zone); NXDOMAIN carries the NSEC
+//!   covering the name and the one covering the wildcard at its closest
+//!   encloser, then the SOA and its RRSIG (TTL lowered with the SOA's);
+//!   NODATA the SOA, then the NSEC at (or, for an empty non-terminal,
+//!   covering) the name; a wildcard answer the NSEC covering the name;
+//!   wildcard NODATA both NSECs before the SOA; a referral its DS and
+//!   RRSIG, or for an insecure delegation the NSEC at the cut. Without DO
+//!   no DNSSEC record is added, only asked-for types are answered (a query
+//!   for RRSIG gets every RRSIG at the name, per covered type, with the
+//!   apex NS). Zones signed with NSEC3 (RFC 5155 §7.2) get the closest
+//!   encloser proof (the NSEC3 covering the next closer name, the one
+//!   matching the closest encloser, the one covering its wildcard), the
+//!   matching NSEC3 for NODATA, or the closest provable encloser below an
+//!   opt-out span; the order of the records around the SOA is NSD's.
 //!
 //! Where this differs from NSD, on purpose:
 //!
@@ -49,6 +65,25 @@ use crate::zone::{Node, RrSet, Zone, dname_target, label_count};
 /// resolvers follow in one answer, small enough to bound the work.
 pub const MAX_REDIRECTIONS: usize = 16;
 
+/// An Extended DNS Error (RFC 8914) the reply carries when the client sent
+/// EDNS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtendedError {
+    /// INFO-CODE (RFC 8914 §4).
+    pub code: u16,
+    /// EXTRA-TEXT, possibly empty.
+    pub text: &'static str,
+}
+
+impl ExtendedError {
+    /// RFC 8914 §4.15, for a zone that is configured but did not load, with
+    /// NSD 4.6's text (Knot 3.2 sends 24, Invalid Data, with none).
+    pub const ZONE_NOT_LOADED: Self = Self { code: 14, text: "Zone is configured but not loaded" };
+    /// RFC 8914 §4.21, for names outside every zone: NSD 4.6 and Knot 3.2
+    /// both send it, without text.
+    pub const NOT_AUTHORITATIVE: Self = Self { code: 20, text: "" };
+}
+
 /// The data of a response; the caller adds the header, question, OPT and
 /// wire encoding.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,8 +99,14 @@ pub struct Lookup {
     pub authority: Vec<Record>,
     pub additionals: Vec<Record>,
     /// Origin of the zone that answered (for a DS query at a child apex,
-    /// the parent); `None` for Refused.
+    /// the parent); `None` for Refused and for a zone that did not load.
     pub zone: Option<Name>,
+    /// The Extended DNS Error to send, if any.
+    pub ede: Option<ExtendedError>,
+    /// Data of a DNSSEC-signed zone answered: the fast path, which cannot
+    /// tell DO queries apart, must not serve it (its DO and non-DO answers
+    /// differ).
+    pub signed: bool,
 }
 
 impl Lookup {
@@ -73,27 +114,46 @@ impl Lookup {
     /// and says NOERROR or NXDOMAIN (REFUSED and YXDOMAIN stay with the
     /// daemon, which sees every such query anyway).
     pub fn fast_path_servable(&self) -> bool {
-        self.zone.is_some() && matches!(self.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
+        self.zone.is_some()
+            && self.ede.is_none()
+            && !self.signed
+            && matches!(self.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
     }
 }
 
 impl Lookup {
-    fn refused() -> Self {
+    /// An answer with no records: `rcode`, AA clear, and `ede`.
+    fn empty(rcode: ResponseCode, ede: ExtendedError) -> Self {
         Self {
-            rcode: ResponseCode::Refused,
+            rcode,
             authoritative: false,
             answers: Vec::new(),
             authority: Vec::new(),
             additionals: Vec::new(),
             zone: None,
+            ede: Some(ede),
+            signed: false,
         }
+    }
+
+    fn refused() -> Self {
+        Self::empty(ResponseCode::Refused, ExtendedError::NOT_AUTHORITATIVE)
+    }
+
+    /// SERVFAIL for a name in a zone that is configured but failed to load,
+    /// as NSD and Knot answer it.
+    fn zone_not_loaded() -> Self {
+        Self::empty(ResponseCode::ServFail, ExtendedError::ZONE_NOT_LOADED)
     }
 }
 
-/// The zones served, by origin.
+/// The zones served, by origin, and the configured zones that failed to
+/// load (answered SERVFAIL so that resolvers try another server, rather
+/// than REFUSED as if the zone were not ours).
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     zones: BTreeMap<LowerName, Arc<Zone>>,
+    failed: BTreeMap<LowerName, Name>,
 }
 
 impl Catalog {
@@ -105,6 +165,29 @@ impl Catalog {
     pub fn insert(&mut self, zone: impl Into<Arc<Zone>>) -> Option<Arc<Zone>> {
         let zone = zone.into();
         self.zones.insert(LowerName::new(zone.origin()), zone)
+    }
+
+    /// Marks `origin` as a configured zone that failed to load. A zone
+    /// with the same origin that did load takes precedence.
+    pub fn insert_failed(&mut self, origin: &Name) {
+        self.failed.insert(LowerName::new(origin), origin.clone());
+    }
+
+    /// The origins of the zones that failed to load.
+    pub fn failed_zones(&self) -> impl Iterator<Item = &Name> {
+        self.failed.iter().filter(|(origin, _)| !self.zones.contains_key(*origin)).map(|(_, name)| name)
+    }
+
+    /// Whether `name` is in a zone that failed to load, i.e. a failed zone
+    /// is closer to it than any loaded one.
+    fn in_failed_zone(&self, name: &Name) -> bool {
+        (0..=label_count(name)).rev().map(|depth| LowerName::new(&name.trim_to(depth))).find_map(|origin| {
+            if self.zones.contains_key(&origin) {
+                Some(false)
+            } else {
+                self.failed.contains_key(&origin).then_some(true)
+            }
+        }) == Some(true)
     }
 
     pub fn remove(&mut self, origin: &Name) -> Option<Arc<Zone>> {
@@ -157,8 +240,32 @@ impl Catalog {
     /// RRSIG never. No NS in authority. This was chosen over a synthesized
     /// HINFO because it is simple and keeps the answers identical to NSD's.
     pub fn lookup(&self, qname: &Name, qtype: RecordType) -> Lookup {
+        self.lookup_in(qname, qtype, false, false)
+    }
+
+    /// [`Catalog::lookup`] for a query with the DO bit set (RFC 3225): from
+    /// signed zones, every RRset comes with its RRSIGs, and negative
+    /// answers, wildcard answers and insecure referrals with the NSEC
+    /// records that prove them (RFC 4035 §3.1).
+    pub fn lookup_dnssec(&self, qname: &Name, qtype: RecordType) -> Lookup {
+        self.lookup_in(qname, qtype, false, true)
+    }
+
+    /// [`Catalog::lookup`] for QCLASS * (RFC 1035 §3.2.5), as NSD 4.6
+    /// answers it: the class IN data with AA clear, and so without what
+    /// only an authoritative answer carries (the apex NS of a positive
+    /// answer and its addresses, the SOA of a negative one); referrals are
+    /// unchanged.
+    pub fn lookup_class_any(&self, qname: &Name, qtype: RecordType, dnssec_ok: bool) -> Lookup {
+        self.lookup_in(qname, qtype, true, dnssec_ok)
+    }
+
+    fn lookup_in(&self, qname: &Name, qtype: RecordType, class_any: bool, dnssec_ok: bool) -> Lookup {
+        if self.in_failed_zone(qname) {
+            return Lookup::zone_not_loaded();
+        }
         let Some(first_zone) = self.zone_for(qname, qtype) else { return Lookup::refused() };
-        let mut response = Response::default();
+        let mut response = Response { class_any, dnssec_ok, ..Response::default() };
         let mut zone = first_zone;
         let mut name = qname.clone();
         loop {
@@ -174,6 +281,9 @@ impl Catalog {
                     name = target;
                 }
             }
+        }
+        if class_any {
+            response.authoritative = false;
         }
         response.into_answer(first_zone.origin().clone())
     }
@@ -199,9 +309,165 @@ impl Catalog {
                 continue;
             }
             questions.extend(node.rrsets().iter().map(|set| (owner.clone(), set.record_type())));
+            if node.signature_sets().next().is_some() {
+                questions.push((owner, RecordType::RRSIG));
+            }
         }
         questions
     }
+}
+
+/// What a negative or wildcard answer proves to a validator (RFC 4035
+/// §3.1.3, RFC 5155 §7.2).
+enum Denial {
+    Nothing,
+    /// NXDOMAIN: no `qname` below its closest `encloser`, and no wildcard
+    /// there.
+    Name {
+        qname: LowerName,
+        encloser: LowerName,
+    },
+    /// NODATA at an existing name (an empty non-terminal, a cut for DS;
+    /// `ds` as for `WildcardData`).
+    Data {
+        name: LowerName,
+        ds: bool,
+    },
+    /// An answer expanded from `*.encloser`: `qname` itself does not exist.
+    Expansion {
+        qname: LowerName,
+        encloser: LowerName,
+    },
+    /// NODATA from a wildcard: no `qname`, and no such type at `wildcard`
+    /// (`ds`: the type is DS, for which NSD orders the NSEC3s differently).
+    WildcardData {
+        qname: LowerName,
+        wildcard: LowerName,
+        ds: bool,
+    },
+    /// A delegation without DS.
+    NoDs {
+        cut: LowerName,
+    },
+}
+
+/// How an NSEC3 relates to the name it proves something about.
+#[derive(Clone, Copy)]
+enum Nsec3Proof {
+    Matching,
+    Covering,
+}
+
+impl Denial {
+    /// The names whose matching or covering NSEC proves it (RFC 4035
+    /// §3.1.3), in the order NSD 4.6 sends them.
+    fn nsec_names(&self) -> Vec<LowerName> {
+        match self {
+            Self::Nothing => Vec::new(),
+            Self::Name { qname, encloser } => {
+                let mut names = vec![qname.clone()];
+                names.extend(encloser.prepend_label("*").ok().map(|wildcard| LowerName::new(&wildcard)));
+                names
+            }
+            Self::Data { name, .. } => vec![name.clone()],
+            Self::Expansion { qname, .. } => vec![qname.clone()],
+            Self::WildcardData { qname, wildcard, .. } => vec![qname.clone(), wildcard.clone()],
+            Self::NoDs { cut } => vec![cut.clone()],
+        }
+    }
+
+    /// The NSEC3 records that prove it (RFC 5155 §7.2.1-§7.2.7).
+    fn nsec3_proofs(&self, zone: &Zone) -> Vec<(Name, Nsec3Proof)> {
+        use Nsec3Proof::{Covering, Matching};
+        let name = |lower: &LowerName| Name::from(lower.clone());
+        match self {
+            Self::Nothing => Vec::new(),
+            // §7.2.2: the closest encloser proof, and no wildcard there.
+            Self::Name { qname, encloser } => {
+                let mut proofs = vec![(next_closer(qname, encloser), Covering), (name(encloser), Matching)];
+                proofs.extend(encloser.prepend_label("*").ok().map(|wildcard| (wildcard, Covering)));
+                proofs
+            }
+            // §7.2.3 (and §7.2.4 for DS at an opt-out cut: the closest
+            // provable encloser instead).
+            // A query for a wildcard owner itself: NSD proves the wildcard's
+            // encloser too.
+            Self::Data { name: data, ds } if data.is_wildcard() => {
+                let mut proofs = vec![(name(&data.base_name()), Matching), (name(data), Matching)];
+                if *ds {
+                    proofs.swap(0, 1);
+                }
+                proofs
+            }
+            Self::Data { name: data, .. } | Self::NoDs { cut: data } => {
+                if zone.nsec3_matching(&name(data)).is_some() {
+                    vec![(name(data), Matching)]
+                } else {
+                    closest_provable_encloser(zone, data)
+                }
+            }
+            // §7.2.6: the next closer name does not exist.
+            Self::Expansion { qname, encloser } => vec![(next_closer(qname, encloser), Covering)],
+            // §7.2.5: the closest encloser proof and the wildcard's NODATA.
+            Self::WildcardData { qname, wildcard, ds } => {
+                let encloser = wildcard.base_name();
+                let mut proofs = vec![
+                    (next_closer(qname, &encloser), Covering),
+                    (name(&encloser), Matching),
+                    (name(wildcard), Matching),
+                ];
+                if *ds {
+                    proofs.swap(1, 2);
+                }
+                proofs
+            }
+        }
+    }
+
+    /// How many of [`Denial::nsec3_proofs`] go before the SOA of a negative
+    /// answer, the rest after it, as NSD 4.6 orders them: all of them for
+    /// NXDOMAIN and for NODATA at an empty non-terminal, the next closer
+    /// name's for wildcard NODATA, none for other NODATA.
+    fn nsec3_before_soa(&self, zone: &Zone, proofs: usize) -> usize {
+        match self {
+            Self::Name { .. } => proofs,
+            Self::Data { name, .. } if zone.is_empty_non_terminal(name) => proofs,
+            Self::WildcardData { .. } => proofs.min(1),
+            _ => 0,
+        }
+    }
+}
+
+/// The ancestor of `name` one label below `encloser` (RFC 5155 §1.3).
+fn next_closer(name: &LowerName, encloser: &LowerName) -> Name {
+    Name::from(name.clone()).trim_to(label_count(&Name::from(encloser.clone())) + 1)
+}
+
+/// RFC 5155 §7.2.1 for a name with no NSEC3 of its own (below an opt-out
+/// span): the deepest ancestor with a matching NSEC3, and the NSEC3
+/// covering the next closer name.
+fn closest_provable_encloser(zone: &Zone, name: &LowerName) -> Vec<(Name, Nsec3Proof)> {
+    let full = Name::from(name.clone());
+    let labels = label_count(&full);
+    (label_count(zone.origin())..labels)
+        .rev()
+        .map(|depth| full.trim_to(depth))
+        .find(|ancestor| zone.nsec3_matching(ancestor).is_some())
+        .map(|encloser| {
+            vec![
+                (encloser.clone(), Nsec3Proof::Matching),
+                (next_closer(name, &LowerName::new(&encloser)), Nsec3Proof::Covering),
+            ]
+        })
+        .unwrap_or_default()
+}
+
+/// `record` under the name asked for (a wildcard's records take the
+/// query name).
+fn renamed(record: &Record, owner: &Name) -> Record {
+    let mut record = record.clone();
+    record.name = owner.clone();
+    record
 }
 
 /// What to do after answering one name.
@@ -228,6 +494,8 @@ struct Placed {
     owner: LowerName,
     record_type: RecordType,
     records: Vec<Record>,
+    /// The RRSIGs that go with the RRset (DO only), right after it.
+    signatures: Vec<Record>,
     /// Synthesized records (the CNAME of a DNAME, the negative SOA) are
     /// never merged with others, as in NSD.
     unique: bool,
@@ -239,11 +507,26 @@ struct Response {
     rcode: ResponseCode,
     authoritative: bool,
     redirections: usize,
+    /// QCLASS *: no authoritative-only authority data (see
+    /// [`Catalog::lookup_class_any`]).
+    class_any: bool,
+    /// The query had DO: RRSIGs and denial records from signed zones.
+    dnssec_ok: bool,
+    /// Some zone answering is signed.
+    signed: bool,
 }
 
 impl Default for Response {
     fn default() -> Self {
-        Self { rrsets: Vec::new(), rcode: ResponseCode::NoError, authoritative: true, redirections: 0 }
+        Self {
+            rrsets: Vec::new(),
+            rcode: ResponseCode::NoError,
+            authoritative: true,
+            redirections: 0,
+            class_any: false,
+            dnssec_ok: false,
+            signed: false,
+        }
     }
 }
 
@@ -254,6 +537,7 @@ impl Response {
         let name_labels = label_count(name);
         let apex = LowerName::new(zone.origin());
         let Some(apex_node) = zone.node(&apex) else { return Step::Done };
+        self.signed |= zone.is_signed();
 
         // Walk down from the apex. The first zone cut on the way wins (the
         // highest one, as in NSD), then a DNAME above the name; otherwise
@@ -267,7 +551,7 @@ impl Response {
                 if let Some(ns) = node.rrset(RecordType::NS)
                     && !(is_name && qtype == RecordType::DS)
                 {
-                    return self.referral(zone, &key, ns);
+                    return self.referral(zone, &key, node, ns);
                 }
                 closest = (key, node);
             }
@@ -276,68 +560,126 @@ impl Response {
                 return self.dname(zone, &owner, dname, name, qtype);
             }
             if is_name {
-                return self.answer_node(zone, closest.1, name, qtype);
+                return self.answer_node(zone, closest.1, name, qtype, None);
             }
         }
 
         // RFC 4592 §3.3.1: only the wildcard child of the closest encloser
         // can match; an existing name or empty non-terminal blocks it.
         let wildcard = closest.0.prepend_label("*").ok().map(|name| LowerName::new(&name));
-        match wildcard.as_ref().and_then(|wildcard| zone.node(wildcard)) {
-            Some(node) => self.answer_node(zone, node, name, qtype),
+        match wildcard.as_ref().and_then(|wildcard| zone.node(wildcard).map(|node| (wildcard, node))) {
+            Some((wildcard, node)) => self.answer_node(zone, node, name, qtype, Some(wildcard)),
             None => {
                 self.rcode = ResponseCode::NXDomain;
-                self.negative(zone);
+                // RFC 4035 §3.1.3.2: the name does not exist, nor does the
+                // wildcard that could have matched it.
+                let denial = Denial::Name { qname: LowerName::new(name), encloser: closest.0.clone() };
+                self.negative(zone, &denial, true);
                 Step::Done
             }
         }
     }
 
-    /// Answers from `node`, the name's own or the wildcard matching it;
-    /// `owner` is the name asked for.
-    fn answer_node(&mut self, zone: &Zone, node: &Node, owner: &Name, qtype: RecordType) -> Step {
+    /// Answers from `node`, the name's own or the wildcard matching it
+    /// (`wildcard` is then its owner); `owner` is the name asked for.
+    fn answer_node(
+        &mut self,
+        zone: &Zone,
+        node: &Node,
+        owner: &Name,
+        qtype: RecordType,
+        wildcard: Option<&LowerName>,
+    ) -> Step {
+        // RFC 4035 §3.1.3.3 and §3.1.3.4: an answer from a wildcard proves
+        // that the name itself does not exist; its NODATA also that the
+        // wildcard has no such type.
+        let qname = LowerName::new(owner);
+        let (expansion_proof, nodata_proofs) = match wildcard {
+            Some(wildcard) => (
+                Denial::Expansion { qname: qname.clone(), encloser: wildcard.base_name() },
+                Denial::WildcardData { qname, wildcard: wildcard.clone(), ds: qtype == RecordType::DS },
+            ),
+            None => (Denial::Nothing, Denial::Data { name: qname, ds: qtype == RecordType::DS }),
+        };
         if qtype == RecordType::ANY {
             match select_for_any(node) {
                 Some(rrset) => {
-                    self.add_rrset(zone, Section::Answer, owner, rrset);
+                    self.add_rrset(zone, Section::Answer, owner, node, rrset);
+                    self.deny(zone, &expansion_proof);
                 }
-                None => self.negative(zone),
+                None => self.negative(zone, &nodata_proofs, wildcard.is_some()),
             }
+            return Step::Done;
+        }
+        if qtype == RecordType::RRSIG && node.signature_sets().next().is_some() {
+            // Every RRSIG at the name, one set per covered type, each with
+            // its own TTL (RFC 4034 §3).
+            for (_, set) in node.signature_sets() {
+                let records = set.records().iter().map(|record| renamed(record, owner)).collect();
+                self.place_unique(Section::Answer, owner, records);
+            }
+            self.add_apex_ns(zone);
+            self.deny(zone, &expansion_proof);
             return Step::Done;
         }
         if let Some(rrset) = node.rrset(qtype) {
-            self.add_rrset(zone, Section::Answer, owner, rrset);
+            self.add_rrset(zone, Section::Answer, owner, node, rrset);
             // NSD leaves the NS out where the answer itself is large.
-            if !matches!(qtype, RecordType::DS | RecordType::DNSKEY)
-                && let Some(ns) = zone.node(&LowerName::new(zone.origin())).and_then(|apex| apex.rrset(RecordType::NS))
-            {
-                self.add_rrset(zone, Section::OptionalAuthority, zone.origin(), ns);
+            if !matches!(qtype, RecordType::DS | RecordType::DNSKEY) {
+                self.add_apex_ns(zone);
             }
+            self.deny(zone, &expansion_proof);
             return Step::Done;
         }
         if let Some(cname) = node.rrset(RecordType::CNAME) {
-            if !self.add_rrset(zone, Section::Answer, owner, cname) {
+            if !self.add_rrset(zone, Section::Answer, owner, node, cname) {
                 return Step::Done;
             }
+            self.deny(zone, &expansion_proof);
             return match cname.records().first().map(|record| &record.data) {
                 Some(RData::CNAME(target)) => Step::Follow(target.0.clone()),
                 _ => Step::Done,
             };
         }
-        self.negative(zone);
+        self.negative(zone, &nodata_proofs, wildcard.is_some());
         Step::Done
     }
 
-    fn referral(&mut self, zone: &Zone, cut: &LowerName, ns: &RrSet) -> Step {
+    /// The apex NS RRset as optional authority data of a positive answer.
+    fn add_apex_ns(&mut self, zone: &Zone) {
+        if !self.class_any
+            && let Some(apex) = zone.node(&LowerName::new(zone.origin()))
+            && let Some(ns) = apex.rrset(RecordType::NS)
+        {
+            self.add_rrset(zone, Section::OptionalAuthority, zone.origin(), apex, ns);
+        }
+    }
+
+    /// A referral; with DO, the DS RRset and its RRSIG, or for an insecure
+    /// delegation the NSEC proving there is no DS (RFC 4035 §3.1.4).
+    fn referral(&mut self, zone: &Zone, cut: &LowerName, node: &Node, ns: &RrSet) -> Step {
         self.authoritative = self.redirections > 0;
-        self.add_rrset(zone, Section::Authority, &Name::from(cut.clone()), ns);
+        let owner = Name::from(cut.clone());
+        self.add_rrset(zone, Section::Authority, &owner, node, ns);
+        if self.dnssec_ok && zone.is_signed() {
+            match node.rrset(RecordType::DS) {
+                Some(ds) => {
+                    self.add_rrset(zone, Section::Authority, &owner, node, ds);
+                }
+                None => self.deny(zone, &Denial::NoDs { cut: cut.clone() }),
+            }
+        }
         Step::Done
     }
 
     /// RFC 6672 §3.2: the DNAME, then a CNAME from `name` to the name with
     /// the DNAME owner replaced by its target (TTL of the DNAME).
     fn dname(&mut self, zone: &Zone, dname_owner: &Name, dname: &RrSet, name: &Name, qtype: RecordType) -> Step {
-        if !self.add_rrset(zone, Section::Answer, dname_owner, dname) {
+        let added = match zone.node(&LowerName::new(dname_owner)) {
+            Some(node) => self.add_rrset(zone, Section::Answer, dname_owner, node, dname),
+            None => false,
+        };
+        if !added {
             return Step::Done;
         }
         let Some(target) = dname.records().first().and_then(|record| dname_target(&record.data)) else {
@@ -356,18 +698,94 @@ impl Response {
         Step::Follow(synthesized)
     }
 
-    /// NXDOMAIN/NODATA authority: the SOA with the negative-caching TTL.
-    fn negative(&mut self, zone: &Zone) {
+    /// NXDOMAIN/NODATA authority: the SOA with the negative-caching TTL;
+    /// with DO, its RRSIG and the NSEC records proving `proofs` (see
+    /// [`Response::deny`]): before the SOA for NXDOMAIN and wildcard NODATA
+    /// (`proofs_first`), after it for NODATA, the order NSD 4.6 uses.
+    fn negative(&mut self, zone: &Zone, proofs: &Denial, proofs_first: bool) {
+        if self.class_any {
+            return;
+        }
+        let nsec3 = self.dnssec_ok && zone.is_signed() && zone.uses_nsec3();
+        let (nsec3_before, nsec3_after) = if nsec3 {
+            let all = proofs.nsec3_proofs(zone);
+            let before = proofs.nsec3_before_soa(zone, all.len());
+            let (before, after) = all.split_at(before);
+            (before.to_vec(), after.to_vec())
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        if nsec3 {
+            self.add_nsec3(zone, &nsec3_before);
+        } else if proofs_first {
+            self.deny(zone, proofs);
+        }
         let soa = zone.negative_soa();
         let owner = soa.name.clone();
+        let ttl = soa.ttl;
         self.place_unique(Section::Authority, &owner, vec![soa]);
+        if self.dnssec_ok
+            && zone.is_signed()
+            && let Some(signatures) =
+                zone.node(&LowerName::new(zone.origin())).and_then(|apex| apex.signatures(RecordType::SOA))
+            && let Some(placed) = self.rrsets.last_mut()
+        {
+            // The RRSIG goes with the SOA as sent, with its TTL.
+            placed.signatures = signatures
+                .records()
+                .iter()
+                .map(|record| {
+                    let mut record = record.clone();
+                    record.ttl = ttl;
+                    record
+                })
+                .collect();
+        }
+        if nsec3 {
+            self.add_nsec3(zone, &nsec3_after);
+        } else if !proofs_first {
+            self.deny(zone, proofs);
+        }
+    }
+
+    /// With DO, the NSEC or NSEC3 RRsets (with their RRSIGs) that prove
+    /// `denial`, in the authority section, each once.
+    fn deny(&mut self, zone: &Zone, denial: &Denial) {
+        if !self.dnssec_ok || !zone.is_signed() {
+            return;
+        }
+        if zone.uses_nsec3() {
+            self.add_nsec3(zone, &denial.nsec3_proofs(zone));
+            return;
+        }
+        for name in denial.nsec_names() {
+            if let Some((owner, node, nsec)) = zone.nsec_matching_or_covering(&name) {
+                self.add_rrset(zone, Section::Authority, &Name::from(owner.clone()), node, nsec);
+            }
+        }
+    }
+
+    /// The NSEC3 RRsets (with RRSIGs) matching or covering `proofs`.
+    fn add_nsec3(&mut self, zone: &Zone, proofs: &[(Name, Nsec3Proof)]) {
+        for (name, how) in proofs {
+            let found = match how {
+                Nsec3Proof::Matching => zone.nsec3_matching(name),
+                Nsec3Proof::Covering => zone.nsec3_covering(name),
+            };
+            if let Some((owner, node, nsec3)) = found {
+                self.add_rrset(zone, Section::Authority, &Name::from(owner.clone()), node, nsec3);
+            }
+        }
     }
 
     /// Adds `rrset` under `owner`, then the addresses its targets need.
     /// False when the RRset was already in the message (in this or an
     /// earlier section).
-    fn add_rrset(&mut self, zone: &Zone, section: Section, owner: &Name, rrset: &RrSet) -> bool {
-        let added = self.place(section, owner, rrset);
+    fn add_rrset(&mut self, zone: &Zone, section: Section, owner: &Name, node: &Node, rrset: &RrSet) -> bool {
+        // Only from signed zones: a zone without DNSKEY answers DO and non-DO
+        // queries alike, which is what lets the fast path serve it.
+        let signatures = if self.dnssec_ok && zone.is_signed() { node.signatures(rrset.record_type()) } else { None };
+        let added = self.place(section, owner, rrset, signatures);
         // NSD adds the targets' addresses even for an RRset already present;
         // they are then present too, so this only costs lookups.
         for record in rrset.records() {
@@ -384,7 +802,7 @@ impl Response {
     /// Places an RRset unless it is already in the message. One already in
     /// a later section moves up to `section`, keeping its place in the
     /// order, as NSD does.
-    fn place(&mut self, section: Section, owner: &Name, rrset: &RrSet) -> bool {
+    fn place(&mut self, section: Section, owner: &Name, rrset: &RrSet, signatures: Option<&RrSet>) -> bool {
         let key = LowerName::new(owner);
         if let Some(existing) = self
             .rrsets
@@ -397,22 +815,31 @@ impl Response {
             }
             return false;
         }
-        let records = rrset
-            .records()
-            .iter()
-            .map(|record| {
-                let mut record = record.clone();
-                record.name = owner.clone();
-                record
-            })
-            .collect();
-        self.rrsets.push(Placed { section, owner: key, record_type: rrset.record_type(), records, unique: false });
+        let records = rrset.records().iter().map(|record| renamed(record, owner)).collect();
+        let signatures = signatures
+            .map(|set| set.records().iter().map(|record| renamed(record, owner)).collect())
+            .unwrap_or_default();
+        self.rrsets.push(Placed {
+            section,
+            owner: key,
+            record_type: rrset.record_type(),
+            records,
+            signatures,
+            unique: false,
+        });
         true
     }
 
     fn place_unique(&mut self, section: Section, owner: &Name, records: Vec<Record>) {
         let record_type = records.first().map_or(RecordType::NULL, Record::record_type);
-        self.rrsets.push(Placed { section, owner: LowerName::new(owner), record_type, records, unique: true });
+        self.rrsets.push(Placed {
+            section,
+            owner: LowerName::new(owner),
+            record_type,
+            records,
+            signatures: Vec::new(),
+            unique: true,
+        });
     }
 
     /// Additional-section A and AAAA for `target`, from `zone` only. Glue
@@ -426,7 +853,7 @@ impl Response {
             [(RecordType::A, Section::AdditionalA), (RecordType::AAAA, Section::AdditionalAaaa)]
         {
             if let Some(rrset) = node.rrset(record_type) {
-                self.add_rrset(zone, section, target, rrset);
+                self.add_rrset(zone, section, target, node, rrset);
             }
         }
     }
@@ -436,7 +863,7 @@ impl Response {
             sections
                 .iter()
                 .flat_map(|section| self.rrsets.iter().filter(move |placed| placed.section == *section))
-                .flat_map(|placed| placed.records.iter().cloned())
+                .flat_map(|placed| placed.records.iter().chain(&placed.signatures).cloned())
                 .collect()
         };
         Lookup {
@@ -446,6 +873,8 @@ impl Response {
             authority: collect(&[Section::Authority, Section::OptionalAuthority]),
             additionals: collect(&[Section::AdditionalA, Section::AdditionalAaaa]),
             zone: Some(zone),
+            ede: None,
+            signed: self.signed,
         }
     }
 }
@@ -503,6 +932,38 @@ mod tests {
 
     use super::*;
     use crate::zone::format_record;
+
+    /// RRSIGs (loaded in RFC 3597 form, or left over) in a zone without
+    /// DNSKEY do not make it signed: DO and non-DO answers stay the same,
+    /// which is what lets the fast path, blind to DO, serve them. A signed
+    /// zone's DO answers differ and are kept from the fast path.
+    #[test]
+    fn only_signed_zones_answer_do_queries_differently() {
+        let sig = "RRSIG A 13 3 300 20261231000000 20261201000000 1 t.test. AAAA";
+        let text = |dnskey: &str| {
+            format!(
+                "$ORIGIN t.test.\n@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns\n{dnskey}ns 300 A 192.0.2.1\nns 300 {sig}\n"
+            )
+        };
+        let unsigned = Zone::parse(&text(""), &name("t.test."), "t.zone").expect("loads");
+        let mut catalog = Catalog::new();
+        catalog.insert(unsigned);
+        let (plain, dnssec) = (
+            catalog.lookup(&name("ns.t.test."), RecordType::A),
+            catalog.lookup_dnssec(&name("ns.t.test."), RecordType::A),
+        );
+        assert_eq!(plain, dnssec);
+        assert!(dnssec.fast_path_servable());
+
+        let signed = Zone::parse(&text("@ 300 DNSKEY 257 3 13 AAAA\n"), &name("t.test."), "t.zone").expect("loads");
+        let mut catalog = Catalog::new();
+        catalog.insert(signed);
+        let dnssec = catalog.lookup_dnssec(&name("ns.t.test."), RecordType::A);
+        assert!(dnssec.answers.iter().any(|record| record.record_type() == RecordType::RRSIG), "{dnssec:?}");
+        assert!(
+            !dnssec.fast_path_servable() && !catalog.lookup(&name("ns.t.test."), RecordType::A).fast_path_servable()
+        );
+    }
 
     fn name(text: &str) -> Name {
         Name::from_ascii(text).expect("test name")

@@ -25,36 +25,98 @@ use crate::{
 };
 
 /// Zones as loaded, keyed by file, with the text they were parsed from so an
-/// unchanged file is not parsed again on reload.
+/// unchanged file is not parsed again on reload; and the zones that did not
+/// load. One broken zone never takes the others down: it is logged, and
+/// answered SERVFAIL (see [`Catalog::insert_failed`]).
 #[derive(Default)]
 struct LoadedZones {
     by_file: HashMap<PathBuf, (String, Arc<Zone>)>,
+    failed: Vec<FailedZone>,
+}
+
+/// A configured zone file that did not load.
+struct FailedZone {
+    file: PathBuf,
+    /// The zone it is for, when the configuration, the file or its name
+    /// tells.
+    origin: Option<Name>,
+    /// The error, with file and line.
+    error: String,
+    /// A reload keeps serving the copy it had, as NSD and Knot do.
+    kept_previous: bool,
 }
 
 impl LoadedZones {
-    /// Loads every zone in `specs`. On error, names the file (and line).
-    /// With `previous`, unchanged files reuse the zone already parsed.
-    fn load(specs: &[ZoneSpec], previous: Option<&LoadedZones>) -> anyhow::Result<Self> {
-        let mut by_file = HashMap::new();
+    /// Loads every zone in `specs`; a zone that fails is recorded in
+    /// `failed` and logged with file and line. With `previous`, unchanged
+    /// files reuse the zone already parsed, and a file that no longer loads
+    /// keeps its previous copy.
+    fn load(specs: &[ZoneSpec], previous: Option<&LoadedZones>) -> Self {
+        let mut loaded = Self::default();
         for spec in specs {
-            let text = std::fs::read_to_string(&spec.file)
-                .with_context(|| format!("reading zone file {}", spec.file.display()))?;
+            let previous_copy = previous.and_then(|p| p.by_file.get(&spec.file));
+            let text = match std::fs::read_to_string(&spec.file) {
+                Ok(text) => text,
+                Err(err) => {
+                    let error = format!("reading zone file {}: {err}", spec.file.display());
+                    loaded.fail(spec, None, error, previous_copy);
+                    continue;
+                }
+            };
             // A file with $INCLUDE is always parsed again: the included
             // files may have changed while it did not.
             let includes = text.to_ascii_uppercase().contains("$INCLUDE");
-            let reused = previous
-                .and_then(|p| p.by_file.get(&spec.file))
+            let reused = previous_copy
                 .filter(|(old_text, zone)| {
                     !includes && *old_text == text && spec.origin.as_ref().is_none_or(|o| o == zone.origin())
                 })
                 .map(|(_, zone)| Arc::clone(zone));
             let zone = match reused {
                 Some(zone) => zone,
-                None => Arc::new(Zone::parse_file_text(&text, &spec.file, spec.origin.as_ref())?),
+                None => match Zone::parse_file_text(&text, &spec.file, spec.origin.as_ref()) {
+                    Ok(zone) => Arc::new(zone),
+                    Err(err) => {
+                        loaded.fail(spec, Some(&text), err.to_string(), previous_copy);
+                        continue;
+                    }
+                },
             };
-            by_file.insert(spec.file.clone(), (text, zone));
+            loaded.by_file.insert(spec.file.clone(), (text, zone));
         }
-        Ok(Self { by_file })
+        loaded
+    }
+
+    fn fail(&mut self, spec: &ZoneSpec, text: Option<&str>, error: String, previous: Option<&(String, Arc<Zone>)>) {
+        let origin = Zone::file_origin(text, &spec.file, spec.origin.as_ref());
+        let kept_previous = previous.is_some();
+        match &origin {
+            Some(origin) if kept_previous => {
+                tracing::error!(zone = %origin, "zone failed to load, still serving its previous copy: {error}")
+            }
+            Some(origin) => tracing::error!(zone = %origin, "zone failed to load, answering SERVFAIL for it: {error}"),
+            None => tracing::error!("zone failed to load and its origin is unknown: {error}"),
+        }
+        if let Some((old_text, zone)) = previous {
+            self.by_file.insert(spec.file.clone(), (old_text.clone(), Arc::clone(zone)));
+        }
+        self.failed.push(FailedZone { file: spec.file.clone(), origin, error, kept_previous });
+    }
+
+    /// What `/health` reports while some zone did not load, or `None`.
+    fn problem(&self) -> Option<String> {
+        if self.failed.is_empty() {
+            return None;
+        }
+        let each: Vec<String> = self
+            .failed
+            .iter()
+            .map(|failed| {
+                let zone = failed.origin.as_ref().map_or_else(|| failed.file.display().to_string(), Name::to_string);
+                let serving = if failed.kept_previous { "serving its previous copy" } else { "answering SERVFAIL" };
+                format!("zone {zone} failed to load ({serving}): {}", failed.error)
+            })
+            .collect();
+        Some(each.join("; "))
     }
 
     fn catalog(&self) -> anyhow::Result<Catalog> {
@@ -64,6 +126,13 @@ impl LoadedZones {
                 return Err(anyhow!("zone {} is defined twice (again in {})", zone.origin(), file.display()));
             }
             catalog.insert(Arc::clone(zone));
+        }
+        for failed in &self.failed {
+            if let Some(origin) = &failed.origin
+                && !failed.kept_previous
+            {
+                catalog.insert_failed(origin);
+            }
         }
         Ok(catalog)
     }
@@ -80,7 +149,11 @@ fn preload_plan(settings: &Settings, zones: &LoadedZones) -> Vec<(Name, Preload)
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let settings = Settings::resolve(&args)?;
-    let zones = LoadedZones::load(&settings.zones, None)?;
+    let zones = LoadedZones::load(&settings.zones, None);
+    if zones.by_file.is_empty() && !zones.failed.is_empty() {
+        let errors: Vec<&str> = zones.failed.iter().map(|failed| failed.error.as_str()).collect();
+        return Err(anyhow!("no zone loaded: {}", errors.join("; ")));
+    }
     let catalog = Arc::new(zones.catalog()?);
     for (file, (_, zone)) in &zones.by_file {
         tracing::info!(zone = %zone.origin(), file = %file.display(), serial = zone.serial(), "zone loaded");
@@ -134,7 +207,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         counters,
         map_feed: map_feed.clone(),
         tcp: server::TcpGate::new(settings.tcp),
-        zone_problem: RwLock::new(None),
+        zone_problem: RwLock::new(zones.problem()),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -211,8 +284,8 @@ async fn serve_signals(
                 match reload(args, &settings, &zones, shared).await {
                     Ok((new_settings, new_zones, report, elapsed)) => {
                         settings = new_settings;
+                        *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) = new_zones.problem();
                         zones = new_zones;
-                        *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) = None;
                         tracing::info!(
                             updated = report.updated, removed = report.removed, preloaded = report.preloaded,
                             left_out = report.left_out, elapsed_ms = elapsed.as_millis() as u64, "reload done",
@@ -273,7 +346,7 @@ async fn reload(
     // Only the zone part is applied, so only it is remembered: the next
     // reload compares against what is really in effect.
     let settings = Settings { zones: new_settings.zones, preload: new_settings.preload, ..old_settings.clone() };
-    let zones = LoadedZones::load(&settings.zones, Some(old_zones))?;
+    let zones = LoadedZones::load(&settings.zones, Some(old_zones));
     let catalog = Arc::new(zones.catalog()?);
     let generation = {
         let mut live = shared.live.write().unwrap_or_else(|p| p.into_inner());

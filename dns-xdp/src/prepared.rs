@@ -11,7 +11,7 @@ use hickory_proto::{
 
 use dns_xdp_common::flags;
 
-use crate::authority::Lookup;
+use crate::authority::{ExtendedError, Lookup};
 
 /// Length of the DNS message header (RFC 1035 4.1.1).
 pub const HEADER_LEN: usize = 12;
@@ -29,6 +29,9 @@ pub struct PreparedAnswer {
     /// reply that does not fit may leave off what follows (see `wire::assemble`).
     pub answer_end: usize,
     pub authority_end: usize,
+    /// The Extended DNS Error the OPT record carries (only the daemon
+    /// sends such answers: see `Lookup::fast_path_servable`).
+    pub ede: Option<ExtendedError>,
 }
 
 impl PreparedAnswer {
@@ -69,6 +72,7 @@ impl PreparedAnswer {
             body: buf[question_end..].to_vec(),
             answer_end: answer_end - question_end,
             authority_end: authority_end - question_end,
+            ede: answer.ede,
         })
     }
 }

@@ -23,7 +23,7 @@ use dns_xdp_common::{self as common, MAX_QNAME_LEN, OPT_RR_LEN, flags, opt_recor
 
 use crate::{
     answer_cache::{AnswerCache, CacheKey, CachedAnswer},
-    authority::{Catalog, Lookup},
+    authority::{Catalog, ExtendedError, Lookup},
     prepared::{HEADER_LEN, PreparedAnswer},
 };
 
@@ -134,7 +134,8 @@ pub fn respond_cached(
     if question.query_class() == DNSClass::CH {
         return Some(identity_reply(&parsed, settings, question, transport));
     }
-    if question.query_class() != DNSClass::IN {
+    let class_any = question.query_class() == DNSClass::ANY;
+    if question.query_class() != DNSClass::IN && !class_any {
         return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::Refused));
     }
     let qtype = question.query_type();
@@ -146,14 +147,18 @@ pub fn respond_cached(
     }
 
     let qname = question.name().to_lowercase();
+    let dnssec_ok = parsed.edns.is_some_and(|(_, dnssec_ok)| dnssec_ok);
+    if class_any {
+        return Some(class_any_reply(catalog, &parsed, settings, &qname, qtype, transport));
+    }
     // The question minus QTYPE/QCLASS, folded: the name as the map keys it.
     let name_len = parsed.raw_question.len() - 4;
     let key: CacheKey =
-        (parsed.raw_question[..name_len].iter().map(|b| common::name::fold(*b)).collect(), u16::from(qtype));
+        (parsed.raw_question[..name_len].iter().map(|b| common::name::fold(*b)).collect(), u16::from(qtype), dnssec_ok);
     let entry = match cache.and_then(|c| c.get(&key)) {
         Some(entry) => entry,
         None => {
-            let answer = catalog.lookup(&qname, qtype);
+            let answer = if dnssec_ok { catalog.lookup_dnssec(&qname, qtype) } else { catalog.lookup(&qname, qtype) };
             let prepared = match PreparedAnswer::encode(&qname, qtype, &answer) {
                 Ok(p) => p,
                 Err(err) => {
@@ -176,6 +181,30 @@ pub fn respond_cached(
     let rcode = ResponseCode::from(0, (entry.prepared.flags & flags::RCODE) as u8);
     let cacheable = entry.from_zone.then_some((qname, qtype, entry.prepared));
     Some(Reply { bytes, truncated, cacheable, rcode, zone: entry.zone })
+}
+
+/// QCLASS * (RFC 1035 §3.2.5), answered as NSD 4.6 answers it (see
+/// [`Catalog::lookup_class_any`]). Never from or into the answer cache,
+/// which holds class IN answers, so never served by the fast path either.
+fn class_any_reply(
+    catalog: &Catalog,
+    parsed: &ParsedQuery<'_>,
+    settings: &ReplySettings,
+    qname: &Name,
+    qtype: RecordType,
+    transport: Transport,
+) -> Reply {
+    let answer = catalog.lookup_class_any(qname, qtype, parsed.edns.is_some_and(|(_, dnssec_ok)| dnssec_ok));
+    match PreparedAnswer::encode(qname, qtype, &answer) {
+        Ok(prepared) => {
+            let (bytes, truncated) = assemble(parsed, settings, &prepared, transport);
+            Reply { bytes, truncated, cacheable: None, rcode: answer.rcode, zone: answer.zone }
+        }
+        Err(err) => {
+            tracing::warn!(%qname, ?qtype, %err, "cannot encode answer; replying SERVFAIL");
+            reply_without_answer(parsed, settings, 0, ResponseCode::ServFail)
+        }
+    }
 }
 
 /// The question section of a query with exactly one question, as received.
@@ -216,7 +245,7 @@ fn assemble(
     prepared: &PreparedAnswer,
     transport: Transport,
 ) -> (Vec<u8>, bool) {
-    let fixed_len = HEADER_LEN + parsed.raw_question.len() + opt_len(parsed, settings);
+    let fixed_len = HEADER_LEN + parsed.raw_question.len() + opt_len(parsed, settings, prepared.ede);
     let limit = match transport {
         Transport::Tcp => usize::from(u16::MAX),
         Transport::Udp => usize::from(udp_reply_limit(parsed.edns.map(|(size, _)| size), settings.edns_udp_payload)),
@@ -241,7 +270,7 @@ fn assemble(
             out.extend_from_slice(parsed.raw_question);
         }
     }
-    push_opt(&mut out, parsed, settings, 0);
+    push_opt(&mut out, parsed, settings, 0, prepared.ede);
     (out, fitting.is_none())
 }
 
@@ -261,29 +290,46 @@ fn nsid_sent(parsed: &ParsedQuery<'_>, settings: &ReplySettings) -> Option<&'sta
 }
 
 /// Bytes [`push_opt`] appends.
-fn opt_len(parsed: &ParsedQuery<'_>, settings: &ReplySettings) -> usize {
-    match (parsed.edns, nsid_sent(parsed, settings)) {
-        (None, _) => 0,
-        (Some(_), None) => OPT_RR_LEN,
-        (Some(_), Some(nsid)) => OPT_RR_LEN + 4 + nsid.len(),
+fn opt_len(parsed: &ParsedQuery<'_>, settings: &ReplySettings, ede: Option<ExtendedError>) -> usize {
+    if parsed.edns.is_none() {
+        return 0;
     }
+    OPT_RR_LEN
+        + nsid_sent(parsed, settings).map_or(0, |nsid| 4 + nsid.len())
+        + ede.map_or(0, |ede| 4 + 2 + ede.text.len())
 }
 
-fn push_opt(out: &mut Vec<u8>, parsed: &ParsedQuery<'_>, settings: &ReplySettings, ext_rcode: u8) {
+/// The OPT record, when the query had one: NSID if asked for and set, then
+/// the Extended DNS Error if the answer has one (RFC 8914 §3: only to
+/// clients that sent EDNS).
+fn push_opt(
+    out: &mut Vec<u8>,
+    parsed: &ParsedQuery<'_>,
+    settings: &ReplySettings,
+    ext_rcode: u8,
+    ede: Option<ExtendedError>,
+) {
     let Some((_, dnssec_ok)) = parsed.edns else { return };
-    let mut opt = opt_record(settings.edns_udp_payload, ext_rcode, dnssec_ok);
-    match nsid_sent(parsed, settings) {
-        Some(nsid) => {
-            // RDLENGTH covers the one option: code, length, identity.
-            let rdlen = (4 + nsid.len()) as u16;
-            opt[OPT_RR_LEN - 2..].copy_from_slice(&rdlen.to_be_bytes());
-            out.extend_from_slice(&opt);
-            out.extend_from_slice(&common::edns::OPTION_NSID.to_be_bytes());
-            out.extend_from_slice(&(nsid.len() as u16).to_be_bytes());
-            out.extend_from_slice(nsid);
+    let mut options = Vec::new();
+    let mut push_option = |code: u16, parts: &[&[u8]]| {
+        let length: usize = parts.iter().map(|part| part.len()).sum();
+        options.extend_from_slice(&code.to_be_bytes());
+        options.extend_from_slice(&(length as u16).to_be_bytes());
+        for part in parts {
+            options.extend_from_slice(part);
         }
-        None => out.extend_from_slice(&opt),
+    };
+    if let Some(nsid) = nsid_sent(parsed, settings) {
+        push_option(common::edns::OPTION_NSID, &[nsid]);
     }
+    if let Some(ede) = ede {
+        push_option(common::edns::OPTION_EDE, &[&ede.code.to_be_bytes(), ede.text.as_bytes()]);
+    }
+    let mut opt = opt_record(settings.edns_udp_payload, ext_rcode, dnssec_ok);
+    // RDLENGTH covers the options.
+    opt[OPT_RR_LEN - 2..].copy_from_slice(&(options.len() as u16).to_be_bytes());
+    out.extend_from_slice(&opt);
+    out.extend_from_slice(&options);
 }
 
 /// Class CH: `id.server.` and `hostname.bind.` TXT (RFC 4892) name this
@@ -306,6 +352,8 @@ fn identity_reply(parsed: &ParsedQuery<'_>, settings: &ReplySettings, question: 
         authority: Vec::new(),
         additionals: Vec::new(),
         zone: None,
+        ede: None,
+        signed: false,
     };
     match PreparedAnswer::encode(&qname, question.query_type(), &answer) {
         Ok(prepared) => {
@@ -326,7 +374,7 @@ fn reply_without_answer(
     let mut out = Vec::with_capacity(HEADER_LEN + parsed.raw_question.len() + OPT_RR_LEN);
     push_header(&mut out, parsed, flags::QR | opcode_bits | u16::from(rcode.low()), [0, 0, 0]);
     out.extend_from_slice(parsed.raw_question);
-    push_opt(&mut out, parsed, settings, rcode.high());
+    push_opt(&mut out, parsed, settings, rcode.high(), None);
     Reply { bytes: out, truncated: false, cacheable: None, rcode, zone: None }
 }
 
@@ -334,7 +382,7 @@ fn badvers(parsed: &ParsedQuery<'_>, settings: &ReplySettings) -> Reply {
     let mut out = Vec::with_capacity(HEADER_LEN + parsed.raw_question.len() + OPT_RR_LEN);
     push_header(&mut out, parsed, flags::QR, [0, 0, 0]);
     out.extend_from_slice(parsed.raw_question);
-    push_opt(&mut out, parsed, settings, BADVERS_HIGH);
+    push_opt(&mut out, parsed, settings, BADVERS_HIGH, None);
     Reply { bytes: out, truncated: false, cacheable: None, rcode: ResponseCode::BADVERS, zone: None }
 }
 

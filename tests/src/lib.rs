@@ -21,6 +21,7 @@
 use std::ffi::CString;
 
 pub mod daemon;
+pub mod dnssec;
 pub mod prog;
 pub mod wire;
 

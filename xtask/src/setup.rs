@@ -30,6 +30,11 @@ const TOOLS: &[(&str, &str)] = &[
     ("kdig", "knot-dnsutils"),
     ("kxdpgun", "knot-dnsutils"),
     ("nsd", "nsd"),
+    // The record-type round-trip test reads zones with it.
+    ("ldns-read-zone", "ldnsutils"),
+    // The DNSSEC tests sign their zones with these and validate with Unbound.
+    ("ldns-signzone", "ldnsutils"),
+    ("unbound", "unbound"),
     ("bpftool", "bpftool"),
     ("xdp-loader", "xdp-tools"),
     ("ip", "iproute2"),

@@ -18,9 +18,9 @@ use hickory_proto::{
 };
 
 use super::{
-    DEFAULT_TTL, MAX_INCLUDE_DEPTH, Node, Problem, RrSet, Zone, ZoneError, label_count,
+    DEFAULT_TTL, MAX_INCLUDE_DEPTH, Node, Nsec3Chain, Problem, RrSet, Zone, ZoneError, label_count,
     lexer::{Entry, Lexer, Token},
-    rdata::{is_meta_type, lowercase_rdata_names, parse_rdata, parse_record_type, type_mnemonic},
+    rdata::{is_meta_type, lowercase_rdata_names, parse_rdata, parse_record_type, rrsig_covered, type_mnemonic},
 };
 
 pub(super) fn syntax(file: &str, line: usize, message: impl Into<String>) -> ZoneError {
@@ -265,7 +265,12 @@ impl ZoneBuilder {
             return Err(invalid(Problem::CnameAndOtherData { owner }));
         }
 
-        match node.rrsets.iter_mut().find(|set| set.record_type == record_type) {
+        let covered = rrsig_covered(&record.data);
+        let existing = match covered {
+            Some(covered) => node.signatures.iter_mut().find(|(of, _)| *of == covered).map(|(_, set)| set),
+            None => node.rrsets.iter_mut().find(|set| set.record_type == record_type),
+        };
+        match existing {
             Some(set) => {
                 if set.records.iter().any(|existing| existing.data == record.data) {
                     tracing::debug!("{file}:{line}: duplicate {record_type} record at {owner} ignored");
@@ -278,7 +283,8 @@ impl ZoneBuilder {
                 }
                 if record.ttl != set.ttl {
                     tracing::warn!(
-                        "{file}:{line}: {owner} {record_type} TTL {} differs from the RRset's TTL {}; using the lower one",
+                        "{file}:{line}: {owner} {} TTL {} differs from the RRset's TTL {}; using the lower one",
+                        type_mnemonic(record_type),
                         record.ttl,
                         set.ttl,
                     );
@@ -293,7 +299,11 @@ impl ZoneBuilder {
                 if record_type == RecordType::DNAME {
                     self.dname_count += 1;
                 }
-                node.rrsets.push(RrSet { record_type, ttl: record.ttl, records: vec![record] });
+                let set = RrSet { record_type, ttl: record.ttl, records: vec![record] };
+                match covered {
+                    Some(covered) => node.signatures.push((covered, set)),
+                    None => node.rrsets.push(set),
+                }
             }
         }
         self.record_count += 1;
@@ -320,7 +330,7 @@ impl ZoneBuilder {
         };
 
         for node in self.nodes.values_mut() {
-            for set in &mut node.rrsets {
+            for set in node.rrsets.iter_mut().chain(node.signatures.iter_mut().map(|(_, set)| set)) {
                 for record in &mut set.records {
                     record.ttl = set.ttl;
                 }
@@ -341,7 +351,8 @@ impl ZoneBuilder {
                 name = parent;
             }
         }
-        self.nodes.entry(apex).or_default();
+        self.nodes.entry(apex.clone()).or_default();
+        let nsec3 = nsec3_chain(&self.nodes, &apex);
 
         Ok(Zone {
             origin: self.origin,
@@ -350,6 +361,35 @@ impl ZoneBuilder {
             record_count: self.record_count,
             source: source.to_owned(),
             loaded_at: std::time::SystemTime::now(),
+            nsec3,
         })
     }
+}
+
+/// The NSEC3 chain of a zone whose apex has an NSEC3PARAM (RFC 5155 §4):
+/// every NSEC3 owner with the hash its first label spells in base32hex.
+/// `None` without NSEC3PARAM or without NSEC3 records.
+fn nsec3_chain(nodes: &BTreeMap<LowerName, Node>, apex: &LowerName) -> Option<Nsec3Chain> {
+    let param = nodes.get(apex)?.rrset(RecordType::NSEC3PARAM)?.records().first()?;
+    let mut wire = Vec::new();
+    param.data.emit(&mut BinEncoder::new(&mut wire)).ok()?;
+    // Hash algorithm, flags, iterations, salt length, salt (RFC 5155 §4.2).
+    let [_algorithm, _flags, iterations_high, iterations_low, salt_len, salt @ ..] = wire.as_slice() else {
+        return None;
+    };
+    let salt = salt.get(..usize::from(*salt_len))?.to_vec();
+    let mut owners: Vec<(Vec<u8>, LowerName)> = nodes
+        .iter()
+        .filter(|(_, node)| node.rrset(RecordType::NSEC3).is_some())
+        .filter_map(|(owner, _)| {
+            let label = Name::from(owner.clone()).iter().next()?.to_ascii_uppercase();
+            let hash = data_encoding::BASE32HEX_NOPAD.decode(&label).ok()?;
+            Some((hash, owner.clone()))
+        })
+        .collect();
+    if owners.is_empty() {
+        return None;
+    }
+    owners.sort();
+    Some(Nsec3Chain { iterations: u16::from_be_bytes([*iterations_high, *iterations_low]), salt, owners })
 }

@@ -15,12 +15,18 @@
 //!   the lowest, so both answers mean the same to a resolver;
 //! * identical records are merged (RFC 2181 §5).
 //!
-//! Record data is parsed by hickory's zone-file parser, one record at a time,
-//! so that every error can name the file and line. hickory cannot parse a
-//! few things this loader handles itself: DNAME and DS records, TXT strings
-//! with `\DDD` escapes or inside parentheses, and the RFC 3597 generic
-//! `\# <length> <hex>` form, which is accepted for every type (it is the way
-//! to load types hickory's text parser does not know).
+//! Record data is parsed one record at a time, so that every error can
+//! name the file and line: by hickory's zone-file parser where it reads what
+//! NSD reads; by `presentation` for the types hickory cannot parse (the
+//! DNSSEC types, LOC, URI, DHCID, EUI48/EUI64, RP, AFSDB, KX, APL, ZONEMD
+//! and more) or prints differently from `ldns-read-zone`; by `rdata` for
+//! DNAME, TXT with `\DDD` escapes or inside parentheses, and the RFC 3597
+//! generic `\# <length> <hex>` form, which is accepted for every type (the
+//! way to load types no one here knows). Whatever the text form, a record's
+//! RDATA is what hickory decodes from the same wire octets.
+//!
+//! RRSIGs are kept per covered type (RFC 4034 §3), each set with its own
+//! TTL, apart from the other RRsets of a node ([`Node::signatures`]).
 //!
 //! Rejected like `named-checkzone`/`nsd-checkzone` do, with `file:line`:
 //! syntax errors, classes other than IN, records outside the zone, a SOA
@@ -30,16 +36,18 @@
 //!
 //! This file holds the zone model ([`Zone`], [`Node`], [`RrSet`]) and its
 //! errors; `lexer` splits text into entries, `loader` turns entries into
-//! a checked zone, and `rdata` parses and prints record data (where a new
-//! record type's text form goes).
+//! a checked zone, `rdata` parses and prints record data, and
+//! `presentation` holds the field layouts of the types it writes by hand
+//! (where a new record type's text form goes).
 
 mod lexer;
 mod loader;
+mod presentation;
 mod rdata;
 
 use lexer::{Lexer, Token};
 use loader::Loader;
-pub use rdata::{dname_target, format_record};
+pub use rdata::{dname_target, format_record, rrsig_covered};
 
 use std::{
     collections::BTreeMap,
@@ -178,21 +186,37 @@ impl RrSet {
 #[derive(Debug, Clone, Default)]
 pub struct Node {
     /// In the order each type first appears in the zone file; answers to
-    /// ANY depend on it.
+    /// ANY depend on it. RRSIGs are not here but in `signatures`.
     rrsets: Vec<RrSet>,
+    /// The RRSIGs, one set per covered type (RFC 4034 §3: the RRSIGs of one
+    /// RRset go with it, with its TTL), in the order each covered type
+    /// first appears.
+    signatures: Vec<(RecordType, RrSet)>,
 }
 
 impl Node {
+    /// The RRsets at this name, RRSIGs excepted (see [`Node::signatures`]).
     pub fn rrsets(&self) -> &[RrSet] {
         &self.rrsets
     }
 
+    /// The RRset of `record_type`; for RRSIG, see [`Node::signatures`].
     pub fn rrset(&self, record_type: RecordType) -> Option<&RrSet> {
         self.rrsets.iter().find(|set| set.record_type == record_type)
     }
 
+    /// The RRSIGs that cover the RRset of `covered`.
+    pub fn signatures(&self, covered: RecordType) -> Option<&RrSet> {
+        self.signatures.iter().find(|(of, _)| *of == covered).map(|(_, set)| set)
+    }
+
+    /// Every set of RRSIGs at this name, with the type it covers.
+    pub fn signature_sets(&self) -> impl Iterator<Item = (RecordType, &RrSet)> {
+        self.signatures.iter().map(|(covered, set)| (*covered, set))
+    }
+
     pub fn is_empty_non_terminal(&self) -> bool {
-        self.rrsets.is_empty()
+        self.rrsets.is_empty() && self.signatures.is_empty()
     }
 }
 
@@ -210,6 +234,30 @@ pub struct Zone {
     /// When this copy of the zone data was loaded (a reload that finds the
     /// file unchanged keeps the copy, and so the time).
     loaded_at: SystemTime,
+    /// For a zone signed with NSEC3: the apex NSEC3PARAM's hash parameters
+    /// and the NSEC3 owners by hash, sorted, to find the record matching or
+    /// covering a name (RFC 5155 §7.2) with a binary search.
+    nsec3: Option<Nsec3Chain>,
+}
+
+/// The NSEC3 records of a zone, by hashed owner name.
+#[derive(Debug, Clone)]
+pub(crate) struct Nsec3Chain {
+    pub(crate) iterations: u16,
+    pub(crate) salt: Vec<u8>,
+    /// (hash, owner), sorted by hash.
+    pub(crate) owners: Vec<(Vec<u8>, LowerName)>,
+}
+
+impl Nsec3Chain {
+    /// RFC 5155 §5: SHA-1, iterated, salted, over the canonical name
+    /// (hickory's implementation, on ring).
+    fn hash(&self, name: &Name) -> Option<Vec<u8>> {
+        hickory_proto::dnssec::Nsec3HashAlgorithm::SHA1
+            .hash(&self.salt, name, self.iterations)
+            .ok()
+            .map(|digest| digest.as_ref().to_vec())
+    }
 }
 
 impl Zone {
@@ -230,13 +278,20 @@ impl Zone {
 
     /// [`Zone::load`] for a file whose text the caller has already read.
     pub fn parse_file_text(text: &str, path: &Path, origin: Option<&Name>) -> Result<Zone, ZoneError> {
-        let origin = match origin {
-            Some(origin) => canonical_origin(origin),
-            None => first_origin_directive(text)
-                .or_else(|| origin_from_file_name(path))
-                .ok_or_else(|| ZoneError::UnknownOrigin { path: path.to_owned() })?,
-        };
+        let origin = Self::file_origin(Some(text), path, origin)
+            .ok_or_else(|| ZoneError::UnknownOrigin { path: path.to_owned() })?;
         Loader::load(text, origin, &path.display().to_string(), path.parent())
+    }
+
+    /// The zone a file is for, by the rules of [`Zone::load`], without
+    /// loading it: so that a zone whose file does not load (or cannot be
+    /// read, `text` is `None`) can still be told apart from names that are
+    /// not ours.
+    pub fn file_origin(text: Option<&str>, path: &Path, origin: Option<&Name>) -> Option<Name> {
+        match origin {
+            Some(origin) => Some(canonical_origin(origin)),
+            None => text.and_then(first_origin_directive).or_else(|| origin_from_file_name(path)),
+        }
     }
 
     /// The zone's name: lower-case, fully qualified.
@@ -294,6 +349,62 @@ impl Zone {
 
     pub fn is_empty_non_terminal(&self, name: &LowerName) -> bool {
         self.nodes.get(name).is_some_and(Node::is_empty_non_terminal)
+    }
+
+    /// Whether denial of existence uses NSEC3 (the apex has an NSEC3PARAM
+    /// and the zone NSEC3 records).
+    pub fn uses_nsec3(&self) -> bool {
+        self.nsec3.is_some()
+    }
+
+    /// The NSEC3 RRset whose owner is the hash of `name` (RFC 5155 §7.2.1
+    /// "matching"), with its owner and node.
+    pub fn nsec3_matching(&self, name: &Name) -> Option<(&LowerName, &Node, &RrSet)> {
+        let chain = self.nsec3.as_ref()?;
+        let hash = chain.hash(name)?;
+        let index = chain.owners.binary_search_by(|(owner_hash, _)| owner_hash.as_slice().cmp(&hash)).ok()?;
+        self.nsec3_at(chain.owners.get(index)?)
+    }
+
+    /// The NSEC3 RRset that covers the hash of `name`: the one with the
+    /// greatest hash below it, or the last one when none is below (the
+    /// chain wraps, RFC 5155 §3.1.7).
+    pub fn nsec3_covering(&self, name: &Name) -> Option<(&LowerName, &Node, &RrSet)> {
+        let chain = self.nsec3.as_ref()?;
+        let hash = chain.hash(name)?;
+        let below = chain.owners.partition_point(|(owner_hash, _)| owner_hash.as_slice() < hash.as_slice());
+        let entry = match below {
+            0 => chain.owners.last()?,
+            n => chain.owners.get(n - 1)?,
+        };
+        self.nsec3_at(entry)
+    }
+
+    fn nsec3_at(&self, (_, owner): &(Vec<u8>, LowerName)) -> Option<(&LowerName, &Node, &RrSet)> {
+        let (owner, node) = self.nodes.get_key_value(owner)?;
+        node.rrset(RecordType::NSEC3).map(|set| (owner, node, set))
+    }
+
+    /// Whether the zone is DNSSEC-signed: it has a DNSKEY RRset at its apex.
+    pub fn is_signed(&self) -> bool {
+        self.nodes.get(&LowerName::new(&self.origin)).is_some_and(|apex| apex.rrset(RecordType::DNSKEY).is_some())
+    }
+
+    /// The NSEC RRset that matches `name` (owned by it) or covers it (owned
+    /// by its closest canonical predecessor, RFC 4034 §6.1), with its
+    /// owner and node; `None` in a zone without NSEC records.
+    pub fn nsec_matching_or_covering(&self, name: &LowerName) -> Option<(&LowerName, &Node, &RrSet)> {
+        let before = self.nodes.range::<LowerName, _>(..=name).rev();
+        let found =
+            before.filter_map(|(owner, node)| node.rrset(RecordType::NSEC).map(|nsec| (owner, node, nsec))).next();
+        // Before the apex (impossible for names in the zone) the chain wraps
+        // to its last NSEC.
+        found.or_else(|| {
+            self.nodes
+                .iter()
+                .rev()
+                .find_map(|(owner, node)| node.rrset(RecordType::NSEC).map(|nsec| (owner, node, nsec)))
+        })
     }
 
     /// Whether `name` is a zone cut: it has NS records and is not the apex.

@@ -1,16 +1,17 @@
 //! RDATA from presentation form, and records back to it: hickory's parser
-//! where it has one, this module where it does not (DNAME, DS, TXT with
-//! escapes, RFC 3597 generic data).
-
-use std::str::FromStr;
+//! where it has one and it reads what NSD reads; `presentation` for the
+//! types hickory cannot parse or prints differently; this module for
+//! DNAME, TXT with escapes and the RFC 3597 generic form. Whatever the
+//! text, the RDATA ends up as hickory decodes the same wire bytes
+//! ([`rdata_from_wire`]), so one record has one representation.
 
 use hickory_proto::{
     rr::{
         Name, RData, Record, RecordType,
-        rdata::{NULL, TXT},
+        rdata::{HTTPS, NULL, TXT},
     },
     serialize::{
-        binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder, Restrict},
+        binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict},
         txt::Parser,
     },
 };
@@ -18,16 +19,12 @@ use hickory_proto::{
 use super::{
     MAX_CHARACTER_STRING,
     lexer::{Token, decode_escapes},
+    presentation::{self, decode_hex},
 };
 
 /// A type mnemonic or the RFC 3597 `TYPEnnn` form.
 pub(super) fn parse_record_type(upper: &str) -> Option<RecordType> {
-    if let Some(number) = upper.strip_prefix("TYPE")
-        && let Ok(code) = number.parse::<u16>()
-    {
-        return Some(RecordType::from(code));
-    }
-    RecordType::from_str(upper).ok()
+    presentation::parse_type(upper)
 }
 
 /// Types that exist only in queries or messages (RFC 6895 §3.1: 0, OPT and
@@ -47,24 +44,41 @@ pub(super) fn parse_rdata(
     if matches!(tokens.first(), Some(Token::Word(word)) if word == "\\#") {
         return parse_generic_rdata(record_type, tokens.get(1..).unwrap_or_default());
     }
+    if presentation::handles(record_type) {
+        let wire = presentation::parse(record_type, tokens, origin)?;
+        return rdata_from_wire(record_type, &wire);
+    }
     match record_type {
         RecordType::TXT => parse_txt(tokens),
         RecordType::DNAME => parse_dname(tokens, origin),
-        RecordType::DS | RecordType::CDS => parse_ds(record_type, tokens),
-        // hickory's text parser refuses these (it builds DNSSEC records
-        // itself, or does not know the type).
-        RecordType::DNSKEY
-        | RecordType::CDNSKEY
-        | RecordType::KEY
-        | RecordType::SIG
-        | RecordType::RRSIG
-        | RecordType::NSEC
-        | RecordType::NSEC3
-        | RecordType::NSEC3PARAM
-        | RecordType::NULL
-        | RecordType::Unknown(_) => Err("this type can only be given in the RFC 3597 form \\# <length> <hex>".into()),
+        // Types with no text form of their own (RFC 3597 §5).
+        RecordType::NULL | RecordType::Unknown(_) => {
+            Err("this type can only be given in the RFC 3597 form \\# <length> <hex>".into())
+        }
         _ => parse_with_hickory(record_type, tokens, origin, ttl),
     }
+}
+
+/// The RDATA of `record_type` with wire form `wire`: hickory's typed value
+/// when it has a type and encodes it back to exactly these octets, else the
+/// octets kept as they are (unknown types, and forms hickory would
+/// normalise, such as an unsorted SVCB key list), so that what is served is
+/// what the zone file says.
+pub(super) fn rdata_from_wire(record_type: RecordType, wire: &[u8]) -> Result<RData, String> {
+    let length = u16::try_from(wire.len()).map_err(|_| "RDATA longer than 65535 octets")?;
+    let mut decoder = BinDecoder::new(wire);
+    let rdata = RData::read(&mut decoder, record_type, Restrict::new(length)).map_err(|e| e.to_string())?;
+    if !decoder.is_empty() {
+        return Err("trailing data after the RDATA".into());
+    }
+    if record_type == RecordType::DNAME {
+        dname_target(&rdata).ok_or("invalid DNAME target")?;
+    }
+    let same = encode_uncompressed(&rdata).is_some_and(|reencoded| reencoded == wire);
+    if same || matches!(rdata, RData::Unknown { .. }) {
+        return Ok(rdata);
+    }
+    Ok(RData::Unknown { code: record_type, rdata: NULL::with(wire.to_vec()) })
 }
 
 /// RFC 3597 §5: `\# <length> <hex>...`.
@@ -84,32 +98,7 @@ fn parse_generic_rdata(record_type: RecordType, tokens: &[&Token]) -> Result<RDa
     if bytes.len() != usize::from(length) {
         return Err(format!("\\# says {length} octets but has {}", bytes.len()));
     }
-    let mut decoder = BinDecoder::new(&bytes);
-    let rdata = RData::read(&mut decoder, record_type, Restrict::new(length)).map_err(|e| e.to_string())?;
-    if !decoder.is_empty() {
-        return Err("trailing data after the RDATA".into());
-    }
-    if record_type == RecordType::DNAME {
-        dname_target(&rdata).ok_or("invalid DNAME target")?;
-    }
-    Ok(rdata)
-}
-
-fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
-    fn nibble(digit: u8) -> Option<u8> {
-        char::from(digit).to_digit(16).and_then(|value| u8::try_from(value).ok())
-    }
-    let digits = text.as_bytes();
-    if !digits.len().is_multiple_of(2) {
-        return Err("odd number of hex digits".into());
-    }
-    digits
-        .chunks_exact(2)
-        .map(|pair| match (nibble(pair[0]), nibble(pair[1])) {
-            (Some(high), Some(low)) => Ok(high << 4 | low),
-            _ => Err(format!("invalid hex {text:?}")),
-        })
-        .collect()
+    rdata_from_wire(record_type, &bytes)
 }
 
 /// TXT is parsed here because hickory's lexer mistakes quotes inside
@@ -160,34 +149,6 @@ pub fn dname_target(rdata: &RData) -> Option<Name> {
     decoder.is_empty().then_some(name)
 }
 
-/// DS/CDS (RFC 4034 §5.3): hickory parses them only with its DNSSEC
-/// features, so they are kept as opaque RDATA.
-fn parse_ds(record_type: RecordType, tokens: &[&Token]) -> Result<RData, String> {
-    let words = tokens
-        .iter()
-        .map(|token| match token {
-            Token::Word(word) => Ok(word.as_str()),
-            Token::Quoted(_) => Err("unexpected quoted string".to_owned()),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let [key_tag, algorithm, digest_type, digest @ ..] = words.as_slice() else {
-        return Err("expected key tag, algorithm, digest type and digest".into());
-    };
-    let key_tag: u16 = key_tag.parse().map_err(|_| format!("invalid key tag {key_tag:?}"))?;
-    let algorithm: u8 = algorithm.parse().map_err(|_| format!("invalid algorithm {algorithm:?}"))?;
-    let digest_type: u8 = digest_type.parse().map_err(|_| format!("invalid digest type {digest_type:?}"))?;
-    let digest = decode_hex(&digest.concat())?;
-    if digest.is_empty() {
-        return Err("missing digest".into());
-    }
-    let mut wire = Vec::with_capacity(4 + digest.len());
-    wire.extend_from_slice(&key_tag.to_be_bytes());
-    wire.push(algorithm);
-    wire.push(digest_type);
-    wire.extend_from_slice(&digest);
-    Ok(RData::Unknown { code: record_type, rdata: NULL::with(wire) })
-}
-
 /// Every other type goes through hickory's parser as a one-record zone,
 /// rebuilt on one line from the tokens: hickory then sees neither
 /// parentheses nor comments, and quoted strings come re-escaped the way its
@@ -221,10 +182,27 @@ fn parse_with_hickory(record_type: RecordType, tokens: &[&Token], origin: &Name,
     }
     let (_, rrsets) =
         Parser::new(text, None, Some(origin.clone())).parse().map_err(|e| e.to_string().trim_end().to_owned())?;
-    rrsets
+    let mut rdata = rrsets
         .into_values()
         .find_map(|rrset| rrset.records_without_rrsigs().next().map(|record| record.data.clone()))
-        .ok_or_else(|| "no data".into())
+        .ok_or("no data")?;
+    // RFC 9460 §2.2: the text may list SvcParams in any order, the wire
+    // form has them in increasing key order (hickory keeps the text order,
+    // then refuses to encode it).
+    if let RData::SVCB(svcb) | RData::HTTPS(HTTPS(svcb)) = &mut rdata {
+        svcb.svc_params.sort_by_key(|(key, _)| u16::from(*key));
+    }
+    Ok(rdata)
+}
+
+/// The type an RRSIG record covers (its first field, RFC 4034 §3.1), or
+/// `None` for other records.
+pub fn rrsig_covered(rdata: &RData) -> Option<RecordType> {
+    if rdata.record_type() != RecordType::RRSIG {
+        return None;
+    }
+    let wire = rdata_wire(rdata);
+    wire.first_chunk::<2>().map(|covered| RecordType::from(u16::from_be_bytes(*covered)))
 }
 
 /// Lower-cases the domain names inside RDATA, as NSD stores them.
@@ -268,13 +246,11 @@ pub fn format_record(record: &Record) -> String {
 
 /// The type's mnemonic, or RFC 3597's `TYPEnnn` for types without one.
 pub(super) fn type_mnemonic(record_type: RecordType) -> String {
-    match record_type {
-        RecordType::Unknown(code) => format!("TYPE{code}"),
-        known => known.to_string(),
-    }
+    presentation::type_name(record_type)
 }
 
 fn format_rdata(rdata: &RData) -> String {
+    let record_type = rdata.record_type();
     match rdata {
         RData::TXT(txt) => {
             txt.txt_data.iter().map(|string| quote_character_string(string)).collect::<Vec<_>>().join(" ")
@@ -283,30 +259,36 @@ fn format_rdata(rdata: &RData) -> String {
             Some(target) => target.to_ascii(),
             None => generic_rdata(rdata),
         },
-        RData::Unknown { code: RecordType::DS | RecordType::CDS, rdata: data } => match data.anything.as_slice() {
-            [tag_high, tag_low, algorithm, digest_type, digest @ ..] if !digest.is_empty() => format!(
-                "{} {algorithm} {digest_type} {}",
-                u16::from_be_bytes([*tag_high, *tag_low]),
-                digest.iter().map(|byte| format!("{byte:02X}")).collect::<String>()
-            ),
-            _ => generic_rdata(rdata),
-        },
+        RData::SVCB(_) | RData::HTTPS(_) => {
+            presentation::format_svcb(&rdata_wire(rdata)).unwrap_or_else(|| generic_rdata(rdata))
+        }
+        _ if presentation::handles(record_type) => {
+            presentation::format(record_type, &rdata_wire(rdata)).unwrap_or_else(|| generic_rdata(rdata))
+        }
         RData::Unknown { .. } => generic_rdata(rdata),
         other => other.to_string(),
     }
 }
 
-fn generic_rdata(rdata: &RData) -> String {
-    let bytes = match rdata {
+/// The RDATA's wire form, uncompressed (empty if it cannot be encoded,
+/// which the loader has ruled out for every record it keeps).
+fn rdata_wire(rdata: &RData) -> Vec<u8> {
+    match rdata {
         RData::Unknown { rdata, .. } => rdata.anything.clone(),
-        other => {
-            let mut bytes = Vec::new();
-            if other.emit(&mut BinEncoder::new(&mut bytes)).is_err() {
-                bytes.clear();
-            }
-            bytes
-        }
-    };
+        other => encode_uncompressed(other).unwrap_or_default(),
+    }
+}
+
+fn encode_uncompressed(rdata: &RData) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    rdata.emit(&mut encoder).ok()?;
+    Some(bytes)
+}
+
+fn generic_rdata(rdata: &RData) -> String {
+    let bytes = rdata_wire(rdata);
     if bytes.is_empty() {
         return "\\# 0".to_owned();
     }
