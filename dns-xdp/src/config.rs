@@ -17,6 +17,8 @@ pub const DEFAULT_HEARTBEAT_TIMEOUT_SECS: u64 = 5;
 /// The metrics endpoint's default: localhost only, on the port CoreDNS and
 /// other DNS exporters use.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9153";
+/// Where the daemon listens for `dns-xdp reload`, `cache` and `stats`.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/dns-xdp/control.sock";
 /// Where the maps are pinned for bpftool.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/dns-xdp";
 
@@ -61,6 +63,33 @@ impl std::str::FromStr for MetricsListen {
 }
 
 impl TryFrom<String> for MetricsListen {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+/// Where the control socket is: a path, or `off`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ControlSocket(pub Option<PathBuf>);
+
+impl std::str::FromStr for ControlSocket {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(Self(None));
+        }
+        if text.is_empty() {
+            return Err("the control socket path is empty (give a path or off)".into());
+        }
+        Ok(Self(Some(PathBuf::from(text))))
+    }
+}
+
+impl TryFrom<String> for ControlSocket {
     type Error = String;
 
     fn try_from(text: String) -> Result<Self, Self::Error> {
@@ -148,6 +177,11 @@ pub struct RunArgs {
     /// [default: 127.0.0.1:9153]. Anything but a GET of /metrics is refused.
     #[arg(long, value_name = "ADDR:PORT|off")]
     pub metrics: Option<MetricsListen>,
+    /// Unix socket for `dns-xdp reload`, `dns-xdp cache` and the health in
+    /// `dns-xdp stats`, or `off` [default: /run/dns-xdp/control.sock].
+    /// Mode 0600; only root and the daemon's user are answered.
+    #[arg(long, value_name = "PATH|off")]
+    pub control_socket: Option<ControlSocket>,
 }
 
 /// The config file's layout.
@@ -170,6 +204,7 @@ pub struct FileConfig {
     pub tcp_max_connections: Option<usize>,
     pub nsid: Option<String>,
     pub metrics: Option<MetricsListen>,
+    pub control_socket: Option<ControlSocket>,
     #[serde(default, rename = "zone")]
     pub zones: Vec<ZoneConfig>,
 }
@@ -215,6 +250,8 @@ pub struct Settings {
     pub nsid: Option<String>,
     /// The metrics endpoint's address; `None` when off.
     pub metrics: Option<SocketAddr>,
+    /// The control socket's path; `None` when off.
+    pub control_socket: Option<PathBuf>,
     pub zones: Vec<ZoneSpec>,
 }
 
@@ -313,7 +350,12 @@ impl Settings {
             Some(MetricsListen(addr)) => addr,
             None => Some(DEFAULT_METRICS.parse()?),
         };
+        let control_socket = match args.control_socket.clone().or(file.control_socket) {
+            Some(ControlSocket(path)) => path,
+            None => Some(PathBuf::from(DEFAULT_CONTROL_SOCKET)),
+        };
         Ok(Self {
+            control_socket,
             nsid,
             metrics,
             tcp: TcpLimits { idle_timeout: tcp_idle, max_connections: tcp_max },

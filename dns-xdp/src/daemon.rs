@@ -14,6 +14,7 @@ use hickory_proto::rr::Name;
 use crate::{
     authority::Catalog,
     config::{AttachMode, Preload, RunArgs, Settings, ZoneSpec},
+    control,
     counters::Counters,
     fastpath::{FastPath, FastPathOptions},
     health,
@@ -94,6 +95,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let listen: Vec<_> = sockets.iter().map(|(udp, _)| udp.local_addr()).collect::<Result<_, _>>()?;
     let metrics_listener = settings.metrics.map(metrics::bind).transpose()?;
+    let control_listener = settings.control_socket.as_deref().map(control::bind).transpose()?;
 
     let counters = Arc::new(Counters::default());
     let mut writer_thread = None;
@@ -151,19 +153,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     tracing::info!(listen = ?listen, elapsed_ms = started.elapsed().as_millis() as u64, "serving");
 
+    let expected = health::Expected {
+        program_id,
+        ifaces: settings.ifaces.clone(),
+        heartbeat_timeout: settings.heartbeat_timeout,
+        services: listen.clone(),
+    };
+    let (reload_requests, control_reloads) = tokio::sync::mpsc::channel(4);
     let result = runtime.block_on(async {
         for tcp in tcp_listeners {
             let listener = tokio::net::TcpListener::from_std(tcp)?;
             tokio::spawn(server::serve_tcp(Arc::clone(&shared), listener));
         }
+        // Kept until the runtime stops: removes the socket file.
+        let mut _control_bound = None;
+        if let (Some((listener, bound)), Some(path)) = (control_listener, &settings.control_socket) {
+            tracing::info!(path = %path.display(), "control socket");
+            _control_bound = Some(bound);
+            let context = Arc::new(control::Context {
+                shared: Arc::clone(&shared),
+                expected: expected.clone(),
+                reloads: reload_requests,
+            });
+            tokio::spawn(async move {
+                if let Err(err) = control::serve(listener, context).await {
+                    tracing::error!("the control socket stopped: {err:#}");
+                }
+            });
+        }
         if let Some(listener) = metrics_listener {
             let addr = listener.local_addr()?;
-            let expected = health::Expected {
-                program_id,
-                ifaces: settings.ifaces.clone(),
-                heartbeat_timeout: settings.heartbeat_timeout,
-                services: listen.clone(),
-            };
+            let expected = expected.clone();
             let source = metrics::Source { shared: Arc::clone(&shared), expected };
             tokio::spawn(async move {
                 if let Err(err) = metrics::serve(listener, source).await {
@@ -172,7 +192,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             });
             tracing::info!(%addr, "metrics at http://{addr}/metrics");
         }
-        serve_signals(&args, settings.clone(), zones, &shared).await
+        serve_signals(&args, settings.clone(), zones, &shared, control_reloads).await
     });
 
     // Take the fast path down before the process goes: the writer thread
@@ -193,39 +213,53 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Waits for signals: SIGHUP reloads, SIGINT/SIGTERM return.
+/// Waits for signals and control requests: SIGHUP or a control `reload`
+/// reloads, SIGINT/SIGTERM return.
 async fn serve_signals(
     args: &RunArgs,
     mut settings: Settings,
     mut zones: LoadedZones,
     shared: &Arc<Shared>,
+    mut control_reloads: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<control::ReloadReply>>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
     loop {
-        tokio::select! {
-            _ = hup.recv() => {
-                match reload(args, &settings, &zones, shared).await {
-                    Ok((new_settings, new_zones, report, elapsed)) => {
-                        settings = new_settings;
-                        zones = new_zones;
-                        *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) = None;
-                        tracing::info!(
-                            updated = report.updated, removed = report.removed, preloaded = report.preloaded,
-                            left_out = report.left_out, elapsed_ms = elapsed.as_millis() as u64, "reload done",
-                        );
-                    }
-                    Err(err) => {
-                        tracing::error!("reload failed, still serving the previous data: {err:#}");
-                        *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) =
-                            Some(format!("the last reload failed: {err:#}"));
-                    }
-                }
-            }
+        let reply = tokio::select! {
+            _ = hup.recv() => None,
+            Some(reply) = control_reloads.recv() => Some(reply),
             _ = int.recv() => return Ok(()),
             _ = term.recv() => return Ok(()),
+        };
+        let outcome = match reload(args, &settings, &zones, shared).await {
+            Ok((new_settings, new_zones, report, elapsed)) => {
+                settings = new_settings;
+                zones = new_zones;
+                *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) = None;
+                tracing::info!(
+                    updated = report.updated,
+                    removed = report.removed,
+                    preloaded = report.preloaded,
+                    left_out = report.left_out,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    "reload done",
+                );
+                Ok(serde_json::json!({
+                    "updated": report.updated, "removed": report.removed, "preloaded": report.preloaded,
+                    "left_out": report.left_out, "elapsed_ms": elapsed.as_millis() as u64,
+                }))
+            }
+            Err(err) => {
+                tracing::error!("reload failed, still serving the previous data: {err:#}");
+                *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) =
+                    Some(format!("the last reload failed: {err:#}"));
+                Err(format!("reload failed, still serving the previous data: {err:#}"))
+            }
+        };
+        if let Some(reply) = reply {
+            let _ = reply.send(outcome);
         }
     }
 }
@@ -251,6 +285,7 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     check("tcp_idle_timeout/tcp_max_connections", old.tcp != new.tcp);
     check("nsid", old.nsid != new.nsid);
     check("metrics", old.metrics != new.metrics);
+    check("control_socket", old.control_socket != new.control_socket);
     changed
 }
 
