@@ -48,14 +48,16 @@ pub const DEFAULT_LIST_LIMIT: usize = 100;
 pub enum Request {
     /// Re-read the configuration's zone list and the zones (as SIGHUP);
     /// answered when the table agrees with the new data.
-    Reload,
+    Reload {},
     /// The health checks of `GET /health`, and which program is this
     /// daemon's.
-    Status,
+    Status {},
     /// The answers the table holds, sorted by name.
     CacheList { zone: Option<String>, limit: Option<usize> },
     /// Removes the answers of one zone, or all.
     CacheFlush { zone: Option<String> },
+    /// The questions most often passed up to the daemon lately (sampled).
+    Missed { limit: Option<usize> },
 }
 
 /// What a reload answers: the report, or why it failed.
@@ -166,12 +168,12 @@ async fn serve_one(stream: tokio::net::UnixStream, context: &Context) -> anyhow:
 
 async fn handle(request: Request, context: &Context) -> Result<Value, String> {
     match request {
-        Request::Reload => {
+        Request::Reload {} => {
             let (reply, done) = oneshot::channel();
             context.reloads.send(reply).await.map_err(|_| "the daemon is shutting down".to_owned())?;
             done.await.map_err(|_| "the daemon stopped during the reload".to_owned())?
         }
-        Request::Status => {
+        Request::Status {} => {
             let shared = Arc::clone(&context.shared);
             let expected = context.expected.clone();
             let health = tokio::task::spawn_blocking(move || health::check(&shared, &expected))
@@ -213,6 +215,10 @@ async fn handle(request: Request, context: &Context) -> Result<Value, String> {
                 }
             }
             Ok(json!({ "answers": answers, "matched": matched, "held": held }))
+        }
+        Request::Missed { limit } => {
+            let top = context.shared.missed.top(limit.unwrap_or(crate::missed::TRACKED));
+            Ok(json!({ "missed": top, "sample_every": crate::missed::SAMPLE_EVERY }))
         }
         Request::CacheFlush { zone } => {
             let feed = feed(context)?;
@@ -271,7 +277,7 @@ pub fn request(path: &Path, request: &Request) -> anyhow::Result<Value> {
     let stream = std::os::unix::net::UnixStream::connect(path).with_context(|| {
         format!("cannot reach the daemon's control socket {} (is it running? see --control-socket)", path.display())
     })?;
-    let timeout = if *request == Request::Reload { RELOAD_TIMEOUT } else { ANSWER_TIMEOUT };
+    let timeout = if *request == (Request::Reload {}) { RELOAD_TIMEOUT } else { ANSWER_TIMEOUT };
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(ANSWER_TIMEOUT))?;
     let mut line = serde_json::to_vec(request)?;
@@ -299,7 +305,7 @@ mod tests {
     fn requests_are_one_json_object_and_unknown_ones_are_refused() {
         let text = serde_json::to_string(&Request::CacheFlush { zone: Some("example.test".into()) }).expect("json");
         assert_eq!(text, r#"{"command":"cache-flush","zone":"example.test"}"#);
-        assert_eq!(serde_json::from_str::<Request>(r#"{"command":"reload"}"#).expect("parses"), Request::Reload);
+        assert_eq!(serde_json::from_str::<Request>(r#"{"command":"reload"}"#).expect("parses"), Request::Reload {});
         assert!(serde_json::from_str::<Request>(r#"{"command":"shutdown"}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"command":"reload","force":true}"#).is_err());
     }

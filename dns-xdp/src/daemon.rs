@@ -136,6 +136,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         map_feed: map_feed.clone(),
         tcp: settings.tcp,
         zone_problem: RwLock::new(None),
+        missed: Default::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

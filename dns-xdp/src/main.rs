@@ -28,8 +28,17 @@ enum Command {
     /// of the one at the control socket.
     Stats {
         /// Machine-readable output.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         json: bool,
+        /// A live view, redrawn every second until q or Ctrl-C: rates, hit
+        /// ratio, XDP answers per CPU, pass reasons, health, and the
+        /// questions most often passed to the daemon. Not at a terminal,
+        /// each frame is printed after the last.
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: stop after N frames (for scripts and tests).
+        #[arg(long, value_name = "N", requires = "watch")]
+        count: Option<u64>,
         /// The daemon's control socket, for its health (`off`: counters only).
         #[arg(long, value_name = "PATH|off", default_value = config::DEFAULT_CONTROL_SOCKET)]
         control_socket: config::ControlSocket,
@@ -131,7 +140,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => daemon::run(*args),
-        Command::Stats { json, control_socket } => stats(json, control_socket.0.as_deref()),
+        Command::Stats { watch: true, count, control_socket, .. } => {
+            dns_xdp::watch::run(control_socket.0.as_deref(), count)
+        }
+        Command::Stats { json, control_socket, .. } => stats(json, control_socket.0.as_deref()),
         Command::Cache { command, control_socket } => cache(command, &control_socket),
         Command::CheckZone { file, origin } => check_zone(&file, origin.as_deref()),
         Command::CheckConfig { file } => check_config(file),
@@ -154,7 +166,7 @@ fn stats(json: bool, control_socket: Option<&std::path::Path>) -> anyhow::Result
     let instances = dns_xdp::stats::read_stats()?;
     // The health of the daemon at the control socket, attached to its
     // program's instance; a daemon that cannot be reached has none.
-    let status = control_socket.map(|path| control::request(path, &control::Request::Status));
+    let status = control_socket.map(|path| control::request(path, &control::Request::Status {}));
     let status_program = status.as_ref().and_then(|s| s.as_ref().ok()).and_then(|s| s["program_id"].as_u64());
     if json {
         let mut out = serde_json::to_value(&instances)?;
@@ -282,7 +294,7 @@ fn check_config(file: PathBuf) -> anyhow::Result<()> {
 
 fn reload(control_socket: &std::path::Path, pid_file: Option<&std::path::Path>) -> anyhow::Result<()> {
     let Some(pid_file) = pid_file else {
-        let report = control::request(control_socket, &control::Request::Reload)?;
+        let report = control::request(control_socket, &control::Request::Reload {})?;
         println!(
             "reload done: {} answers updated, {} removed, {} preloaded, {} left out, in {} ms",
             report["updated"], report["removed"], report["preloaded"], report["left_out"], report["elapsed_ms"]

@@ -20,6 +20,7 @@ use crate::{
     config::TcpLimits,
     counters::Counters,
     map_writer::MapFeed,
+    missed::MissedNames,
     wire::{ReplySettings, Transport, respond_cached},
 };
 
@@ -51,6 +52,9 @@ pub struct Shared {
     /// Why the configured zones are not all loaded (the last reload's
     /// error); `None` when they are. Health reports it.
     pub zone_problem: RwLock<Option<String>>,
+    /// A sample of the questions that reached the daemon over UDP (so the
+    /// fast path passed them), for `dns-xdp stats --watch`.
+    pub missed: MissedNames,
 }
 
 impl Shared {
@@ -61,6 +65,9 @@ impl Shared {
 
     /// Answers one query and offers the answer to the fast path.
     pub fn handle(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        if transport == Transport::Udp {
+            self.missed.offer(query);
+        }
         let (catalog, answers, generation) = self.current();
         let Some(reply) = respond_cached(&catalog, Some(&answers), &self.settings, query, transport) else {
             self.counters.dropped.fetch_add(1, Relaxed);

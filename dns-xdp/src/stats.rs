@@ -21,6 +21,8 @@ pub struct InstanceStats {
     /// Each verdict's count over all CPUs, by [`Verdict::name`].
     pub xdp: BTreeMap<&'static str, u64>,
     pub daemon: BTreeMap<&'static str, u64>,
+    /// XDP answers (`tx_answer`) by CPU, indexed by CPU number.
+    pub answers_per_cpu: Vec<u64>,
     /// Bytes of kernel memory per DNS_ANSWERS slot and the number of slots.
     pub answer_entry_bytes: u32,
     pub answer_capacity: u32,
@@ -67,8 +69,11 @@ fn read_instance(info: &ProgramInfo) -> anyhow::Result<Option<InstanceStats>> {
         }
     }
     let mut xdp = BTreeMap::new();
+    let mut answers_per_cpu = Vec::new();
     if let Some((data, ..)) = by_name.remove(maps::STATS) {
-        xdp.extend(Verdict::NAMES.into_iter().zip(xdp_counters(data)?));
+        let (totals, answers) = xdp_counters(data)?;
+        xdp.extend(Verdict::NAMES.into_iter().zip(totals));
+        answers_per_cpu = answers;
     }
     let mut daemon = BTreeMap::new();
     let mut heartbeat_age_ms = None;
@@ -87,23 +92,29 @@ fn read_instance(info: &ProgramInfo) -> anyhow::Result<Option<InstanceStats>> {
         program_id: info.id(),
         xdp,
         daemon,
+        answers_per_cpu,
         answer_entry_bytes,
         answer_capacity,
         heartbeat_age_ms,
     }))
 }
 
-/// Each verdict's count summed over the CPUs, indexed by the verdict.
-fn xdp_counters(data: MapData) -> anyhow::Result<[u64; Verdict::COUNT]> {
+/// Each verdict's count summed over the CPUs, indexed by the verdict; and
+/// the answers' counts by CPU.
+fn xdp_counters(data: MapData) -> anyhow::Result<([u64; Verdict::COUNT], Vec<u64>)> {
     let map: PerCpuArray<MapData, u64> = Map::from_map_data(data)?
         .try_into()
         .context("DNS_STATS is not an array of u64 (a program from another version of dns-xdp?)")?;
     let mut total = [0u64; Verdict::COUNT];
+    let mut answers = Vec::new();
     for (index, slot) in (0u32..).zip(total.iter_mut()) {
         let per_cpu = map.get(&index, 0).with_context(|| format!("reading DNS_STATS[{index}]"))?;
         *slot = per_cpu.iter().sum();
+        if index == Verdict::TxAnswer as u32 {
+            answers = per_cpu.iter().copied().collect();
+        }
     }
-    Ok(total)
+    Ok((total, answers))
 }
 
 fn daemon_stats_fields(s: &DaemonStats) -> [(&'static str, u64); 8] {

@@ -237,3 +237,53 @@ fn the_socket_refuses_unknown_requests_and_other_users() {
     // The daemon still serves its owner.
     assert!(s.cli_ok(&["cache", "list"]).is_empty());
 }
+
+#[test]
+fn stats_watch_shows_rates_hits_and_the_most_missed_questions() {
+    let s = Setup::new(EXAMPLE_ZONE);
+    // Names outside every zone are REFUSED, which the fast path never
+    // serves: each one reaches the daemon. 96 of them, sampled 1 in 8.
+    for id in 0..96 {
+        let reply = ask(s.topo.cli(), s.server(), "www.example.org.", RecordType::A, id);
+        assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+    }
+    ask(s.topo.cli(), s.server(), "www.example.test.", RecordType::A, 100);
+    std::thread::sleep(PUBLISH_WAIT);
+
+    let mut cmd = std::process::Command::new(daemon_bin());
+    cmd.args(["stats", "--watch", "--count", "3", "--control-socket"]).arg(&s.socket);
+    let mut watch = dns_xdp_tests::spawn(cmd, "stats --watch");
+    // Hits during the view, bounded in count and time.
+    let started = std::time::Instant::now();
+    for id in 200..450u16 {
+        if started.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+        ask(s.topo.cli(), s.server(), "www.example.test.", RecordType::A, id);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = watch.wait(Duration::from_secs(10)).expect("stats --watch --count 3 ends by itself");
+    assert!(status.success(), "stats --watch failed: {}", watch.stderr());
+    let out = watch.stdout();
+    let frames: Vec<&str> = out.split("dns-xdp program ").skip(1).collect();
+    assert_eq!(frames.len(), 3, "three frames:\n{out}");
+    for frame in &frames {
+        assert!(frame.contains("health: healthy"), "{frame}");
+        assert!(frame.contains("XDP answers/s by CPU: cpu0 "), "{frame}");
+        let missed = frame.split("most missed questions").nth(1).unwrap_or_else(|| panic!("no missed list: {frame}"));
+        let top = missed.lines().nth(1).unwrap_or_default();
+        assert!(top.ends_with("www.example.org. A"), "the most missed question first: {frame}");
+        let estimate: u64 = top.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        assert!((8..=200).contains(&estimate), "about 96 queries, sampled: {top}");
+    }
+    let rate = |frame: &str| -> f64 {
+        let line = frame.lines().find(|l| l.starts_with("queries/s:")).expect("rates line");
+        line.split(", ")
+            .nth(1)
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .expect("answered rate")
+    };
+    assert!(frames.iter().any(|f| rate(f) >= 20.0), "XDP answered the hits during the view:\n{out}");
+    assert!(frames.iter().any(|f| f.contains("hit ratio 9") || f.contains("hit ratio 100")), "{out}");
+}
