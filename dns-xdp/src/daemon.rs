@@ -19,7 +19,7 @@ use crate::{
     fastpath::{FastPath, FastPathOptions},
     health,
     map_writer::{MapWriter, SyncReport},
-    metrics,
+    metrics, privileges,
     server::{self, Live, Shared},
     wire::ReplySettings,
     zone::Zone,
@@ -91,7 +91,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // is attached.
     let mut sockets = Vec::new();
     for addr in &settings.listen {
-        sockets.push(server::bind(*addr)?);
+        sockets.push(server::bind(*addr).map_err(with_missing_capabilities)?);
     }
     let listen: Vec<_> = sockets.iter().map(|(udp, _)| udp.local_addr()).collect::<Result<_, _>>()?;
     let metrics_listener = settings.metrics.map(metrics::bind).transpose()?;
@@ -101,6 +101,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut writer_thread = None;
     let mut map_feed = None;
     let mut program_id = None;
+    let mut writer_to_start = None;
     if settings.xdp_mode != AttachMode::Off {
         let fast_path = FastPath::load(&FastPathOptions {
             ifaces: settings.ifaces.clone(),
@@ -110,16 +111,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             heartbeat_timeout: settings.heartbeat_timeout,
             edns_udp_payload: settings.edns_udp_payload,
             services: listen.clone(),
-        })?;
+        })
+        .map_err(with_missing_capabilities)?;
         let mut writer = MapWriter::new(fast_path, Arc::clone(&counters));
         // Preload before attaching, so the first packets find their answers.
         let report = writer.sync(&catalog, 0, &preload_plan(&settings, &zones));
-        writer.attach(settings.xdp_mode)?;
+        writer.attach(settings.xdp_mode).map_err(with_missing_capabilities)?;
         tracing::info!(
             ifaces = ?settings.ifaces, mode = ?settings.xdp_mode, program_id = writer.fast_path().program_id().unwrap_or(0),
             preloaded = report.preloaded, pin_dir = %settings.pin_dir.display(), "XDP fast path attached",
         );
         program_id = writer.fast_path().program_id();
+        writer_to_start = Some(writer);
+    }
+    // Everything that needs a capability is done; no thread has started.
+    let dropped = privileges::drop_all().context("dropping capabilities after attaching")?;
+    if !dropped.is_empty() {
+        tracing::info!(dropped = ?dropped, "capabilities dropped: none is needed from here on");
+    }
+    if let Some(writer) = writer_to_start {
         let (feed, thread) = writer.spawn()?;
         writer_thread = Some(thread);
         map_feed = Some(feed);
@@ -159,6 +169,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         ifaces: settings.ifaces.clone(),
         heartbeat_timeout: settings.heartbeat_timeout,
         services: listen.clone(),
+        pin_dir: settings.pin_dir.clone(),
     };
     let (reload_requests, control_reloads) = tokio::sync::mpsc::channel(4);
     let result = runtime.block_on(async {
@@ -212,6 +223,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     runtime.shutdown_background();
     tracing::info!("stopped");
     result
+}
+
+/// Adds which of the capabilities the daemon needs it lacks, if any, to a
+/// start-up error.
+fn with_missing_capabilities(err: anyhow::Error) -> anyhow::Error {
+    let missing = privileges::missing();
+    if missing.is_empty() {
+        return err;
+    }
+    err.context(format!(
+        "this process lacks {} (dns-xdp run needs CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_NET_BIND_SERVICE)",
+        missing.join(", ")
+    ))
 }
 
 /// Waits for signals and control requests: SIGHUP or a control `reload`

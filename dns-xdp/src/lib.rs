@@ -26,6 +26,7 @@ pub mod map_writer;
 pub mod metrics;
 pub mod missed;
 pub mod prepared;
+pub mod privileges;
 pub mod server;
 pub mod stats;
 pub mod table;
