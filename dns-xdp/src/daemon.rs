@@ -163,6 +163,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", pid_file.display()))?;
     }
     tracing::info!(listen = ?listen, elapsed_ms = started.elapsed().as_millis() as u64, "serving");
+    notify_systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
 
     let expected = health::Expected {
         program_id,
@@ -207,6 +208,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         serve_signals(&args, settings.clone(), zones, &shared, control_reloads).await
     });
 
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
     // Take the fast path down before the process goes: the writer thread
     // owns it and detaches and unpins when it ends.
     if let Some(feed) = &map_feed {
@@ -223,6 +225,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     runtime.shutdown_background();
     tracing::info!("stopped");
     result
+}
+
+/// Tells systemd (Type=notify) where the daemon is; nothing when not
+/// started by systemd.
+fn notify_systemd(states: &[sd_notify::NotifyState]) {
+    if let Err(err) = sd_notify::notify(false, states) {
+        tracing::warn!("could not notify systemd: {err}");
+    }
 }
 
 /// Adds which of the capabilities the daemon needs it lacks, if any, to a
@@ -258,6 +268,10 @@ async fn serve_signals(
             _ = int.recv() => return Ok(()),
             _ = term.recv() => return Ok(()),
         };
+        // systemd shows "reloading" until READY=1 again.
+        let mut reloading = vec![sd_notify::NotifyState::Reloading];
+        reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+        notify_systemd(&reloading);
         let outcome = match reload(args, &settings, &zones, shared).await {
             Ok((new_settings, new_zones, report, elapsed)) => {
                 settings = new_settings;
@@ -283,6 +297,8 @@ async fn serve_signals(
                 Err(format!("reload failed, still serving the previous data: {err:#}"))
             }
         };
+        let status = if outcome.is_ok() { "serving" } else { "serving the previous data: the last reload failed" };
+        notify_systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(status)]);
         if let Some(reply) = reply {
             let _ = reply.send(outcome);
         }

@@ -37,6 +37,10 @@ const TOOLS: &[(&str, &str)] = &[
     ("dig", "dnsutils"),
     ("pgrep", "procps"),
     ("sysctl", "procps"),
+    // The unit test checks dist/dns-xdp.service with systemd-analyze verify;
+    // the capabilities test runs the daemon under setpriv.
+    ("systemd-analyze", "systemd"),
+    ("setpriv", "util-linux"),
     // The harness self-test pings across its veth pair.
     ("ping", "iputils-ping"),
 ];
