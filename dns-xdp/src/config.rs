@@ -182,6 +182,11 @@ pub struct RunArgs {
     /// Mode 0600; only root and the daemon's user are answered.
     #[arg(long, value_name = "PATH|off")]
     pub control_socket: Option<ControlSocket>,
+    /// Log one query in N that reaches the daemon (client, question, rcode,
+    /// zone) as a `query` event; 0 turns query logging off [default: 0].
+    /// Queries answered by XDP never reach the daemon and are not logged.
+    #[arg(long, value_name = "N")]
+    pub query_log_sample: Option<u64>,
 }
 
 /// The config file's layout.
@@ -205,6 +210,7 @@ pub struct FileConfig {
     pub nsid: Option<String>,
     pub metrics: Option<MetricsListen>,
     pub control_socket: Option<ControlSocket>,
+    pub query_log_sample: Option<u64>,
     #[serde(default, rename = "zone")]
     pub zones: Vec<ZoneConfig>,
 }
@@ -252,6 +258,8 @@ pub struct Settings {
     pub metrics: Option<SocketAddr>,
     /// The control socket's path; `None` when off.
     pub control_socket: Option<PathBuf>,
+    /// Log one query in this many; 0: off.
+    pub query_log_sample: u64,
     pub zones: Vec<ZoneSpec>,
 }
 
@@ -356,6 +364,7 @@ impl Settings {
         };
         Ok(Self {
             control_socket,
+            query_log_sample: args.query_log_sample.or(file.query_log_sample).unwrap_or(0),
             nsid,
             metrics,
             tcp: TcpLimits { idle_timeout: tcp_idle, max_connections: tcp_max },

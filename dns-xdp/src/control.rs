@@ -122,7 +122,7 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, context: Arc<Cont
         let uid = match stream.peer_cred() {
             Ok(cred) => cred.uid(),
             Err(err) => {
-                tracing::warn!("control: refused a connection whose peer is unknown: {err}");
+                tracing::warn!(error = %err, "control: refused a connection whose peer is unknown");
                 continue;
             }
         };
@@ -133,7 +133,7 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, context: Arc<Cont
         let context = Arc::clone(&context);
         tokio::spawn(async move {
             if let Err(err) = serve_one(stream, &context).await {
-                tracing::warn!("control: {err:#}");
+                tracing::warn!(error = %format!("{err:#}"), "control: a request failed");
             }
         });
     }
@@ -152,7 +152,7 @@ async fn serve_one(stream: tokio::net::UnixStream, context: &Context) -> anyhow:
             handle(request, context).await
         }
         Err(err) => {
-            tracing::warn!(request = %line.trim(), "control: refused an unknown or malformed request: {err}");
+            tracing::warn!(request = %line.trim(), error = %err, "control: refused an unknown or malformed request");
             Err(format!("unknown or malformed request: {err}"))
         }
     };
@@ -208,7 +208,7 @@ async fn handle(request: Request, context: &Context) -> Result<Value, String> {
                     answers.push(json!({
                         "name": entry.qname.to_ascii(),
                         "type": entry.qtype.to_string(),
-                        "rcode": rcode_name(entry.rcode),
+                        "rcode": crate::wire::rcode_mnemonic(entry.rcode),
                         "answers": entry.answers,
                         "zone": owner.map(|o| o.to_ascii()),
                     }));
@@ -237,15 +237,6 @@ async fn handle(request: Request, context: &Context) -> Result<Value, String> {
             tracing::info!(zone = zone.as_deref().unwrap_or("*"), removed, "answer table flushed");
             Ok(json!({ "removed": removed }))
         }
-    }
-}
-
-/// The mnemonic of the RCODEs the fast path serves (RFC 1035 4.1.1).
-fn rcode_name(rcode: u16) -> String {
-    match rcode {
-        0 => "NOERROR".into(),
-        3 => "NXDOMAIN".into(),
-        other => format!("RCODE{other}"),
     }
 }
 

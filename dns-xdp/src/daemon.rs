@@ -20,6 +20,7 @@ use crate::{
     health,
     map_writer::{MapWriter, SyncReport},
     metrics, privileges,
+    querylog::QueryLog,
     server::{self, Live, Shared},
     wire::ReplySettings,
     zone::Zone,
@@ -147,6 +148,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         tcp: settings.tcp,
         zone_problem: RwLock::new(None),
         missed: Default::default(),
+        query_log: QueryLog::new(settings.query_log_sample),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -190,7 +192,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             });
             tokio::spawn(async move {
                 if let Err(err) = control::serve(listener, context).await {
-                    tracing::error!("the control socket stopped: {err:#}");
+                    tracing::error!(error = %format!("{err:#}"), "the control socket stopped");
                 }
             });
         }
@@ -200,7 +202,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             let source = metrics::Source { shared: Arc::clone(&shared), expected };
             tokio::spawn(async move {
                 if let Err(err) = metrics::serve(listener, source).await {
-                    tracing::error!("the metrics endpoint stopped: {err:#}");
+                    tracing::error!(error = %format!("{err:#}"), "the metrics endpoint stopped");
                 }
             });
             tracing::info!(%addr, "metrics at http://{addr}/metrics");
@@ -231,7 +233,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 /// started by systemd.
 fn notify_systemd(states: &[sd_notify::NotifyState]) {
     if let Err(err) = sd_notify::notify(false, states) {
-        tracing::warn!("could not notify systemd: {err}");
+        tracing::warn!(error = %err, "could not notify systemd");
     }
 }
 
@@ -291,7 +293,7 @@ async fn serve_signals(
                 }))
             }
             Err(err) => {
-                tracing::error!("reload failed, still serving the previous data: {err:#}");
+                tracing::error!(error = %format!("{err:#}"), "reload failed, still serving the previous data");
                 *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) =
                     Some(format!("the last reload failed: {err:#}"));
                 Err(format!("reload failed, still serving the previous data: {err:#}"))
@@ -327,6 +329,7 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     check("nsid", old.nsid != new.nsid);
     check("metrics", old.metrics != new.metrics);
     check("control_socket", old.control_socket != new.control_socket);
+    check("query_log_sample", old.query_log_sample != new.query_log_sample);
     changed
 }
 

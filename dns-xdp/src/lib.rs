@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod missed;
 pub mod prepared;
 pub mod privileges;
+pub mod querylog;
 pub mod server;
 pub mod stats;
 pub mod table;

@@ -127,7 +127,7 @@ impl Table {
 
 /// The question of a query, name lower-cased; `None` unless the header
 /// says one question and it parses.
-fn question(query: &[u8]) -> Option<Question> {
+pub fn question(query: &[u8]) -> Option<Question> {
     let qdcount = u16::from_be_bytes([*query.get(4)?, *query.get(5)?]);
     if qdcount != 1 {
         return None;

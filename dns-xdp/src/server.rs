@@ -21,6 +21,7 @@ use crate::{
     counters::Counters,
     map_writer::MapFeed,
     missed::MissedNames,
+    querylog::QueryLog,
     wire::{ReplySettings, Transport, respond_cached},
 };
 
@@ -55,6 +56,8 @@ pub struct Shared {
     /// A sample of the questions that reached the daemon over UDP (so the
     /// fast path passed them), for `dns-xdp stats --watch`.
     pub missed: MissedNames,
+    /// The sampled query log (`--query-log-sample`); off by default.
+    pub query_log: QueryLog,
 }
 
 impl Shared {
@@ -65,6 +68,11 @@ impl Shared {
 
     /// Answers one query and offers the answer to the fast path.
     pub fn handle(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        self.handle_from(query, transport, None)
+    }
+
+    /// [`Shared::handle`] for a query from `client` (for the query log).
+    pub fn handle_from(&self, query: &[u8], transport: Transport, client: Option<SocketAddr>) -> Option<Vec<u8>> {
         if transport == Transport::Udp {
             self.missed.offer(query);
         }
@@ -75,6 +83,10 @@ impl Shared {
         };
         self.counters.responses.fetch_add(1, Relaxed);
         self.counters.count_reply(&reply.zone, transport as usize, u16::from(reply.rcode));
+        if self.query_log.enabled() {
+            let name = crate::counters::TRANSPORTS[(transport as usize).min(crate::counters::TRANSPORTS.len() - 1)];
+            self.query_log.record(client, name, query, reply.rcode, reply.zone.as_ref());
+        }
         if reply.truncated {
             self.counters.truncated.fetch_add(1, Relaxed);
         }
@@ -116,7 +128,9 @@ fn udp_loop(shared: &Shared, socket: &UdpSocket) {
         for (i, query, cut) in batch.datagrams() {
             // A query cut short cannot be answered as asked (a cut after
             // the question would even parse); its header can be.
-            let reply = if cut { crate::wire::formerr(query) } else { shared.handle(query, Transport::Udp) };
+            let client = if shared.query_log.enabled() { batch.peer(i) } else { None };
+            let reply =
+                if cut { crate::wire::formerr(query) } else { shared.handle_from(query, Transport::Udp, client) };
             if let Some(reply) = reply {
                 replies.push((i, reply));
             }

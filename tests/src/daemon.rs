@@ -38,8 +38,9 @@ impl Daemon {
             .stderr()
             .lines()
             .find(|l| l.contains("XDP fast path attached"))
-            .and_then(|l| l.split("program_id=").nth(1))
-            .and_then(|rest| rest.split_whitespace().next())
+            // key=value in the text log, "key":value in the JSON one.
+            .and_then(|l| l.split("program_id=").nth(1).or_else(|| l.split("\"program_id\":").nth(1)))
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|id| id.parse().ok());
         Daemon { child, program_id }
     }

@@ -12,8 +12,8 @@ use dns_xdp_tests::{daemon_bin, workspace_root};
 /// The unit's value of `key` (its last assignment).
 fn setting<'a>(unit: &'a str, key: &str) -> &'a str {
     unit.lines()
-        .filter_map(|l| l.strip_prefix(&format!("{key}=")))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .unwrap_or_else(|| panic!("the unit has no {key}=\n{unit}"))
 }
 
