@@ -117,7 +117,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let mut writer = MapWriter::new(fast_path, Arc::clone(&counters));
         // Preload before attaching, so the first packets find their answers.
         let report = writer.sync(&catalog, 0, &preload_plan(&settings, &zones));
-        writer.attach(settings.xdp_mode).map_err(with_missing_capabilities)?;
+        let own = writer.fast_path().program_id();
+        writer
+            .attach(settings.xdp_mode)
+            .map_err(|err| with_other_xdp_program(err, &settings.ifaces, own))
+            .map_err(with_missing_capabilities)?;
         tracing::info!(
             ifaces = ?settings.ifaces, mode = ?settings.xdp_mode, program_id = writer.fast_path().program_id().unwrap_or(0),
             preloaded = report.preloaded, pin_dir = %settings.pin_dir.display(), "XDP fast path attached",
@@ -235,6 +239,20 @@ fn notify_systemd(states: &[sd_notify::NotifyState]) {
     if let Err(err) = sd_notify::notify(false, states) {
         tracing::warn!(error = %err, "could not notify systemd");
     }
+}
+
+/// Names the XDP program already attached to one of `ifaces` (not ours),
+/// the usual reason an attach fails: the kernel allows one per interface.
+fn with_other_xdp_program(err: anyhow::Error, ifaces: &[String], own: Option<u32>) -> anyhow::Error {
+    for iface in ifaces {
+        if let Some(id) = health::attached_program(iface).filter(|id| Some(*id) != own) {
+            return err.context(format!(
+                "{iface} already has XDP program {id} attached (`ip link show {iface}`, `xdp-loader status`); \
+                 an interface takes one XDP program: detach it, or see the README on coexisting with other XDP programs"
+            ));
+        }
+    }
+    err
 }
 
 /// Adds which of the capabilities the daemon needs it lacks, if any, to a

@@ -104,6 +104,15 @@ fn fast_path_problem(program_id: u32, expected: &Expected) -> Option<String> {
     None
 }
 
+/// The ID of the XDP program attached to `iface`, if any (in any mode).
+pub fn attached_program(iface: &str) -> Option<u32> {
+    let ifindex = ifindex(iface);
+    if ifindex == 0 {
+        return None;
+    }
+    xdp_program_on(ifindex).ok().flatten()
+}
+
 /// The ID of the XDP program attached to interface `ifindex`, from the
 /// kernel's link attributes (RTM_GETLINK, IFLA_XDP, IFLA_XDP_PROG_ID): any
 /// process may ask, so this works after the daemon dropped its
