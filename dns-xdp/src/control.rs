@@ -118,7 +118,16 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, context: Arc<Cont
     // SAFETY: geteuid cannot fail.
     let own_uid = unsafe { libc::geteuid() };
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of descriptors, or a peer gone before accept: keep
+            // serving the next ones.
+            Err(err) => {
+                tracing::warn!(error = %err, "control: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let uid = match stream.peer_cred() {
             Ok(cred) => cred.uid(),
             Err(err) => {
