@@ -128,3 +128,129 @@ fn the_daemon_tells_systemd_when_it_is_ready_reloading_and_stopping() {
     let stopping = notifications(&notify, std::time::Duration::from_millis(200));
     assert!(stopping.iter().any(|m| m.contains("STOPPING=1")), "STOPPING=1 on the way out: {stopping:?}");
 }
+
+/// The system calls a filter group allows, expanded through the groups it
+/// names, as `systemd-analyze syscall-filter` lists them.
+fn syscall_group(group: &str, listing: &str, seen: &mut std::collections::BTreeSet<String>) -> Vec<String> {
+    let mut body = Vec::new();
+    let mut inside = false;
+    for line in listing.lines() {
+        if !line.starts_with(' ') {
+            inside = line.trim() == group;
+            continue;
+        }
+        let item = line.trim();
+        if inside && !item.is_empty() && !item.starts_with('#') {
+            body.push(item.to_owned());
+        }
+    }
+    let mut out = Vec::new();
+    for item in body {
+        if item.starts_with('@') {
+            if seen.insert(item.clone()) {
+                out.extend(syscall_group(&item, listing, seen));
+            }
+        } else {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// The unit's sandbox against what the daemon really does: every system
+/// call it makes (traced with strace through start, queries over UDP and
+/// TCP, the control socket, /metrics, /health, a reload and the stop) is
+/// one its SystemCallFilter allows, and every socket family it opens is in
+/// RestrictAddressFamilies. systemd is not PID 1 in CI, so the unit cannot
+/// run here; this checks the lists it would enforce.
+#[test]
+fn the_unit_lets_through_every_system_call_and_address_family_the_daemon_uses() {
+    use dns_xdp_tests::{NetNs, NetNsExt as _};
+    let dir = dns_xdp_tests::temp_dir("syscalls");
+    // The unit's /sys/fs/bpf is bpffs; here a mount of our own, so that
+    // the daemon does not mount one (which it never does under systemd).
+    let bpf = dir.path().join("bpf");
+    std::fs::create_dir(&bpf).expect("bpf dir");
+    dns_xdp_tests::host_exec_ok("mount", &["-t", "bpf", "bpf", bpf.to_str().expect("utf-8")]);
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(bpf.clone());
+    let trace = dir.path().join("trace");
+    let control = dir.path().join("control.sock");
+    let ns = NetNs::new();
+    let mut cmd = ns.command_keep_mounts("strace").expect("command");
+    cmd.current_dir(workspace_root())
+        .arg("-f")
+        .arg("-qq")
+        .arg("-o")
+        .arg(&trace)
+        .arg(daemon_bin())
+        .args(["run", "--zone", dns_xdp_tests::daemon::EXAMPLE_ZONE, "--listen", "127.0.0.1:53", "--iface", "lo"])
+        .args(["--xdp-mode", "generic", "--metrics", "127.0.0.1:9153", "--query-log-sample", "1", "--pin-dir"])
+        .arg(bpf.join("dns-xdp"))
+        .arg("--control-socket")
+        .arg(&control);
+    let mut daemon = dns_xdp_tests::spawn(cmd, "strace dns-xdp");
+    assert!(daemon.wait_for_output("serving", std::time::Duration::from_secs(30)).is_ok(), "{}", daemon.stderr());
+    let server: std::net::SocketAddr = "127.0.0.1:53".parse().expect("addr");
+    for (id, name) in [(1, "www.example.test."), (2, "nosuch.example.org.")] {
+        dns_xdp_tests::daemon::ask(&ns, server, name, hickory_proto::rr::RecordType::A, id);
+    }
+    ns.exec_ok("dig", &["+tcp", "+short", "+tries=1", "+time=2", "@127.0.0.1", "www.example.test", "A"]);
+    for args in [&["reload"][..], &["cache", "flush"], &["cache", "list"], &["stats"]] {
+        let out = Command::new(daemon_bin()).args(args).arg("--control-socket").arg(&control).output().expect("cli");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    ns.exec_ok("curl", &["-sf", "127.0.0.1:9153/metrics", "-o", "/dev/null"]);
+    ns.exec_ok("curl", &["-sf", "127.0.0.1:9153/health", "-o", "/dev/null"]);
+    daemon.signal(libc::SIGHUP).expect("SIGHUP");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    daemon.stop().expect("stop");
+
+    let text = std::fs::read_to_string(&trace).expect("trace");
+    let mut used = std::collections::BTreeSet::new();
+    let mut families = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        // "PID name(args) = result"; resumed halves start with "<...".
+        let call = line.split_once(' ').map_or(line, |(_, rest)| rest).trim_start();
+        if let Some((name, args)) = call.split_once('(')
+            && !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            used.insert(name.to_owned());
+            if name == "socket"
+                && let Some(family) = args.split(',').next()
+            {
+                families.insert(family.to_owned());
+            }
+        }
+    }
+    assert!(used.contains("bpf") && used.contains("recvmmsg"), "the trace saw the daemon work: {used:?}");
+    // The first execve is strace starting the daemon, not the daemon.
+    used.remove("execve");
+
+    let install_dir = dns_xdp_tests::temp_dir("syscalls-unit");
+    let prefix = install_dir.path().join("usr/local");
+    install(&prefix, None);
+    let unit = std::fs::read_to_string(prefix.join("lib/systemd/system/dns-xdp.service")).expect("unit");
+    let listing = netlab::cmd::stdout_of(Command::new("systemd-analyze").arg("syscall-filter")).expect("groups");
+    let mut allowed = std::collections::BTreeSet::new();
+    for item in setting(&unit, "SystemCallFilter").split_whitespace() {
+        if item.starts_with('@') {
+            allowed.extend(syscall_group(item, &listing, &mut std::collections::BTreeSet::new()));
+        } else {
+            allowed.insert(item.to_owned());
+        }
+    }
+    let refused: Vec<&String> = used.iter().filter(|c| !allowed.contains(*c)).collect();
+    assert!(refused.is_empty(), "the daemon calls {refused:?}, which SystemCallFilter would refuse (EPERM)");
+    let permitted: Vec<&str> = setting(&unit, "RestrictAddressFamilies").split_whitespace().collect();
+    for family in &families {
+        assert!(permitted.contains(&family.as_str()), "the daemon opens {family} sockets: {permitted:?}");
+    }
+    assert!(families.contains("AF_NETLINK"), "{families:?}");
+}

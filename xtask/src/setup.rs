@@ -41,6 +41,9 @@ const TOOLS: &[(&str, &str)] = &[
     // the capabilities test runs the daemon under setpriv.
     ("systemd-analyze", "systemd"),
     ("setpriv", "util-linux"),
+    // ... and traces the daemon to check the unit's system call filter.
+    ("strace", "strace"),
+    ("curl", "curl"),
     // The harness self-test pings across its veth pair.
     ("ping", "iputils-ping"),
 ];
