@@ -408,6 +408,27 @@ mod tests {
     }
 
     #[test]
+    fn control_socket_is_a_path_or_off_and_query_logging_is_off_by_default() {
+        let args = |extra: &str| {
+            let dir = std::env::temp_dir().join(format!("dns-xdp-config3-{}-{}", std::process::id(), extra.len()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let path = dir.join("c.toml");
+            std::fs::write(&path, format!("xdp_mode = \"off\"\n{extra}\n[[zone]]\nfile = \"a.zone\"\n"))
+                .expect("write");
+            let settings = Settings::resolve(&RunArgs { config: Some(path), ..Default::default() }).expect("resolves");
+            std::fs::remove_dir_all(&dir).ok();
+            settings
+        };
+        let default = args("");
+        assert_eq!(default.control_socket, Some(PathBuf::from(DEFAULT_CONTROL_SOCKET)));
+        assert_eq!(default.query_log_sample, 0);
+        assert_eq!(args("control_socket = \"off\"").control_socket, None);
+        assert_eq!(args("control_socket = \"/run/x.sock\"").control_socket, Some(PathBuf::from("/run/x.sock")));
+        assert_eq!(args("query_log_sample = 100").query_log_sample, 100);
+        assert!("".parse::<ControlSocket>().is_err());
+    }
+
+    #[test]
     fn iface_is_one_name_or_a_list() {
         let one: FileConfig = toml::from_str("iface = \"eth0\"").expect("one");
         assert_eq!(one.iface.map(OneOrMany::into_vec), Some(vec!["eth0".to_owned()]));

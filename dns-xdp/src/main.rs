@@ -50,7 +50,9 @@ enum Command {
         /// With --watch: stop after N frames (for scripts and tests).
         #[arg(long, value_name = "N", requires = "watch")]
         count: Option<u64>,
-        /// The daemon's control socket, for its health (`off`: counters only).
+        /// The daemon's control socket, for its health: the checks of GET
+        /// /health, whose SOA queries to each service address show in the
+        /// counters (`off`: counters only).
         #[arg(long, value_name = "PATH|off", default_value = config::DEFAULT_CONTROL_SOCKET)]
         control_socket: config::ControlSocket,
     },
