@@ -441,7 +441,8 @@ fn attach_pass(env: &Env) -> Result<Proc> {
 
 /// The dns-xdp instance's XDP verdict counters, found by program ID.
 fn xdp_counters(daemon: &Path, program_id: u32) -> Result<Option<XdpCounters>> {
-    let text = stdout_of(Command::new(daemon).args(["stats", "--json"]))?;
+    // Counters only: the health check would add its SOA probes.
+    let text = stdout_of(Command::new(daemon).args(["stats", "--json", "--control-socket", "off"]))?;
     let all: serde_json::Value = serde_json::from_str(&text).context("parsing `dns-xdp stats --json`")?;
     let Some(inst) = all.as_array().into_iter().flatten().find(|i| i["program_id"].as_u64() == Some(program_id.into()))
     else {

@@ -18,6 +18,8 @@ pub const DEFAULT_UDP_QUEUE: usize = 1024;
 /// The metrics endpoint's default: localhost only, on the port CoreDNS and
 /// other DNS exporters use.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9153";
+/// Where the daemon listens for `dns-xdp reload`, `cache` and `stats`.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/dns-xdp/control.sock";
 /// Where the maps are pinned for bpftool.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/dns-xdp";
 
@@ -62,6 +64,33 @@ impl std::str::FromStr for MetricsListen {
 }
 
 impl TryFrom<String> for MetricsListen {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+/// Where the control socket is: a path, or `off`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ControlSocket(pub Option<PathBuf>);
+
+impl std::str::FromStr for ControlSocket {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(Self(None));
+        }
+        if text.is_empty() {
+            return Err("the control socket path is empty (give a path or off)".into());
+        }
+        Ok(Self(Some(PathBuf::from(text))))
+    }
+}
+
+impl TryFrom<String> for ControlSocket {
     type Error = String;
 
     fn try_from(text: String) -> Result<Self, Self::Error> {
@@ -200,6 +229,16 @@ pub struct RunArgs {
     /// [default: 127.0.0.1:9153]. Anything but a GET of /metrics is refused.
     #[arg(long, value_name = "ADDR:PORT|off")]
     pub metrics: Option<MetricsListen>,
+    /// Unix socket for `dns-xdp reload`, `dns-xdp cache` and the health in
+    /// `dns-xdp stats`, or `off` [default: /run/dns-xdp/control.sock].
+    /// Mode 0600; only root and the daemon's user are answered.
+    #[arg(long, value_name = "PATH|off")]
+    pub control_socket: Option<ControlSocket>,
+    /// Log one query in N that reaches the daemon (client, question, rcode,
+    /// zone) as a `query` event; 0 turns query logging off [default: 0].
+    /// Queries answered by XDP never reach the daemon and are not logged.
+    #[arg(long, value_name = "N")]
+    pub query_log_sample: Option<u64>,
 }
 
 /// The config file's layout.
@@ -227,6 +266,8 @@ pub struct FileConfig {
     pub tcp_connection_buffer: Option<usize>,
     pub nsid: Option<String>,
     pub metrics: Option<MetricsListen>,
+    pub control_socket: Option<ControlSocket>,
+    pub query_log_sample: Option<u64>,
     #[serde(default, rename = "zone")]
     pub zones: Vec<ZoneConfig>,
 }
@@ -274,6 +315,10 @@ pub struct Settings {
     pub nsid: Option<String>,
     /// The metrics endpoint's address; `None` when off.
     pub metrics: Option<SocketAddr>,
+    /// The control socket's path; `None` when off.
+    pub control_socket: Option<PathBuf>,
+    /// Log one query in this many; 0: off.
+    pub query_log_sample: u64,
     pub zones: Vec<ZoneSpec>,
 }
 
@@ -408,7 +453,13 @@ impl Settings {
             Some(MetricsListen(addr)) => addr,
             None => Some(DEFAULT_METRICS.parse()?),
         };
+        let control_socket = match args.control_socket.clone().or(file.control_socket) {
+            Some(ControlSocket(path)) => path,
+            None => Some(PathBuf::from(DEFAULT_CONTROL_SOCKET)),
+        };
         Ok(Self {
+            control_socket,
+            query_log_sample: args.query_log_sample.or(file.query_log_sample).unwrap_or(0),
             nsid,
             metrics,
             tcp,
@@ -450,6 +501,27 @@ mod tests {
         let err = FileConfig::load(&path).expect_err("must fail").to_string();
         assert!(err.starts_with(&format!("{}:3:", path.display())), "{err}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn control_socket_is_a_path_or_off_and_query_logging_is_off_by_default() {
+        let args = |extra: &str| {
+            let dir = std::env::temp_dir().join(format!("dns-xdp-config3-{}-{}", std::process::id(), extra.len()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let path = dir.join("c.toml");
+            std::fs::write(&path, format!("xdp_mode = \"off\"\n{extra}\n[[zone]]\nfile = \"a.zone\"\n"))
+                .expect("write");
+            let settings = Settings::resolve(&RunArgs { config: Some(path), ..Default::default() }).expect("resolves");
+            std::fs::remove_dir_all(&dir).ok();
+            settings
+        };
+        let default = args("");
+        assert_eq!(default.control_socket, Some(PathBuf::from(DEFAULT_CONTROL_SOCKET)));
+        assert_eq!(default.query_log_sample, 0);
+        assert_eq!(args("control_socket = \"off\"").control_socket, None);
+        assert_eq!(args("control_socket = \"/run/x.sock\"").control_socket, Some(PathBuf::from("/run/x.sock")));
+        assert_eq!(args("query_log_sample = 100").query_log_sample, 100);
+        assert!("".parse::<ControlSocket>().is_err());
     }
 
     #[test]

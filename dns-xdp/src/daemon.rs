@@ -14,11 +14,13 @@ use hickory_proto::rr::Name;
 use crate::{
     authority::Catalog,
     config::{AttachMode, Preload, RunArgs, Settings, ZoneSpec},
+    control,
     counters::Counters,
     fastpath::{FastPath, FastPathOptions},
     health,
     map_writer::{MapWriter, SyncReport},
-    metrics,
+    metrics, privileges,
+    querylog::QueryLog,
     server::{self, Live, Shared},
     wire::ReplySettings,
     zone::Zone,
@@ -164,15 +166,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // is attached.
     let mut sockets = Vec::new();
     for addr in &settings.listen {
-        sockets.push(server::bind(*addr, &settings.tcp)?);
+        sockets.push(server::bind(*addr, &settings.tcp).map_err(with_missing_capabilities)?);
     }
     let listen: Vec<_> = sockets.iter().map(|(udp, _)| udp.local_addr()).collect::<Result<_, _>>()?;
     let metrics_listener = settings.metrics.map(metrics::bind).transpose()?;
+    let control_listener = settings.control_socket.as_deref().map(control::bind).transpose()?;
 
     let counters = Arc::new(Counters::default());
     let mut writer_thread = None;
     let mut map_feed = None;
     let mut program_id = None;
+    let mut writer_to_start = None;
     if settings.xdp_mode != AttachMode::Off {
         let fast_path = FastPath::load(&FastPathOptions {
             ifaces: settings.ifaces.clone(),
@@ -182,16 +186,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             heartbeat_timeout: settings.heartbeat_timeout,
             edns_udp_payload: settings.edns_udp_payload,
             services: listen.clone(),
-        })?;
+        })
+        .map_err(with_missing_capabilities)?;
         let mut writer = MapWriter::new(fast_path, Arc::clone(&counters));
         // Preload before attaching, so the first packets find their answers.
         let report = writer.sync(&catalog, 0, &preload_plan(&settings, &zones));
-        writer.attach(settings.xdp_mode)?;
+        let own = writer.fast_path().program_id();
+        writer
+            .attach(settings.xdp_mode)
+            .map_err(|err| with_other_xdp_program(err, &settings.ifaces, own))
+            .map_err(with_missing_capabilities)?;
         tracing::info!(
             ifaces = ?settings.ifaces, mode = ?settings.xdp_mode, program_id = writer.fast_path().program_id().unwrap_or(0),
             preloaded = report.preloaded, pin_dir = %settings.pin_dir.display(), "XDP fast path attached",
         );
         program_id = writer.fast_path().program_id();
+        writer_to_start = Some(writer);
+    }
+    // Everything that needs a capability is done; no thread has started.
+    let dropped = privileges::drop_all().context("dropping capabilities after attaching")?;
+    if !dropped.is_empty() {
+        tracing::info!(dropped = ?dropped, "capabilities dropped: none is needed from here on");
+    }
+    if let Some(writer) = writer_to_start {
         let (feed, thread) = writer.spawn()?;
         writer_thread = Some(thread);
         map_feed = Some(feed);
@@ -208,6 +225,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         map_feed: map_feed.clone(),
         tcp: server::TcpGate::new(settings.tcp),
         zone_problem: RwLock::new(zones.problem()),
+        missed: Default::default(),
+        query_log: QueryLog::new(settings.query_log_sample),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -224,31 +243,52 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", pid_file.display()))?;
     }
     tracing::info!(listen = ?listen, elapsed_ms = started.elapsed().as_millis() as u64, "serving");
+    notify_systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
 
+    let expected = health::Expected {
+        program_id,
+        ifaces: settings.ifaces.clone(),
+        heartbeat_timeout: settings.heartbeat_timeout,
+        services: listen.clone(),
+        pin_dir: settings.pin_dir.clone(),
+    };
+    let (reload_requests, control_reloads) = tokio::sync::mpsc::channel(4);
     let result = runtime.block_on(async {
         for tcp in tcp_listeners {
             let listener = tokio::net::TcpListener::from_std(tcp)?;
             tokio::spawn(server::serve_tcp(Arc::clone(&shared), listener));
         }
+        // Kept until the runtime stops: removes the socket file.
+        let mut _control_bound = None;
+        if let (Some((listener, bound)), Some(path)) = (control_listener, &settings.control_socket) {
+            tracing::info!(path = %path.display(), "control socket");
+            _control_bound = Some(bound);
+            let context = Arc::new(control::Context {
+                shared: Arc::clone(&shared),
+                expected: expected.clone(),
+                reloads: reload_requests,
+            });
+            tokio::spawn(async move {
+                if let Err(err) = control::serve(listener, context).await {
+                    tracing::error!(error = %format!("{err:#}"), "the control socket stopped");
+                }
+            });
+        }
         if let Some(listener) = metrics_listener {
             let addr = listener.local_addr()?;
-            let expected = health::Expected {
-                program_id,
-                ifaces: settings.ifaces.clone(),
-                heartbeat_timeout: settings.heartbeat_timeout,
-                services: listen.clone(),
-            };
+            let expected = expected.clone();
             let source = metrics::Source { shared: Arc::clone(&shared), expected };
             tokio::spawn(async move {
                 if let Err(err) = metrics::serve(listener, source).await {
-                    tracing::error!("the metrics endpoint stopped: {err:#}");
+                    tracing::error!(error = %format!("{err:#}"), "the metrics endpoint stopped");
                 }
             });
             tracing::info!(%addr, "metrics at http://{addr}/metrics");
         }
-        serve_signals(&args, settings.clone(), zones, &shared).await
+        serve_signals(&args, settings.clone(), zones, &shared, control_reloads).await
     });
 
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
     // Take the fast path down before the process goes: the writer thread
     // owns it and detaches and unpins when it ends.
     if let Some(feed) = &map_feed {
@@ -267,39 +307,94 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Waits for signals: SIGHUP reloads, SIGINT/SIGTERM return.
+/// Tells systemd (Type=notify) where the daemon is; nothing when not
+/// started by systemd.
+fn notify_systemd(states: &[sd_notify::NotifyState]) {
+    if let Err(err) = sd_notify::notify(false, states) {
+        tracing::warn!(error = %err, "could not notify systemd");
+    }
+}
+
+/// Names the XDP program already attached to one of `ifaces` (not ours),
+/// the usual reason an attach fails: the kernel allows one per interface.
+fn with_other_xdp_program(err: anyhow::Error, ifaces: &[String], own: Option<u32>) -> anyhow::Error {
+    for iface in ifaces {
+        if let Some(id) = health::attached_program(iface).filter(|id| Some(*id) != own) {
+            return err.context(format!(
+                "{iface} already has XDP program {id} attached (`ip link show {iface}`, `xdp-loader status`); \
+                 an interface takes one XDP program: detach it, or see the README on coexisting with other XDP programs"
+            ));
+        }
+    }
+    err
+}
+
+/// Adds which of the capabilities the daemon needs it lacks, if any, to a
+/// start-up error.
+fn with_missing_capabilities(err: anyhow::Error) -> anyhow::Error {
+    let missing = privileges::missing();
+    if missing.is_empty() {
+        return err;
+    }
+    err.context(format!(
+        "this process lacks {} (dns-xdp run needs CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_NET_BIND_SERVICE)",
+        missing.join(", ")
+    ))
+}
+
+/// Waits for signals and control requests: SIGHUP or a control `reload`
+/// reloads, SIGINT/SIGTERM return.
 async fn serve_signals(
     args: &RunArgs,
     mut settings: Settings,
     mut zones: LoadedZones,
     shared: &Arc<Shared>,
+    mut control_reloads: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<control::ReloadReply>>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
     loop {
-        tokio::select! {
-            _ = hup.recv() => {
-                match reload(args, &settings, &zones, shared).await {
-                    Ok((new_settings, new_zones, report, elapsed)) => {
-                        settings = new_settings;
-                        *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) = new_zones.problem();
-                        zones = new_zones;
-                        tracing::info!(
-                            updated = report.updated, removed = report.removed, preloaded = report.preloaded,
-                            left_out = report.left_out, elapsed_ms = elapsed.as_millis() as u64, "reload done",
-                        );
-                    }
-                    Err(err) => {
-                        tracing::error!("reload failed, still serving the previous data: {err:#}");
-                        *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) =
-                            Some(format!("the last reload failed: {err:#}"));
-                    }
-                }
-            }
+        let reply = tokio::select! {
+            _ = hup.recv() => None,
+            Some(reply) = control_reloads.recv() => Some(reply),
             _ = int.recv() => return Ok(()),
             _ = term.recv() => return Ok(()),
+        };
+        // systemd shows "reloading" until READY=1 again.
+        let mut reloading = vec![sd_notify::NotifyState::Reloading];
+        reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+        notify_systemd(&reloading);
+        let outcome = match reload(args, &settings, &zones, shared).await {
+            Ok((new_settings, new_zones, report, elapsed)) => {
+                settings = new_settings;
+                *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) = new_zones.problem();
+                zones = new_zones;
+                tracing::info!(
+                    updated = report.updated,
+                    removed = report.removed,
+                    preloaded = report.preloaded,
+                    left_out = report.left_out,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    "reload done",
+                );
+                Ok(serde_json::json!({
+                    "updated": report.updated, "removed": report.removed, "preloaded": report.preloaded,
+                    "left_out": report.left_out, "elapsed_ms": elapsed.as_millis() as u64,
+                }))
+            }
+            Err(err) => {
+                tracing::error!(error = %format!("{err:#}"), "reload failed, still serving the previous data");
+                *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) =
+                    Some(format!("the last reload failed: {err:#}"));
+                Err(format!("reload failed, still serving the previous data: {err:#}"))
+            }
+        };
+        let status = if outcome.is_ok() { "serving" } else { "serving the previous data: the last reload failed" };
+        notify_systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(status)]);
+        if let Some(reply) = reply {
+            let _ = reply.send(outcome);
         }
     }
 }
@@ -326,6 +421,8 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     check("tcp_* limits", old.tcp != new.tcp);
     check("nsid", old.nsid != new.nsid);
     check("metrics", old.metrics != new.metrics);
+    check("control_socket", old.control_socket != new.control_socket);
+    check("query_log_sample", old.query_log_sample != new.query_log_sample);
     changed
 }
 

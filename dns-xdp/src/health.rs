@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use aya::programs::links::LinkType;
+use anyhow::{Context as _, anyhow};
 use hickory_proto::{
     op::{Message, Query, ResponseCode},
     rr::{Name, RecordType},
@@ -35,6 +35,9 @@ pub struct Expected {
     pub heartbeat_timeout: Duration,
     /// The addresses the daemon answers on, as bound.
     pub services: Vec<SocketAddr>,
+    /// Where its maps are pinned: read there when the daemon has dropped
+    /// the capability to look its program up by ID.
+    pub pin_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -77,7 +80,7 @@ pub fn check(shared: &Shared, expected: &Expected) -> Health {
 
 /// Why the fast path is not serving, if it is not.
 fn fast_path_problem(program_id: u32, expected: &Expected) -> Option<String> {
-    let inst = match stats::read_program(program_id) {
+    let inst = match stats::read_own(program_id, &expected.pin_dir) {
         Ok(inst) => inst,
         Err(err) => return Some(format!("program {program_id} not loaded ({err:#})")),
     };
@@ -86,66 +89,112 @@ fn fast_path_problem(program_id: u32, expected: &Expected) -> Option<String> {
     {
         return Some(format!("heartbeat {age} ms old, past the timeout: the program passes everything up"));
     }
-    let attached = match xdp_link_ifindexes(program_id) {
-        Ok(ifindexes) => ifindexes,
-        Err(err) => return Some(format!("cannot list XDP links: {err:#}")),
-    };
     for iface in &expected.ifaces {
         let ifindex = ifindex(iface);
-        if ifindex == 0 || !attached.contains(&ifindex) {
-            return Some(format!("not attached to {iface}"));
+        if ifindex == 0 {
+            return Some(format!("not attached to {iface}: the interface is gone"));
+        }
+        match xdp_program_on(ifindex) {
+            Ok(Some(id)) if id == program_id => {}
+            Ok(Some(id)) => return Some(format!("not attached to {iface}: program {id} is attached there instead")),
+            Ok(None) => return Some(format!("not attached to {iface}")),
+            Err(err) => return Some(format!("cannot read the XDP attachment of {iface}: {err:#}")),
         }
     }
     None
 }
 
-/// The interfaces the program's XDP links are attached to; a link detached
-/// (`bpftool link detach`, or its interface gone) reports none.
-fn xdp_link_ifindexes(program_id: u32) -> anyhow::Result<Vec<u32>> {
-    let mut out = Vec::new();
-    for link in aya::programs::loaded_links() {
-        let link = link?;
-        if link.program_id() != program_id || !matches!(link.link_type(), Ok(LinkType::Xdp)) {
-            continue;
-        }
-        if let Some(ifindex) = link_ifindex(link.id())? {
-            out.push(ifindex);
-        }
+/// The ID of the XDP program attached to `iface`, if any (in any mode).
+pub fn attached_program(iface: &str) -> Option<u32> {
+    let ifindex = ifindex(iface);
+    if ifindex == 0 {
+        return None;
     }
-    Ok(out)
+    xdp_program_on(ifindex).ok().flatten()
 }
 
-/// The interface of an XDP link, from the kernel's `bpf_link_info` (aya
-/// does not expose its per-type part): `None` when detached.
-fn link_ifindex(link_id: u32) -> anyhow::Result<Option<u32>> {
-    use std::os::fd::{FromRawFd as _, OwnedFd};
-    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-    const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
-    // bpf_link_info: type, id, prog_id (u32 each), then the per-type union
-    // 8-aligned at 16; for XDP its first field is the ifindex.
-    const XDP_IFINDEX_AT: usize = 16;
-    let mut attr = [0u64; 16];
-    attr[0] = u64::from(link_id);
-    // SAFETY: BPF_LINK_GET_FD_BY_ID reads `link_id` from a zeroed attr
-    // larger than the kernel's union bpf_attr prefix it uses.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_LINK_GET_FD_BY_ID, attr.as_mut_ptr(), 128u32) };
+/// The ID of the XDP program attached to interface `ifindex`, from the
+/// kernel's link attributes (RTM_GETLINK, IFLA_XDP, IFLA_XDP_PROG_ID): any
+/// process may ask, so this works after the daemon dropped its
+/// capabilities, where listing BPF links by ID needs CAP_SYS_ADMIN.
+fn xdp_program_on(ifindex: u32) -> anyhow::Result<Option<u32>> {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+    const RTM_GETLINK: u16 = 18;
+    const NLM_F_REQUEST: u16 = 1;
+    const NLMSG_ERROR: u16 = 2;
+    const IFLA_XDP: u16 = 43;
+    const IFLA_XDP_PROG_ID: u16 = 4;
+    const NLA_TYPE_MASK: u16 = 0x3fff;
+    const NLMSG_HDR: usize = 16;
+    const IFINFOMSG: usize = 16;
+    // SAFETY: a new socket, owned below.
+    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
     if fd < 0 {
-        // Gone between listing and opening: not attached.
-        return Ok(None);
+        return Err(std::io::Error::last_os_error()).context("opening a netlink socket");
     }
-    // SAFETY: a new fd the kernel just returned, owned here.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let mut info = [0u8; 64];
-    let mut attr = [0u64; 16];
-    attr[0] = std::os::fd::AsRawFd::as_raw_fd(&fd) as u64 | ((info.len() as u64) << 32);
-    attr[1] = info.as_mut_ptr() as u64;
-    // SAFETY: BPF_OBJ_GET_INFO_BY_FD writes at most info_len bytes to `info`.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, attr.as_mut_ptr(), 128u32) };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error().into());
+    // SAFETY: the kernel just returned it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let timeout = libc::timeval { tv_sec: 1, tv_usec: 0 };
+    // SAFETY: a timeval of the size given.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const timeout).cast(),
+            size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    // nlmsghdr (len, type, flags, seq, pid), then ifinfomsg (family, pad,
+    // type, index, flags, change): all host order.
+    let mut request = [0u8; NLMSG_HDR + IFINFOMSG];
+    let request_len = request.len() as u32;
+    request[0..4].copy_from_slice(&request_len.to_ne_bytes());
+    request[4..6].copy_from_slice(&RTM_GETLINK.to_ne_bytes());
+    request[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    request[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    request[NLMSG_HDR + 4..NLMSG_HDR + 8].copy_from_slice(&(ifindex as i32).to_ne_bytes());
+    // SAFETY: sends the request buffer.
+    if unsafe { libc::send(fd.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) } < 0 {
+        return Err(std::io::Error::last_os_error()).context("asking the kernel for the link");
     }
-    let ifindex = u32::from_ne_bytes(info[XDP_IFINDEX_AT..XDP_IFINDEX_AT + 4].try_into()?);
-    Ok((ifindex != 0).then_some(ifindex))
+    let mut reply = vec![0u8; 64 * 1024];
+    // SAFETY: receives into the buffer, at most its length.
+    let len = unsafe { libc::recv(fd.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len(), 0) };
+    if len < 0 {
+        return Err(std::io::Error::last_os_error()).context("reading the link from the kernel");
+    }
+    let reply = &reply[..len as usize];
+    let u16_at = |at: usize| reply.get(at..at + 2).map(|b| u16::from_ne_bytes([b[0], b[1]]));
+    let msg_type = u16_at(4).ok_or_else(|| anyhow!("short netlink reply"))?;
+    if msg_type == NLMSG_ERROR {
+        let errno = reply.get(NLMSG_HDR..NLMSG_HDR + 4).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+        return Err(std::io::Error::from_raw_os_error(-errno)).context("the kernel refused RTM_GETLINK");
+    }
+    let msg_len = reply.get(0..4).map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]])) as usize;
+    let attrs = reply.get(NLMSG_HDR + IFINFOMSG..msg_len.min(reply.len())).unwrap_or_default();
+    let Some(xdp) = find_attr(attrs, IFLA_XDP, NLA_TYPE_MASK) else { return Ok(None) };
+    let id = find_attr(xdp, IFLA_XDP_PROG_ID, NLA_TYPE_MASK)
+        .and_then(|v| v.get(0..4))
+        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+    Ok(id.filter(|id| *id != 0))
+}
+
+/// The payload of attribute `kind` in a run of netlink attributes (each a
+/// 4-byte length and type, then the payload, padded to 4 bytes).
+fn find_attr(mut attrs: &[u8], kind: u16, type_mask: u16) -> Option<&[u8]> {
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let attr_type = u16::from_ne_bytes([attrs[2], attrs[3]]) & type_mask;
+        if len < 4 || len > attrs.len() {
+            return None;
+        }
+        if attr_type == kind {
+            return Some(&attrs[4..len]);
+        }
+        attrs = attrs.get(len.next_multiple_of(4)..).unwrap_or_default();
+    }
+    None
 }
 
 fn ifindex(iface: &str) -> u32 {

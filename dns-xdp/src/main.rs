@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use dns_xdp::{config, daemon, zone::Zone};
+use dns_xdp::{config, control, daemon, zone::Zone};
 use hickory_proto::rr::Name;
 
 #[derive(Parser)]
@@ -16,19 +16,53 @@ use hickory_proto::rr::Name;
     which also keeps the map in line with the zone data."
 )]
 struct Cli {
+    /// Log lines as text (one event per line, key=value fields) or as JSON
+    /// objects, one per line, for a log pipeline. RUST_LOG filters
+    /// (default: info).
+    #[arg(long, global = true, value_enum, default_value = "text", value_name = "FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Serve zones (UDP and TCP), with the XDP fast path on an interface.
     Run(Box<config::RunArgs>),
-    /// Print the counters of every running dns-xdp instance.
+    /// Print the counters of every running dns-xdp instance, and the health
+    /// of the one at the control socket.
     Stats {
         /// Machine-readable output.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         json: bool,
+        /// A live view, redrawn every second until q or Ctrl-C: rates, hit
+        /// ratio, XDP answers per CPU, pass reasons, health, and the
+        /// questions most often passed to the daemon. Not at a terminal,
+        /// each frame is printed after the last.
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: stop after N frames (for scripts and tests).
+        #[arg(long, value_name = "N", requires = "watch")]
+        count: Option<u64>,
+        /// The daemon's control socket, for its health: the checks of GET
+        /// /health, whose SOA queries to each service address show in the
+        /// counters (`off`: counters only).
+        #[arg(long, value_name = "PATH|off", default_value = config::DEFAULT_CONTROL_SOCKET)]
+        control_socket: config::ControlSocket,
+    },
+    /// What the XDP answer table of the running daemon holds, and clearing it.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+        /// The daemon's control socket.
+        #[arg(long, global = true, value_name = "PATH", default_value = config::DEFAULT_CONTROL_SOCKET)]
+        control_socket: PathBuf,
     },
     /// Check a zone file and report errors as FILE:LINE: message.
     CheckZone {
@@ -62,11 +96,39 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Ask a running daemon to re-read its configuration and zones (SIGHUP).
+    /// Ask the running daemon to re-read its configuration's zone list and
+    /// its zones; returns when the new data is served (or says why not).
     Reload {
-        /// The daemon's --pid-file.
-        #[arg(long, default_value = "/run/dns-xdp.pid")]
-        pid_file: PathBuf,
+        /// The daemon's control socket.
+        #[arg(long, value_name = "PATH", default_value = config::DEFAULT_CONTROL_SOCKET)]
+        control_socket: PathBuf,
+        /// Send SIGHUP to the PID in this file instead (the daemon's
+        /// --pid-file); returns at once, without the outcome.
+        #[arg(long, value_name = "FILE", conflicts_with = "control_socket")]
+        pid_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// List the answers the table holds, by name: NAME TYPE RCODE ANSWERS ZONE.
+    List {
+        /// Only this zone's answers.
+        #[arg(long, value_name = "ZONE")]
+        zone: Option<String>,
+        /// At most N lines [default: 100].
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the answers of one zone (or all) from the table. Queries for
+    /// them are answered by the daemon, which puts them back as they come.
+    Flush {
+        /// Only this zone's answers.
+        #[arg(long, value_name = "ZONE")]
+        zone: Option<String>,
     },
 }
 
@@ -78,23 +140,18 @@ enum HelperProgram {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, not in journald or
-        // log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let result = match cli.command {
         Command::Run(args) => daemon::run(*args),
-        Command::Stats { json } => stats(json),
+        Command::Stats { watch: true, count, control_socket, .. } => {
+            dns_xdp::watch::run(control_socket.0.as_deref(), count)
+        }
+        Command::Stats { json, control_socket, .. } => stats(json, control_socket.0.as_deref()),
+        Command::Cache { command, control_socket } => cache(command, &control_socket),
         Command::CheckZone { file, origin } => check_zone(&file, origin.as_deref()),
         Command::CheckConfig { file } => check_config(file),
-        Command::Reload { pid_file } => reload(&pid_file),
+        Command::Reload { control_socket, pid_file } => reload(&control_socket, pid_file.as_deref()),
         #[cfg(feature = "lab")]
         Command::Attach { program, iface, xdp_mode, listen } => attach(program, &iface, xdp_mode, &listen),
         #[cfg(feature = "lab")]
@@ -109,17 +166,51 @@ fn main() -> ExitCode {
     }
 }
 
-fn stats(json: bool) -> anyhow::Result<()> {
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        // Colour codes only for a person at a terminal, not in journald or
+        // log files.
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        // One object per event, its fields at the top level beside
+        // timestamp, level, target and message.
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+    }
+}
+
+fn stats(json: bool, control_socket: Option<&std::path::Path>) -> anyhow::Result<()> {
     let instances = dns_xdp::stats::read_stats()?;
+    // The health of the daemon at the control socket, attached to its
+    // program's instance; a daemon that cannot be reached has none.
+    let status = control_socket.map(|path| control::request(path, &control::Request::Status {}));
+    let status_program = status.as_ref().and_then(|s| s.as_ref().ok()).and_then(|s| s["program_id"].as_u64());
     if json {
-        println!("{}", serde_json::to_string_pretty(&instances)?);
+        let mut out = serde_json::to_value(&instances)?;
+        for inst in out.as_array_mut().into_iter().flatten() {
+            if let (Some(program), Some(Ok(status))) = (status_program, &status)
+                && inst["program_id"].as_u64() == Some(program)
+            {
+                inst["health"] = status["health"].clone();
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     if instances.is_empty() {
+        if let Some(Ok(status)) = &status {
+            print_health(&status["health"]);
+        }
         bail!("no dns-xdp XDP program is loaded");
     }
     for inst in &instances {
         println!("dns-xdp program id {}", inst.program_id);
+        if let (Some(program), Some(Ok(status))) = (status_program, &status)
+            && u64::from(inst.program_id) == program
+        {
+            print_health(&status["health"]);
+        }
         println!("  XDP verdicts (all CPUs):");
         for (name, value) in &inst.xdp {
             println!("    {name:<22} {value}");
@@ -137,6 +228,51 @@ fn stats(json: bool) -> anyhow::Result<()> {
         );
         if let Some(age) = inst.heartbeat_age_ms {
             println!("  last daemon heartbeat: {age} ms ago");
+        }
+    }
+    if let Some(Err(err)) = &status {
+        eprintln!("health unknown: {err:#}");
+    }
+    Ok(())
+}
+
+/// `health: healthy` or `health: UNHEALTHY` and one line per reason.
+fn print_health(health: &serde_json::Value) {
+    if health["healthy"].as_bool() == Some(true) {
+        println!("  health: healthy (fast path {})", health["fast_path"].as_str().unwrap_or("?"));
+        return;
+    }
+    println!("  health: UNHEALTHY");
+    for reason in health["reasons"].as_array().into_iter().flatten() {
+        println!("    {}", reason.as_str().unwrap_or_default());
+    }
+}
+
+fn cache(command: CacheCommand, control_socket: &std::path::Path) -> anyhow::Result<()> {
+    match command {
+        CacheCommand::List { zone, limit, json } => {
+            let out = control::request(control_socket, &control::Request::CacheList { zone, limit })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(());
+            }
+            for answer in out["answers"].as_array().into_iter().flatten() {
+                println!(
+                    "{} {} {} {} {}",
+                    answer["name"].as_str().unwrap_or_default(),
+                    answer["type"].as_str().unwrap_or_default(),
+                    answer["rcode"].as_str().unwrap_or_default(),
+                    answer["answers"],
+                    answer["zone"].as_str().unwrap_or("-"),
+                );
+            }
+            let listed = out["answers"].as_array().map_or(0, Vec::len);
+            eprintln!("{listed} of {} matching answers listed; {} held in the table", out["matched"], out["held"]);
+        }
+        CacheCommand::Flush { zone } => {
+            let what = zone.clone().unwrap_or_else(|| "all zones".into());
+            let out = control::request(control_socket, &control::Request::CacheFlush { zone })?;
+            println!("flushed {} answers ({what})", out["removed"]);
         }
     }
     Ok(())
@@ -174,7 +310,15 @@ fn check_config(file: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn reload(pid_file: &std::path::Path) -> anyhow::Result<()> {
+fn reload(control_socket: &std::path::Path, pid_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let Some(pid_file) = pid_file else {
+        let report = control::request(control_socket, &control::Request::Reload {})?;
+        println!(
+            "reload done: {} answers updated, {} removed, {} preloaded, {} left out, in {} ms",
+            report["updated"], report["removed"], report["preloaded"], report["left_out"], report["elapsed_ms"]
+        );
+        return Ok(());
+    };
     let text = std::fs::read_to_string(pid_file).with_context(|| format!("reading {}", pid_file.display()))?;
     let pid: i32 = text.trim().parse().with_context(|| format!("{} does not hold a PID", pid_file.display()))?;
     // SAFETY: kill with a PID read from the daemon's own PID file.

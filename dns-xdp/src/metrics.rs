@@ -156,7 +156,8 @@ impl Snapshot {
             .collect();
         // The daemon's own figures are worth most when the fast path is in
         // trouble: a failed map read leaves out only the XDP families.
-        let inst = source.expected.program_id.map(stats::read_program).transpose().unwrap_or_else(|err| {
+        let own = |id| stats::read_own(id, &source.expected.pin_dir);
+        let inst = source.expected.program_id.map(own).transpose().unwrap_or_else(|err| {
             tracing::warn!("metrics: reading the XDP program's maps: {err:#}");
             None
         });

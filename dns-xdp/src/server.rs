@@ -21,6 +21,8 @@ use crate::{
     config::TcpLimits,
     counters::Counters,
     map_writer::MapFeed,
+    missed::MissedNames,
+    querylog::QueryLog,
     wire::{ReplySettings, Transport, respond_cached},
 };
 
@@ -52,6 +54,11 @@ pub struct Shared {
     /// Why the configured zones are not all loaded (the last reload's
     /// error); `None` when they are. Health reports it.
     pub zone_problem: RwLock<Option<String>>,
+    /// A sample of the questions that reached the daemon over UDP (so the
+    /// fast path passed them), for `dns-xdp stats --watch`.
+    pub missed: MissedNames,
+    /// The sampled query log (`--query-log-sample`); off by default.
+    pub query_log: QueryLog,
 }
 
 impl Shared {
@@ -62,6 +69,14 @@ impl Shared {
 
     /// Answers one query and offers the answer to the fast path.
     pub fn handle(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        self.handle_from(query, transport, None)
+    }
+
+    /// [`Shared::handle`] for a query from `client` (for the query log).
+    pub fn handle_from(&self, query: &[u8], transport: Transport, client: Option<SocketAddr>) -> Option<Vec<u8>> {
+        if transport == Transport::Udp {
+            self.missed.offer(query);
+        }
         let (catalog, answers, generation) = self.current();
         let Some(reply) = respond_cached(&catalog, Some(&answers), &self.settings, query, transport) else {
             self.counters.dropped.fetch_add(1, Relaxed);
@@ -69,6 +84,10 @@ impl Shared {
         };
         self.counters.responses.fetch_add(1, Relaxed);
         self.counters.count_reply(&reply.zone, transport as usize, u16::from(reply.rcode));
+        if self.query_log.enabled() {
+            let name = crate::counters::TRANSPORTS[(transport as usize).min(crate::counters::TRANSPORTS.len() - 1)];
+            self.query_log.record(client, name, query, reply.rcode, reply.zone.as_ref());
+        }
         if reply.truncated {
             self.counters.truncated.fetch_add(1, Relaxed);
         }
@@ -198,7 +217,9 @@ fn udp_worker(
         for (i, query, cut) in batch.datagrams() {
             // A query cut short cannot be answered as asked (a cut after
             // the question would even parse); its header can be.
-            let reply = if cut { crate::wire::formerr(query) } else { shared.handle(query, Transport::Udp) };
+            let client = if shared.query_log.enabled() { batch.peer(i) } else { None };
+            let reply =
+                if cut { crate::wire::formerr(query) } else { shared.handle_from(query, Transport::Udp, client) };
             if let Some(reply) = reply {
                 replies.push((i, reply));
             }

@@ -3,7 +3,10 @@
 //! Read from the kernel by program ID, so they work from any network or
 //! mount namespace and without pins.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+};
 
 use anyhow::{Context as _, anyhow, bail};
 use aya::{
@@ -21,6 +24,8 @@ pub struct InstanceStats {
     /// Each verdict's count over all CPUs, by [`Verdict::name`].
     pub xdp: BTreeMap<&'static str, u64>,
     pub daemon: BTreeMap<&'static str, u64>,
+    /// XDP answers (`tx_answer`) by CPU, indexed by CPU number.
+    pub answers_per_cpu: Vec<u64>,
     /// Bytes of kernel memory per DNS_ANSWERS slot and the number of slots.
     pub answer_entry_bytes: u32,
     pub answer_capacity: u32,
@@ -56,6 +61,26 @@ pub fn read_program(program_id: u32) -> anyhow::Result<InstanceStats> {
     bail!("no loaded BPF program has ID {program_id}")
 }
 
+/// The counters of this daemon's own program (`program_id`): by ID when
+/// the process may look programs up (CAP_SYS_ADMIN), else through the maps
+/// it pinned under `pin_dir`, which need no capability (a daemon that
+/// dropped its capabilities after attaching).
+pub fn read_own(program_id: u32, pin_dir: &Path) -> anyhow::Result<InstanceStats> {
+    let by_id = match read_program(program_id) {
+        Ok(inst) => return Ok(inst),
+        Err(err) => err,
+    };
+    let mut by_name = HashMap::new();
+    for name in [maps::STATS, maps::CONFIG, maps::ANSWERS] {
+        let path = pin_dir.join(name);
+        let data =
+            MapData::from_pin(&path).with_context(|| format!("opening {} (and by ID: {by_id:#})", path.display()))?;
+        let info = data.info()?;
+        by_name.insert(name.to_owned(), (data, info.value_size(), info.max_entries()));
+    }
+    from_maps(program_id, by_name)
+}
+
 fn read_instance(info: &ProgramInfo) -> anyhow::Result<Option<InstanceStats>> {
     let Some(map_ids) = info.map_ids().context("listing the program's maps")? else { return Ok(None) };
     let mut by_name = HashMap::new();
@@ -66,9 +91,18 @@ fn read_instance(info: &ProgramInfo) -> anyhow::Result<Option<InstanceStats>> {
             by_name.insert(name.to_owned(), (data, info.value_size(), info.max_entries()));
         }
     }
+    from_maps(info.id(), by_name).map(Some)
+}
+
+/// Reads an instance's counters from its maps, by name: (map, value size,
+/// max entries).
+fn from_maps(program_id: u32, mut by_name: HashMap<String, (MapData, u32, u32)>) -> anyhow::Result<InstanceStats> {
     let mut xdp = BTreeMap::new();
+    let mut answers_per_cpu = Vec::new();
     if let Some((data, ..)) = by_name.remove(maps::STATS) {
-        xdp.extend(Verdict::NAMES.into_iter().zip(xdp_counters(data)?));
+        let (totals, answers) = xdp_counters(data)?;
+        xdp.extend(Verdict::NAMES.into_iter().zip(totals));
+        answers_per_cpu = answers;
     }
     let mut daemon = BTreeMap::new();
     let mut heartbeat_age_ms = None;
@@ -83,27 +117,33 @@ fn read_instance(info: &ProgramInfo) -> anyhow::Result<Option<InstanceStats>> {
     // An array's slots are its values, back to back.
     let (answer_entry_bytes, answer_capacity) =
         by_name.get(maps::ANSWERS).map(|(_, v, max)| (*v, *max)).unwrap_or_default();
-    Ok(Some(InstanceStats {
-        program_id: info.id(),
+    Ok(InstanceStats {
+        program_id,
         xdp,
         daemon,
+        answers_per_cpu,
         answer_entry_bytes,
         answer_capacity,
         heartbeat_age_ms,
-    }))
+    })
 }
 
-/// Each verdict's count summed over the CPUs, indexed by the verdict.
-fn xdp_counters(data: MapData) -> anyhow::Result<[u64; Verdict::COUNT]> {
+/// Each verdict's count summed over the CPUs, indexed by the verdict; and
+/// the answers' counts by CPU.
+fn xdp_counters(data: MapData) -> anyhow::Result<([u64; Verdict::COUNT], Vec<u64>)> {
     let map: PerCpuArray<MapData, u64> = Map::from_map_data(data)?
         .try_into()
         .context("DNS_STATS is not an array of u64 (a program from another version of dns-xdp?)")?;
     let mut total = [0u64; Verdict::COUNT];
+    let mut answers = Vec::new();
     for (index, slot) in (0u32..).zip(total.iter_mut()) {
         let per_cpu = map.get(&index, 0).with_context(|| format!("reading DNS_STATS[{index}]"))?;
         *slot = per_cpu.iter().sum();
+        if index == Verdict::TxAnswer as u32 {
+            answers = per_cpu.iter().copied().collect();
+        }
     }
-    Ok(total)
+    Ok((total, answers))
 }
 
 fn daemon_stats_fields(s: &DaemonStats) -> [(&'static str, u64); 10] {

@@ -90,6 +90,11 @@ impl Batch {
         (0..self.count).map(|i| (i, &self.bufs[i][..self.lens[i]], self.cut[i]))
     }
 
+    /// The sender of datagram `i` of the last receive.
+    pub fn peer(&self, i: usize) -> Option<SocketAddr> {
+        self.peers.get(i).and_then(peer_addr)
+    }
+
     /// Sends `replies` (index of the query they answer, bytes) to the
     /// queries' senders. A reply that cannot be sent is dropped, as a lost
     /// datagram would be; the client retries.

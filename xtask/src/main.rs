@@ -5,6 +5,7 @@
 
 mod bench;
 mod build;
+mod install;
 mod run;
 mod setup;
 mod test;
@@ -58,6 +59,25 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Install the release binary, the systemd unit, the service user's
+    /// sysusers entry, a sample configuration and the README (as root for
+    /// the default prefix). Existing configuration is kept.
+    Install {
+        /// Installation prefix: PREFIX/bin, PREFIX/lib/systemd/system,
+        /// PREFIX/etc (/etc for /usr).
+        #[arg(long, default_value = "/usr/local", value_name = "PREFIX")]
+        prefix: std::path::PathBuf,
+        /// Stage the files under this root instead (for packaging); they
+        /// still name their final paths.
+        #[arg(long, value_name = "DIR")]
+        destdir: Option<std::path::PathBuf>,
+        /// Configuration directory [default: PREFIX/etc, or /etc for /usr].
+        #[arg(long, value_name = "DIR")]
+        sysconfdir: Option<std::path::PathBuf>,
+        /// Install this dns-xdp binary instead of building the release one.
+        #[arg(long, value_name = "FILE")]
+        bin: Option<std::path::PathBuf>,
+    },
     /// Benchmark against Knot DNS and NSD in network namespaces (root);
     /// writes target/bench/ and, with --write-md, BENCHMARKS.md. Flags go to
     /// dns-xdp-bench unchanged (`cargo xtask bench --help` lists them).
@@ -97,6 +117,10 @@ fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             Some(kernel) => test::vm_only(release, &kernel),
             None => test::test(release, !skip_vm, &args),
         },
+        Command::Install { prefix, destdir, sysconfdir, bin } => {
+            install::install(&install::Options { prefix, destdir, sysconfdir, bin })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench { args } => bench::bench(&args),
     }
 }

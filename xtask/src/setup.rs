@@ -42,6 +42,13 @@ const TOOLS: &[(&str, &str)] = &[
     ("dig", "dnsutils"),
     ("pgrep", "procps"),
     ("sysctl", "procps"),
+    // The unit test checks dist/dns-xdp.service with systemd-analyze verify;
+    // the capabilities test runs the daemon under setpriv.
+    ("systemd-analyze", "systemd"),
+    ("setpriv", "util-linux"),
+    // ... and traces the daemon to check the unit's system call filter.
+    ("strace", "strace"),
+    ("curl", "curl"),
     // The harness self-test pings across its veth pair.
     ("ping", "iputils-ping"),
 ];

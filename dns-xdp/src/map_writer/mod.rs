@@ -64,7 +64,29 @@ enum Command {
         preload: Vec<(Name, Preload)>,
         done: mpsc::SyncSender<SyncReport>,
     },
+    /// Copies of the questions the table holds (for `dns-xdp cache list`).
+    List {
+        done: mpsc::SyncSender<Vec<CachedAnswer>>,
+    },
+    /// Removes the answers whose qname `select` picks; replies how many.
+    Flush {
+        select: NameFilter,
+        done: mpsc::SyncSender<usize>,
+    },
     Shutdown,
+}
+
+/// Picks the qnames a flush removes (e.g. those of one zone).
+pub type NameFilter = Box<dyn Fn(&Name) -> bool + Send>;
+
+/// One answer the table holds, as `dns-xdp cache list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedAnswer {
+    pub qname: Name,
+    pub qtype: RecordType,
+    /// The RCODE of the prepared reply (the low four bits of the flags).
+    pub rcode: u16,
+    pub answers: u16,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -105,6 +127,22 @@ impl MapFeed {
             .send(Command::Sync { catalog, generation, preload, done })
             .map_err(|_| anyhow!("the map writer has stopped"))?;
         report.recv().map_err(|_| anyhow!("the map writer stopped during the sync"))
+    }
+
+    /// The questions the table holds now.
+    pub fn list(&self) -> anyhow::Result<Vec<CachedAnswer>> {
+        let (done, reply) = mpsc::sync_channel(1);
+        self.commands.send(Command::List { done }).map_err(|_| anyhow!("the map writer has stopped"))?;
+        reply.recv().map_err(|_| anyhow!("the map writer stopped while listing"))
+    }
+
+    /// Removes every answer whose qname `select` picks and waits until they
+    /// are gone from the table; returns how many were removed. The next
+    /// query for one is answered by the daemon, which offers it again.
+    pub fn flush(&self, select: NameFilter) -> anyhow::Result<usize> {
+        let (done, reply) = mpsc::sync_channel(1);
+        self.commands.send(Command::Flush { select, done }).map_err(|_| anyhow!("the map writer has stopped"))?;
+        reply.recv().map_err(|_| anyhow!("the map writer stopped during the flush"))
     }
 
     /// Asks the writer to stop; it detaches the program as it goes.
@@ -154,6 +192,12 @@ impl MapWriter {
                 Ok(Command::Sync { catalog, generation, preload, done }) => {
                     let report = self.sync(&catalog, generation, &preload);
                     let _ = done.send(report);
+                }
+                Ok(Command::List { done }) => {
+                    let _ = done.send(self.list());
+                }
+                Ok(Command::Flush { select, done }) => {
+                    let _ = done.send(self.flush(&select));
                 }
                 Ok(Command::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -216,6 +260,39 @@ impl MapWriter {
                 false
             }
         }
+    }
+
+    fn list(&self) -> Vec<CachedAnswer> {
+        self.fast_path
+            .entries()
+            .iter()
+            .filter_map(|entry| {
+                let (qname, qtype) = question_of(entry)?;
+                let header = entry.header();
+                Some(CachedAnswer { qname, qtype, rcode: header.flags & 0x000f, answers: header.ancount })
+            })
+            .collect()
+    }
+
+    /// Removes the entries `select` picks. Their keys are forgotten from
+    /// `recent`, so the next miss puts them back at once rather than after
+    /// [`REINSERT_AFTER`].
+    fn flush(&mut self, select: &NameFilter) -> usize {
+        let mut removed = 0;
+        for entry in self.fast_path.entries() {
+            // An entry whose qname does not parse cannot be attributed to a
+            // zone: only a flush of everything removes it.
+            let picked = match question_of(&entry) {
+                Some((qname, _)) => select(&qname),
+                None => select(&Name::root()),
+            };
+            if picked && self.fast_path.remove(&entry.key) {
+                self.recent.remove(&entry.key);
+                removed += 1;
+            }
+        }
+        self.stats.map_entries = self.fast_path.len() as u64;
+        removed
     }
 
     /// Rewrites every entry from `catalog`: entries whose answer changed are
