@@ -61,7 +61,7 @@ fn stages(ctx: &XdpContext) -> Result<(), Verdict> {
     // the slot is a cache miss, and the CPU can run the EDNS checks while
     // it waits.
     let slot = answer::find(&question.key(), config.answer_slot_mask).ok_or(Verdict::PassMiss)?;
-    let edns = edns::parse(&scratch.msg, &header, &question)?;
+    let edns = edns::parse(&scratch.msg, &mut scratch.carried, &header, &question)?;
     let answer = answer::read(slot, &mut question, scratch)?;
     let query = reply::Query { pkt: &pkt, header: &header, question: &question, edns: &edns };
     reply::answer(ctx, &query, &answer, config, scratch)

@@ -108,6 +108,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             heartbeat_timeout: settings.heartbeat_timeout,
             edns_udp_payload: settings.edns_udp_payload,
             services: listen.clone(),
+            nsid: settings.nsid.clone().map(String::into_bytes),
         })?;
         let mut writer = MapWriter::new(fast_path, Arc::clone(&counters));
         // Preload before attaching, so the first packets find their answers.

@@ -38,6 +38,8 @@ pub struct FastPathOptions {
     pub heartbeat_timeout: Duration,
     pub edns_udp_payload: u16,
     pub services: Vec<SocketAddr>,
+    /// The server's identity (NSID option, CH TXT `id.server.`).
+    pub nsid: Option<Vec<u8>>,
 }
 
 /// The loaded and attached XDP program with the maps the daemon writes.
@@ -47,6 +49,7 @@ pub struct FastPath {
     answers: AnswerTable,
     config_map: Array<MapData, Config>,
     config: Config,
+    identity: Option<Vec<u8>>,
     _pins: Pins,
     ifaces: Vec<String>,
     // Last: owns the program and its link; dropped after the maps are done.
@@ -112,18 +115,29 @@ impl FastPath {
             _ => bail!("map {} missing from the object, or not an array", maps::ANSWERS),
         };
         let mut config_map: Array<MapData, Config> = take_map(&mut ebpf, maps::CONFIG)?;
-        let config = Config {
+        let mut config = Config {
             heartbeat_ns: monotonic_ns(),
             heartbeat_timeout_ns: u64::try_from(opts.heartbeat_timeout.as_nanos()).unwrap_or(u64::MAX),
             edns_udp_payload: opts.edns_udp_payload,
             enabled: 1,
-            _pad: 0,
             answer_slot_mask: answers.slot_mask(),
             daemon: DaemonStats::default(),
+            ..Config::default()
         };
+        if !config.set_nsid(opts.nsid.as_deref()) {
+            bail!("the nsid is longer than {} bytes", dns_xdp_common::MAX_NSID_LEN);
+        }
         config_map.set(0, config, 0).context("writing the XDP configuration")?;
 
-        Ok(Self { answers, config_map, config, _pins: pinned, ifaces: opts.ifaces.clone(), _ebpf: ebpf })
+        Ok(Self {
+            answers,
+            config_map,
+            config,
+            identity: opts.nsid.clone(),
+            _pins: pinned,
+            ifaces: opts.ifaces.clone(),
+            _ebpf: ebpf,
+        })
     }
 
     /// Attaches the program to every interface. Call after the map holds
@@ -167,6 +181,11 @@ impl FastPath {
     /// The kernel's ID of the answer table's map.
     pub fn answer_map_id(&self) -> Option<u32> {
         self.answers.map_id()
+    }
+
+    /// The server's identity, if it has one.
+    pub fn identity(&self) -> Option<&[u8]> {
+        self.identity.as_deref()
     }
 
     /// Slots in the answer table.

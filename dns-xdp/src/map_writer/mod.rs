@@ -20,7 +20,7 @@ use std::{
 };
 
 use hickory_proto::{
-    rr::{Name, RecordType},
+    rr::{DNSClass, Name, RecordType},
     serialize::binary::BinDecodable as _,
 };
 
@@ -32,6 +32,7 @@ use crate::{
     config::{AttachMode, Preload},
     counters::Counters,
     fastpath::FastPath,
+    identity,
     prepared::PreparedAnswer,
     table::Placement,
 };
@@ -172,6 +173,13 @@ impl MapWriter {
         &mut self.fast_path
     }
 
+    /// The slot for a CH identity question, when the server has an identity.
+    fn identity_slot(&self, qname: &Name, qtype: RecordType) -> Option<(AnswerKey, AnswerSlot)> {
+        let answer = identity::lookup(qname, qtype, self.fast_path.identity())?;
+        let prepared = PreparedAnswer::encode(qname, qtype, &answer).ok()?;
+        slot::class_encode(qname, qtype, DNSClass::CH, &prepared)
+    }
+
     pub fn attach(&mut self, mode: AttachMode) -> anyhow::Result<()> {
         self.fast_path.attach(mode)
     }
@@ -233,13 +241,16 @@ impl MapWriter {
             let key = &old.key;
             self.maybe_heartbeat();
             let fresh = question_of(old)
-                .and_then(|(qname, qtype)| {
-                    let answer = catalog.lookup(&qname, qtype);
-                    if !answer.fast_path_servable() {
-                        return None;
+                .and_then(|(qname, qtype, qclass)| match qclass {
+                    DNSClass::CH => self.identity_slot(&qname, qtype),
+                    _ => {
+                        let answer = catalog.lookup(&qname, qtype);
+                        if !answer.fast_path_servable() {
+                            return None;
+                        }
+                        let prepared = PreparedAnswer::encode(&qname, qtype, &answer).ok()?;
+                        slot::encode(&qname, qtype, &prepared)
                     }
-                    let prepared = PreparedAnswer::encode(&qname, qtype, &answer).ok()?;
-                    slot::encode(&qname, qtype, &prepared)
                 })
                 .filter(|(new_key, _)| new_key == key);
             match fresh {
@@ -258,6 +269,20 @@ impl MapWriter {
                     self.fast_path.remove(key);
                     report.removed += 1;
                 }
+            }
+        }
+        // The identity's CH TXT answers are always in the table (they are
+        // few and never change while the daemon runs).
+        for (qname, qtype) in identity::table_questions() {
+            let Some((key, value)) = self.identity_slot(&qname, qtype) else { continue };
+            if fresh_keys.contains(&key) {
+                continue;
+            }
+            if self.put(&value, false) {
+                report.preloaded += 1;
+                fresh_keys.insert(key);
+            } else {
+                report.left_out += 1;
             }
         }
         // Preloading never evicts: what does not fit is cached as it is
@@ -304,9 +329,9 @@ impl MapWriter {
 }
 
 /// The question an entry answers, rebuilt from the entry itself.
-fn question_of(value: &AnswerSlot) -> Option<(Name, RecordType)> {
+fn question_of(value: &AnswerSlot) -> Option<(Name, RecordType, DNSClass)> {
     let name = Name::from_bytes(value.qname()).ok()?;
-    Some((name, RecordType::from(value.key.qtype)))
+    Some((name, RecordType::from(value.key.qtype), DNSClass::from(value.key.qclass)))
 }
 
 fn same_answer(a: &AnswerSlot, b: &AnswerSlot) -> bool {
