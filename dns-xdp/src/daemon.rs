@@ -116,7 +116,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         writer.attach(settings.xdp_mode)?;
         tracing::info!(
             ifaces = ?settings.ifaces, mode = ?settings.xdp_mode, program_id = writer.fast_path().program_id().unwrap_or(0),
-            preloaded = report.preloaded, pin_dir = %settings.pin_dir.display(), "XDP fast path attached",
+            adopted = ?writer.fast_path().adoption(), preloaded = report.preloaded, updated = report.updated,
+            removed = report.removed, pin_dir = %settings.pin_dir.display(), "XDP fast path attached",
         );
         program_id = writer.fast_path().program_id();
         let (feed, thread) = writer.spawn()?;
@@ -150,7 +151,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         std::fs::write(pid_file, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing {}", pid_file.display()))?;
     }
-    tracing::info!(listen = ?listen, elapsed_ms = started.elapsed().as_millis() as u64, "serving");
 
     let result = runtime.block_on(async {
         for tcp in tcp_listeners {
@@ -173,11 +173,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             });
             tracing::info!(%addr, "metrics at http://{addr}/metrics");
         }
-        serve_signals(&args, settings.clone(), zones, &shared).await
+        let serving = move || {
+            tracing::info!(listen = ?listen, elapsed_ms = started.elapsed().as_millis() as u64, "serving");
+        };
+        serve_signals(&args, settings.clone(), zones, &shared, serving).await
     });
 
-    // Take the fast path down before the process goes: the writer thread
-    // owns it and detaches and unpins when it ends.
+    // Stop the writer before the process goes. The program, its links and
+    // maps stay pinned and answer until our last heartbeat is stale, so a
+    // restart is hitless; `dns-xdp detach` removes them.
     if let Some(feed) = &map_feed {
         feed.shutdown();
     }
@@ -200,11 +204,15 @@ async fn serve_signals(
     mut settings: Settings,
     mut zones: LoadedZones,
     shared: &Arc<Shared>,
+    serving: impl FnOnce(),
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
+    // Only now: a supervisor (or a test) that stops the daemon as soon as
+    // it reports serving must reach these handlers, not the default action.
+    serving();
     loop {
         tokio::select! {
             _ = hup.recv() => {

@@ -62,6 +62,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove the XDP program, its links and its maps that `dns-xdp run`
+    /// pinned and left in place for the next start (a restart adopts them).
+    Detach {
+        /// The daemon's pin directory (`pin_dir`).
+        #[arg(long, value_name = "DIR", default_value = config::DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+    },
     /// Ask a running daemon to re-read its configuration and zones (SIGHUP).
     Reload {
         /// The daemon's --pid-file.
@@ -75,6 +82,20 @@ enum Command {
 enum HelperProgram {
     Pass,
     Bounce,
+}
+
+fn detach(pin_dir: &std::path::Path) -> anyhow::Result<()> {
+    let done = dns_xdp::fastpath::detach(pin_dir)?;
+    if done.links.is_empty() && done.pins.is_empty() {
+        println!("nothing pinned under {}", pin_dir.display());
+    }
+    for iface in &done.links {
+        println!("detached XDP from {iface}");
+    }
+    for pin in &done.pins {
+        println!("removed {}", pin.display());
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -95,6 +116,7 @@ fn main() -> ExitCode {
         Command::CheckZone { file, origin } => check_zone(&file, origin.as_deref()),
         Command::CheckConfig { file } => check_config(file),
         Command::Reload { pid_file } => reload(&pid_file),
+        Command::Detach { pin_dir } => detach(&pin_dir),
         #[cfg(feature = "lab")]
         Command::Attach { program, iface, xdp_mode, listen } => attach(program, &iface, xdp_mode, &listen),
         #[cfg(feature = "lab")]

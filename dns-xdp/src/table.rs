@@ -73,7 +73,12 @@ impl AnswerTable {
             );
         }
         let fd = std::os::fd::AsRawFd::as_raw_fd(&map.fd().as_fd());
-        Self::map_memory(slot_count, libc::MAP_SHARED, fd, Some(map)).context("mapping DNS_ANSWERS into memory")
+        let mut table =
+            Self::map_memory(slot_count, libc::MAP_SHARED, fd, Some(map)).context("mapping DNS_ANSWERS into memory")?;
+        // A table adopted from an earlier daemon (pinned) already holds
+        // answers; a new map's is all zero.
+        table.occupied = (0..slot_count).filter(|slot| !table.is_free(*slot)).count();
+        Ok(table)
     }
 
     /// A table in private zeroed memory, as a new map's: for unit tests of

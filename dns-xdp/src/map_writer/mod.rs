@@ -121,11 +121,17 @@ pub struct MapWriter {
     recent: HashMap<AnswerKey, Instant>,
     last_heartbeat: Instant,
     stats: DaemonStats,
+    /// No heartbeat until the first sync is done: a table adopted from an
+    /// earlier daemon answers for that daemon's last heartbeat only, so
+    /// answers from before a zone change stop (the program passes queries
+    /// up) rather than being kept alive while the sync rewrites them.
+    heartbeat_held: bool,
 }
 
 impl MapWriter {
     pub fn new(fast_path: FastPath, counters: Arc<Counters>) -> Self {
         Self {
+            heartbeat_held: fast_path.adoption() != crate::fastpath::Adoption::Fresh,
             fast_path,
             counters,
             generation: 0,
@@ -185,9 +191,13 @@ impl MapWriter {
     }
 
     fn maybe_heartbeat(&mut self) {
-        if self.last_heartbeat.elapsed() < HEARTBEAT_INTERVAL {
+        if self.heartbeat_held || self.last_heartbeat.elapsed() < HEARTBEAT_INTERVAL {
             return;
         }
+        self.heartbeat_now();
+    }
+
+    fn heartbeat_now(&mut self) {
         self.last_heartbeat = Instant::now();
         self.counters.snapshot_into(&mut self.stats);
         if let Err(err) = self.fast_path.heartbeat(&self.stats) {
@@ -323,6 +333,10 @@ impl MapWriter {
         self.stats.map_entries = self.fast_path.len() as u64;
         if let Err(err) = self.fast_path.enable() {
             tracing::error!("{err:#}");
+        }
+        if self.heartbeat_held {
+            self.heartbeat_held = false;
+            self.heartbeat_now();
         }
         report
     }
