@@ -277,3 +277,31 @@ fn detach_removes_program_link_maps_and_pins() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing pinned"), "a second detach finds nothing");
 }
+
+/// `dns-xdp detach` under a running daemon takes XDP off the interface at
+/// once (the daemon's own handle on the link does not keep it), and the
+/// daemon goes on answering over its socket.
+#[test]
+fn detach_under_a_running_daemon_leaves_it_answering() {
+    require_root();
+    let topo = Topology::new();
+    let _pass = client_pass(&topo);
+    let bpffs = BpfFs::mount();
+    let pin_dir = bpffs.pin_dir();
+    let pin = pin_dir.to_str().expect("utf-8");
+
+    let daemon = Daemon::on_veth(&topo, EXAMPLE_ZONE, &["--pin-dir", pin]);
+    let out = std::process::Command::new(daemon_bin()).args(["detach", "--pin-dir", pin]).output().expect("detach");
+    assert!(out.status.success(), "detach failed: {}", String::from_utf8_lossy(&out.stderr));
+    let link = topo.srv().exec_ok("ip", &["link", "show", topo.srv_if()]);
+    assert!(!link.contains("prog/xdp"), "XDP still attached after detach:\n{link}");
+    std::thread::sleep(PUBLISH_WAIT);
+    let (_, before) = daemon.stats();
+    let (rcode, addrs) = a_records(&topo, "www.example.test.", 1);
+    std::thread::sleep(PUBLISH_WAIT);
+    let (_, after) = daemon.stats();
+    assert_eq!((rcode, addrs.len()), (ResponseCode::NoError, 2));
+    assert_eq!(counter(&after, "udp_queries"), counter(&before, "udp_queries") + 1, "the daemon answered");
+    stop(daemon, libc::SIGTERM);
+    assert!(!pin_dir.exists(), "pins left in {}", pin_dir.display());
+}
