@@ -75,6 +75,9 @@ pub struct FastPath {
     /// The kernel's ID of the pinned program, when adopted (ours, in
     /// `_ebpf`, is then unloaded); else ours runs.
     adopted: Option<u32>,
+    /// The program's rare diagnostic events (aya-log's ring buffer), read
+    /// into the daemon's log by [`FastPath::drain_program_log`].
+    program_log: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     // Last: owns our program and its links when not pinned.
     _ebpf: Ebpf,
 }
@@ -204,6 +207,14 @@ impl FastPath {
             }
         }
 
+        // The log of the program that runs: ours, or the adopted one's.
+        let program_log = match adopted {
+            Some(id) => aya_log::EbpfLogger::init_from_id(id),
+            None => aya_log::EbpfLogger::init(&mut ebpf),
+        }
+        .inspect_err(|err| tracing::warn!("the XDP program's diagnostics will not reach this log: {err}"))
+        .ok();
+
         let mut services: BpfHashMap<MapData, ServiceKey, u8> = take_map(&mut ebpf, maps::SERVICES)?;
         let wanted: Vec<ServiceKey> = opts.services.iter().map(|addr| service_key(*addr)).collect();
         let stale: Vec<ServiceKey> = services.keys().filter_map(Result::ok).filter(|k| !wanted.contains(k)).collect();
@@ -261,8 +272,17 @@ impl FastPath {
             ifaces: opts.ifaces.clone(),
             links: Vec::new(),
             adopted,
+            program_log,
             _ebpf: ebpf,
         })
+    }
+
+    /// Moves the program's diagnostic events (`aya_log_ebpf` records: rare
+    /// paths only, never one per packet) into the daemon's log.
+    pub fn drain_program_log(&mut self) {
+        if let Some(log) = &mut self.program_log {
+            log.flush();
+        }
     }
 
     /// What `load` adopted from the pin directory.

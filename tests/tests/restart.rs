@@ -305,3 +305,41 @@ fn detach_under_a_running_daemon_leaves_it_answering() {
     stop(daemon, libc::SIGTERM);
     assert!(!pin_dir.exists(), "pins left in {}", pin_dir.display());
 }
+
+/// The program's rare diagnostic events reach the daemon's log (aya-log):
+/// a slot with an impossible length, written here into the pinned table as
+/// a bug in the daemon would, makes the program drop the query as an
+/// internal error, and the daemon logs it.
+#[test]
+fn program_diagnostics_reach_the_daemon_log() {
+    use aya::maps::{Array, Map, MapData};
+    use dns_xdp_common::AnswerSlot;
+    require_root();
+    let topo = Topology::new();
+    let _pass = client_pass(&topo);
+    let bpffs = BpfFs::mount();
+    let pin_dir = bpffs.pin_dir();
+    let mut daemon = Daemon::on_veth(&topo, EXAMPLE_ZONE, &["--pin-dir", pin_dir.to_str().expect("utf-8")]);
+
+    let data = MapData::from_pin(pin_dir.join("DNS_ANSWERS")).expect("the pinned answer table");
+    let mut table: Array<MapData, AnswerSlot> = Map::Array(data).try_into().expect("an array of slots");
+    let www = b"\x03www\x07example\x04test\x00";
+    let (index, mut slot) = (0..table.len())
+        .filter_map(|i| table.get(&i, 0).ok().map(|s| (i, s)))
+        .find(|(_, s)| s.key.qtype == 1 && s.qname() == www)
+        .expect("www.example.test A in the table");
+    slot.body_len = 0;
+    table.set(index, slot, 0).expect("writing the slot");
+
+    std::thread::sleep(PUBLISH_WAIT);
+    let (before, _) = daemon.stats();
+    let query = dns_xdp_tests::daemon::query("www.example.test.", RecordType::A, 9);
+    let reply =
+        dns_xdp_tests::raw_query(topo.cli(), SocketAddr::from((SRV_V4, 53)), &query, Duration::from_millis(500));
+    assert!(reply.is_none(), "a slot of length 0 was answered");
+    let logged = daemon.child.wait_for_output("internal error, query dropped", Duration::from_secs(3));
+    assert!(logged.is_ok(), "the program's event is not in the daemon's log:\n{}", daemon.child.stderr());
+    std::thread::sleep(PUBLISH_WAIT);
+    let (after, _) = daemon.stats();
+    assert_eq!(counter(&after, "drop_internal"), counter(&before, "drop_internal") + 1);
+}

@@ -166,6 +166,7 @@ impl MapWriter {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             self.maybe_heartbeat();
+            self.fast_path.drain_program_log();
         }
     }
 
