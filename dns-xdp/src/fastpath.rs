@@ -320,15 +320,23 @@ impl FastPath {
                 }
                 let link = XdpLink::try_from(FdLink::from(link)).context("the pinned link is not an XDP link")?;
                 let program = self.program_mut()?;
-                let id = program
-                    .attach_to_link(link)
-                    .with_context(|| format!("replacing the program on the pinned link of {iface}"))?;
-                // The pin still names the link; hold it by the pin, not by
-                // the program, so that dropping the program leaves it.
-                drop(program.take_link(id)?);
-                self.links.push(PinnedLink::from_pin(pin)?);
-                tracing::info!(%iface, program_id, "replaced the program on the pinned XDP link");
-                continue;
+                match program.attach_to_link(link) {
+                    Ok(id) => {
+                        // The pin still names the link; hold it by the pin,
+                        // not by the program, so that dropping the program
+                        // leaves it.
+                        drop(program.take_link(id)?);
+                        self.links.push(PinnedLink::from_pin(pin)?);
+                        tracing::info!(%iface, program_id, "replaced the program on the pinned XDP link");
+                        continue;
+                    }
+                    // A link whose interface went away (ENOLINK), or that
+                    // cannot take the program: make a new one.
+                    Err(err) => {
+                        tracing::warn!(%iface, pin = %pin.display(), "the pinned XDP link cannot be updated ({err}); attaching anew");
+                        detach_pinned_link(pin)?;
+                    }
+                }
             }
             let program = self.program_mut()?;
             let id = program.attach(&iface, xdp_mode).map_err(|err| {
