@@ -63,6 +63,22 @@ pub mod edns {
 }
 
 pub const CLASS_IN: u16 = 1;
+/// Class CHAOS: the fast path serves `id.server.`/`hostname.bind.` TXT in it
+/// (RFC 4892), from the table like any other answer.
+pub const CLASS_CH: u16 = 3;
+
+/// Version of the layout the program and the daemon share: the map keys and
+/// values here and what their fields mean. A daemon adopts a program and
+/// maps pinned by an earlier one only when that one stamped the same
+/// version in [`Config::layout`] (and the map definitions agree); bump it
+/// with any change of meaning a size check cannot see.
+pub const LAYOUT_VERSION: u32 = 2;
+
+/// Longest server identity the fast path sends in an NSID option (RFC
+/// 5001); the daemon's limit for the setting.
+pub const MAX_NSID_LEN: usize = 255;
+/// Length of an NSID option with the longest identity: code, length, data.
+pub const MAX_NSID_OPTION_LEN: usize = 4 + MAX_NSID_LEN;
 
 /// The largest UDP reply the server sends (RFC 6891 6.2.3 and 6.2.5): 512
 /// without EDNS; with EDNS the client's advertised size, treated as 512 when
@@ -112,16 +128,18 @@ pub struct AnswerKey {
     /// Length of the wire-format qname, root label included. Zero marks an
     /// empty slot.
     pub qname_len: u16,
-    pub _pad: u32,
+    /// Query class, host order: [`CLASS_IN`] or [`CLASS_CH`].
+    pub qclass: u16,
+    pub _pad: u16,
 }
 const _: () = assert!(core::mem::size_of::<AnswerKey>() == 16);
 
 impl AnswerKey {
     /// The key's second word as the fast path reads it from a value:
-    /// `qtype`, `qname_len` and the zero padding.
+    /// `qtype`, `qname_len`, `qclass` and the zero padding.
     #[inline(always)]
     pub const fn tail_word(&self) -> u64 {
-        self.qtype as u64 | (self.qname_len as u64) << 16 | (self._pad as u64) << 32
+        self.qtype as u64 | (self.qname_len as u64) << 16 | (self.qclass as u64) << 32 | (self._pad as u64) << 48
     }
 
     /// The two slots of `DNS_ANSWERS` that may hold this question's answer,
@@ -352,8 +370,16 @@ impl ServiceKey {
 
 /// The single entry of `DNS_CONFIG`, written by the daemon.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Config {
+    /// [`LAYOUT_VERSION`] of the daemon that wrote it: what a restarted
+    /// daemon checks before it adopts pinned maps.
+    pub layout: u32,
+    /// Bytes of `nsid_option` the program appends to the OPT record of a
+    /// reply to a query that asks for NSID (RFC 5001); zero when the server
+    /// has no identity (the option is then left out, as the daemon does).
+    pub nsid_option_len: u16,
+    pub _pad0: u16,
     /// CLOCK_MONOTONIC_COARSE nanoseconds of the daemon's last heartbeat
     /// (the clock `bpf_ktime_get_coarse_ns` reads).
     pub heartbeat_ns: u64,
@@ -372,8 +398,55 @@ pub struct Config {
     /// their own would not be bound to the program, which never reads it,
     /// and could not be found from the program's maps.)
     pub daemon: DaemonStats,
+    /// One's complement sum of `nsid_option[..nsid_option_len]` taken as
+    /// big-endian words from an even offset, not folded.
+    pub nsid_option_csum: u32,
+    /// The NSID option as the daemon sends it: code 3, length, identity.
+    pub nsid_option: [u8; NSID_OPTION_BUF],
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 24 + core::mem::size_of::<DaemonStats>());
+/// Room for the longest NSID option, rounded up to keep `Config` 8-aligned.
+pub const NSID_OPTION_BUF: usize = (MAX_NSID_OPTION_LEN + 4).next_multiple_of(8) - 4;
+const _: () = assert!(core::mem::size_of::<Config>() == 32 + core::mem::size_of::<DaemonStats>() + 4 + NSID_OPTION_BUF);
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            layout: LAYOUT_VERSION,
+            nsid_option_len: 0,
+            _pad0: 0,
+            heartbeat_ns: 0,
+            heartbeat_timeout_ns: 0,
+            edns_udp_payload: 0,
+            enabled: 0,
+            _pad: 0,
+            answer_slot_mask: 0,
+            daemon: DaemonStats::default(),
+            nsid_option_csum: 0,
+            nsid_option: [0; NSID_OPTION_BUF],
+        }
+    }
+}
+
+impl Config {
+    /// Sets the identity sent in NSID options; `false` (and no identity)
+    /// when it is longer than [`MAX_NSID_LEN`].
+    pub fn set_nsid(&mut self, identity: Option<&[u8]>) -> bool {
+        self.nsid_option = [0; NSID_OPTION_BUF];
+        self.nsid_option_len = 0;
+        self.nsid_option_csum = 0;
+        let Some(id) = identity else { return true };
+        if id.len() > MAX_NSID_LEN {
+            return false;
+        }
+        let len = 4 + id.len();
+        self.nsid_option[..2].copy_from_slice(&edns::OPTION_NSID.to_be_bytes());
+        self.nsid_option[2..4].copy_from_slice(&(id.len() as u16).to_be_bytes());
+        self.nsid_option[4..len].copy_from_slice(id);
+        self.nsid_option_len = len as u16;
+        self.nsid_option_csum = checksum::sum_bytes(&self.nsid_option[..len]);
+        true
+    }
+}
 
 /// Counters the daemon publishes in [`Config::daemon`].
 #[repr(C)]
@@ -423,7 +496,13 @@ mod tests {
     const HEADER: AnswerHeader = AnswerHeader { flags: flags::QR | flags::AA, ancount: 1, nscount: 0, arcount: 0 };
 
     fn key_for(qname: &[u8]) -> AnswerKey {
-        AnswerKey { name_hash: name::hash_lower(qname), qtype: 1, qname_len: qname.len() as u16, _pad: 0 }
+        AnswerKey {
+            name_hash: name::hash_lower(qname),
+            qtype: 1,
+            qname_len: qname.len() as u16,
+            qclass: CLASS_IN,
+            _pad: 0,
+        }
     }
 
     #[test]
@@ -461,6 +540,21 @@ mod tests {
     }
 
     #[test]
+    fn nsid_option_is_code_length_identity_with_its_sum() {
+        let mut config = Config::default();
+        assert!(config.set_nsid(Some(b"pop-ams1")));
+        let option = &config.nsid_option[..usize::from(config.nsid_option_len)];
+        assert_eq!(option, b"\x00\x03\x00\x08pop-ams1");
+        assert_eq!(config.nsid_option_csum, checksum::sum_bytes(option));
+        assert!(config.set_nsid(Some(&[b'x'; MAX_NSID_LEN])));
+        assert_eq!(usize::from(config.nsid_option_len), MAX_NSID_OPTION_LEN);
+        assert!(!config.set_nsid(Some(&[b'x'; MAX_NSID_LEN + 1])), "too long for the fast path");
+        assert_eq!(config.nsid_option_len, 0);
+        assert!(config.set_nsid(None));
+        assert_eq!((config.nsid_option_len, config.nsid_option_csum), (0, 0));
+    }
+
+    #[test]
     fn slots_are_whole_cache_lines() {
         assert_eq!(ANSWER_LEN % 64, 0);
         // The key and lengths share the first line with the qname's start.
@@ -475,6 +569,7 @@ mod tests {
                     name_hash: i.wrapping_mul(0x1234_5678_9abc_def1),
                     qtype: (i % 300) as u16,
                     qname_len: 20,
+                    qclass: CLASS_IN,
                     _pad: 0,
                 };
                 let [a, b] = key.slots(mask);
@@ -482,7 +577,7 @@ mod tests {
                 assert_ne!(a, b);
             }
         }
-        assert_eq!(AnswerKey { name_hash: 5, qtype: 1, qname_len: 3, _pad: 0 }.slots(0), [0, 0]);
+        assert_eq!(AnswerKey { name_hash: 5, qtype: 1, qname_len: 3, qclass: CLASS_IN, _pad: 0 }.slots(0), [0, 0]);
     }
 
     #[test]
@@ -504,8 +599,13 @@ mod tests {
             let len = 5 + digits + rest.len();
             wire[5 + digits..len].copy_from_slice(rest);
             for qtype in [1u16, 28] {
-                let key =
-                    AnswerKey { name_hash: name::hash_lower(&wire[..len]), qtype, qname_len: len as u16, _pad: 0 };
+                let key = AnswerKey {
+                    name_hash: name::hash_lower(&wire[..len]),
+                    qtype,
+                    qname_len: len as u16,
+                    qclass: CLASS_IN,
+                    _pad: 0,
+                };
                 let slot = key.slots(SLOTS as u32 - 1)[0] as usize;
                 used[slot / 64] |= 1 << (slot % 64);
                 questions += 1;
@@ -530,7 +630,7 @@ mod tests {
 
     #[test]
     fn tail_word_is_the_second_word_of_the_key_in_memory() {
-        let key = AnswerKey { name_hash: 1, qtype: 0x1c, qname_len: 17, _pad: 0 };
+        let key = AnswerKey { name_hash: 1, qtype: 0x1c, qname_len: 17, qclass: CLASS_CH, _pad: 0 };
         // SAFETY: AnswerKey is 16 bytes of plain integers.
         let bytes: [u8; 16] = unsafe { core::mem::transmute(key) };
         assert_eq!(u64::from_ne_bytes(bytes[8..].try_into().unwrap()), key.tail_word());

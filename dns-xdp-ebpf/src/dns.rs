@@ -3,7 +3,7 @@
 //! time and at offsets the verifier can bound.
 
 use aya_ebpf::{helpers::bpf_xdp_load_bytes, programs::XdpContext};
-use dns_xdp_common::{AnswerKey, CLASS_IN, MAX_QNAME_LEN, MAX_QUERY_LEN, Verdict, checksum, flags, name};
+use dns_xdp_common::{AnswerKey, CLASS_CH, CLASS_IN, MAX_QNAME_LEN, MAX_QUERY_LEN, Verdict, checksum, flags, name};
 
 use crate::{
     headers::PktDesc,
@@ -80,6 +80,8 @@ pub struct Question {
     /// The DNS message length, bounded again after the loops.
     pub dns_len: usize,
     pub qtype: u16,
+    /// IN, or CH for the server's identity.
+    pub qclass: u16,
     /// [`name::hash_lower`] of the qname.
     pub hash: u64,
     /// Checksum contribution of the question as the client sent it, at its
@@ -96,7 +98,13 @@ impl Question {
 
     #[inline(always)]
     pub fn key(&self) -> AnswerKey {
-        AnswerKey { name_hash: self.hash, qtype: self.qtype, qname_len: self.qname_len as u16, _pad: 0 }
+        AnswerKey {
+            name_hash: self.hash,
+            qtype: self.qtype,
+            qname_len: self.qname_len as u16,
+            qclass: self.qclass,
+            _pad: 0,
+        }
     }
 }
 
@@ -172,8 +180,10 @@ pub fn question(scratch: &mut Scratch, dns_len: usize) -> Result<Question, Verdi
     let qtype = be16(msg, DNS_HLEN + qname_len);
     let qclass = be16(msg, DNS_HLEN + qname_len + 2);
     let sum = question_sum + checksum::at_offset(qtype as u32 + qclass as u32, qname_len);
-    if qclass != CLASS_IN {
+    // CH questions are keyed by class like any other: the table holds only
+    // the identity answers in it.
+    if qclass != CLASS_IN && qclass != CLASS_CH {
         return Err(Verdict::PassQclass);
     }
-    Ok(Question { qname_len, dns_len, qtype, hash, sum })
+    Ok(Question { qname_len, dns_len, qtype, qclass, hash, sum })
 }

@@ -5,7 +5,7 @@ use dns_xdp_common::{MIN_UDP_PAYLOAD, OPT_RR_LEN, Verdict, edns};
 
 use crate::{
     dns::{DnsHeader, Question},
-    scratch::{MSG_BUF, be16, byte},
+    scratch::{MSG_BUF, be16, byte, carried, launder},
 };
 
 /// Options walked in an OPT record before giving up.
@@ -22,7 +22,12 @@ pub struct Edns {
 }
 
 #[inline(always)]
-pub fn parse(msg: &[u8; MSG_BUF], header: &DnsHeader, question: &Question) -> Result<Edns, Verdict> {
+pub fn parse(
+    msg: &[u8; MSG_BUF],
+    carried: &mut [u64; carried::COUNT],
+    header: &DnsHeader,
+    question: &Question,
+) -> Result<Edns, Verdict> {
     let question_end = question.end();
     let dns_len = question.dns_len;
     if header.arcount != 1 {
@@ -48,24 +53,45 @@ pub fn parse(msg: &[u8; MSG_BUF], header: &DnsHeader, question: &Question) -> Re
     if end != dns_len {
         return Err(Verdict::PassEdns);
     }
-    // Only options the daemon ignores too may be present: cookies of a
-    // valid length (RFC 7873 4: 8, or 16 to 40 octets).
+    // Only options the daemon treats the same way may be present: cookies
+    // of a valid length (RFC 7873 4: 8, or 16 to 40 octets), which it
+    // ignores, and an empty NSID (RFC 5001 2.1), which it answers with its
+    // identity.
     let mut at = opt + OPT_RR_LEN;
+    // Whether an (empty) NSID option was seen, which the reply answers with
+    // the server's identity (RFC 5001 2.1), goes through memory rather
+    // than a register, and the offset is laundered after each option: otherwise
+    // every sequence of option kinds leaves the loop with its own bounds,
+    // and the verifier walks the rest of the program once for each (see
+    // `launder`). `be16` masks its offset, so no bound is lost.
+    launder(&mut carried[carried::NSID_SEEN], 0);
     for _ in 0..MAX_EDNS_OPTIONS {
         if at >= end {
             break;
         }
-        if at + 4 > end || be16(msg, at) != edns::OPTION_COOKIE {
+        if at + 4 > end {
             return Err(Verdict::PassEdns);
         }
+        let code = be16(msg, at);
         let len = be16(msg, at + 2) as usize;
-        if !(len == 8 || (16..=40).contains(&len)) {
+        let valid = match code {
+            edns::OPTION_COOKIE => len == 8 || (16..=40).contains(&len),
+            edns::OPTION_NSID => len == 0,
+            _ => false,
+        };
+        if !valid {
             return Err(Verdict::PassEdns);
         }
-        at += 4 + len;
+        if code == edns::OPTION_NSID {
+            launder(&mut carried[carried::NSID_SEEN], 1);
+        }
+        at = launder(&mut carried[carried::EDNS_AT], (at + 4 + len) as u64) as usize;
     }
     if at != end {
         return Err(Verdict::PassEdns);
     }
+    // Whether the query asked for NSID stays in `carried[NSID_SEEN]` until
+    // the reply reads it: a flag here would be live through the name
+    // compare and double the states walked there.
     Ok(Edns { present: true, client_payload, do_bit })
 }

@@ -35,6 +35,13 @@ use dns_xdp_common::{Config, Verdict};
 pub fn dns_xdp(ctx: XdpContext) -> u32 {
     let verdict = try_dns_xdp(&ctx);
     maps::count(verdict);
+    if verdict == Verdict::DropInternal {
+        // A state the program's own checks should make impossible (a helper
+        // refusing an offset the stages bounded, a slot length out of
+        // range): counted like every verdict, and told to the daemon's log
+        // through aya-log, which only this rare path pays for.
+        aya_log_ebpf::error!(&ctx, "XDP program: internal error, query dropped (drop_internal)");
+    }
     verdict.action() as u32
 }
 
@@ -61,7 +68,7 @@ fn stages(ctx: &XdpContext) -> Result<(), Verdict> {
     // the slot is a cache miss, and the CPU can run the EDNS checks while
     // it waits.
     let slot = answer::find(&question.key(), config.answer_slot_mask).ok_or(Verdict::PassMiss)?;
-    let edns = edns::parse(&scratch.msg, &header, &question)?;
+    let edns = edns::parse(&scratch.msg, &mut scratch.carried, &header, &question)?;
     let answer = answer::read(slot, &mut question, scratch)?;
     let query = reply::Query { pkt: &pkt, header: &header, question: &question, edns: &edns };
     reply::answer(ctx, &query, &answer, config, scratch)

@@ -1,15 +1,16 @@
 //! Stage 7: the query becomes its response in place. The size is checked
 //! against the client's limit, the checksum is built from partial sums, the
 //! frame is resized (at the tail, or at the head when the tail has no
-//! room), the body, header and OPT record are written, and the Ethernet, IP
-//! and UDP headers are turned around.
+//! room), the body, header and OPT record (with the server's NSID option
+//! when the query asked for it) are written, and the Ethernet, IP and UDP
+//! headers are turned around.
 
 use aya_ebpf::{
     helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes},
     programs::XdpContext,
 };
 use dns_xdp_common::{
-    Config, MAX_BODY_LEN, MAX_QNAME_LEN, OPT_RR_LEN, Verdict, checksum,
+    Config, MAX_BODY_LEN, MAX_NSID_OPTION_LEN, MAX_QNAME_LEN, OPT_RR_LEN, Verdict, checksum,
     net::{EthHdr, IPPROTO_UDP, Ipv4Hdr, Ipv6Hdr, UdpHdr},
     opt_record, reply_flags, udp_reply_limit,
 };
@@ -47,7 +48,18 @@ pub fn answer(
     let body_len = answer.body_len;
     let qname_len = question.qname_len;
     let question_end = question.end();
-    let opt_len = if has_edns { OPT_RR_LEN } else { 0 };
+    // The NSID option, as the daemon prepared it in the config map; empty
+    // when the server has no identity, as the daemon leaves it out then.
+    // Laundered so both ways in converge on one state for the verifier.
+    // SAFETY: a valid, aligned u64 in per-CPU map memory; `edns::parse`
+    // wrote it for this query when it has an OPT record.
+    let nsid_asked = unsafe { core::ptr::read_volatile(&scratch.carried[carried::NSID_SEEN]) } != 0;
+    let nsid_len = if has_edns && nsid_asked { config.nsid_option_len as usize } else { 0 };
+    let nsid_len = launder(&mut scratch.carried[carried::NSID_LEN], nsid_len as u64) as usize;
+    if nsid_len > MAX_NSID_OPTION_LEN {
+        return Err(Verdict::DropInternal);
+    }
+    let opt_len = if has_edns { OPT_RR_LEN + nsid_len } else { 0 };
     let reply_len = question_end + body_len + opt_len;
     let client_payload = if has_edns { Some(edns.client_payload) } else { None };
     if reply_len > udp_reply_limit(client_payload, config.edns_udp_payload) as usize {
@@ -73,14 +85,21 @@ pub fn answer(
         header_bytes[2 * i] = b[0];
         header_bytes[2 * i + 1] = b[1];
     }
-    let opt_bytes = opt_record(config.edns_udp_payload, 0, edns.do_bit != 0);
+    let mut opt_bytes = opt_record(config.edns_udp_payload, 0, edns.do_bit != 0);
+    // RDLENGTH: the NSID option, if any, is the record's one option.
+    opt_bytes[OPT_RR_LEN - 2] = (nsid_len >> 8) as u8;
+    opt_bytes[OPT_RR_LEN - 1] = nsid_len as u8;
     let opt_sum = if has_edns {
         let mut s = 0u32;
         for i in 0..OPT_RR_LEN / 2 {
             s += u16::from_be_bytes([opt_bytes[2 * i], opt_bytes[2 * i + 1]]) as u32;
         }
         s += (opt_bytes[OPT_RR_LEN - 1] as u32) << 8;
-        checksum::at_offset(s, question_end + body_len)
+        let mut sum = checksum::at_offset(s, question_end + body_len);
+        if nsid_len != 0 {
+            sum += checksum::at_offset(config.nsid_option_csum, question_end + body_len + OPT_RR_LEN);
+        }
+        sum
     } else {
         0
     };
@@ -152,6 +171,20 @@ pub fn answer(
         };
         // SAFETY: bounds checked by ptr_at.
         unsafe { *opt = opt_bytes };
+    }
+    if nsid_len != 0 {
+        // Laundered and bounded as `len - 1 < MAX` (see the body above).
+        let nsid_m1 = launder(&mut scratch.carried[carried::NSID_LEN], (nsid_len - 1) as u64) as usize;
+        if nsid_m1 >= MAX_NSID_OPTION_LEN {
+            return Err(Verdict::DropInternal);
+        }
+        let nsid = config.nsid_option.as_ptr();
+        let at = (body_off + body_len + OPT_RR_LEN) as u32;
+        // SAFETY: the helper bounds-checks the packet offset; the source is
+        // map memory at least MAX_NSID_OPTION_LEN long.
+        if unsafe { bpf_xdp_store_bytes(ctx.ctx, at, nsid as *mut _, (nsid_m1 + 1) as u32) } != 0 {
+            return Err(Verdict::DropInternal);
+        }
     }
 
     // SAFETY: a valid, aligned u64 in the slot.

@@ -27,7 +27,12 @@ pub mod carried {
     pub const HEAD_PREFIX: usize = 6;
     pub const BODY_AT: usize = 7;
     pub const BODY_LEN: usize = 8;
-    pub const COUNT: usize = 9;
+    pub const NSID_LEN: usize = 9;
+    /// Whether the query's OPT carries an NSID option (see `edns::parse`).
+    pub const NSID_SEEN: usize = 10;
+    /// The offset of the next EDNS option (see `edns::parse`).
+    pub const EDNS_AT: usize = 11;
+    pub const COUNT: usize = 12;
 }
 
 #[repr(C)]

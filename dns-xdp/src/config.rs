@@ -322,8 +322,9 @@ pub struct Settings {
     pub zones: Vec<ZoneSpec>,
 }
 
-/// Longest identity: it must fit one TXT character-string (RFC 1035 3.3).
-pub const MAX_NSID_LEN: usize = 255;
+/// Longest identity: it must fit one TXT character-string (RFC 1035 3.3),
+/// which is also what the fast path's NSID option holds.
+pub const MAX_NSID_LEN: usize = dns_xdp_common::MAX_NSID_LEN;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZoneSpec {

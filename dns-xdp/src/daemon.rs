@@ -186,6 +186,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             heartbeat_timeout: settings.heartbeat_timeout,
             edns_udp_payload: settings.edns_udp_payload,
             services: listen.clone(),
+            nsid: settings.nsid.clone().map(String::into_bytes),
         })
         .map_err(with_missing_capabilities)?;
         let mut writer = MapWriter::new(fast_path, Arc::clone(&counters));
@@ -198,7 +199,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .map_err(with_missing_capabilities)?;
         tracing::info!(
             ifaces = ?settings.ifaces, mode = ?settings.xdp_mode, program_id = writer.fast_path().program_id().unwrap_or(0),
-            preloaded = report.preloaded, pin_dir = %settings.pin_dir.display(), "XDP fast path attached",
+            adopted = ?writer.fast_path().adoption(), preloaded = report.preloaded, updated = report.updated,
+            removed = report.removed, pin_dir = %settings.pin_dir.display(), "XDP fast path attached",
         );
         program_id = writer.fast_path().program_id();
         writer_to_start = Some(writer);
@@ -242,8 +244,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         std::fs::write(pid_file, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing {}", pid_file.display()))?;
     }
-    tracing::info!(listen = ?listen, elapsed_ms = started.elapsed().as_millis() as u64, "serving");
-    notify_systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
 
     let expected = health::Expected {
         program_id,
@@ -285,12 +285,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             });
             tracing::info!(%addr, "metrics at http://{addr}/metrics");
         }
-        serve_signals(&args, settings.clone(), zones, &shared, control_reloads).await
+        let serving = move || {
+            tracing::info!(listen = ?listen, elapsed_ms = started.elapsed().as_millis() as u64, "serving");
+            notify_systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
+        };
+        serve_signals(&args, settings.clone(), zones, &shared, control_reloads, serving).await
     });
 
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
-    // Take the fast path down before the process goes: the writer thread
-    // owns it and detaches and unpins when it ends.
+    // Stop the writer before the process goes. The program, its links and
+    // maps stay pinned and answer until our last heartbeat is stale, so a
+    // restart is hitless; `dns-xdp detach` removes them.
     if let Some(feed) = &map_feed {
         feed.shutdown();
     }
@@ -350,11 +355,15 @@ async fn serve_signals(
     mut zones: LoadedZones,
     shared: &Arc<Shared>,
     mut control_reloads: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<control::ReloadReply>>,
+    serving: impl FnOnce(),
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
+    // Only now: a supervisor (or a test) that stops the daemon as soon as
+    // it reports serving must reach these handlers, not the default action.
+    serving();
     loop {
         let reply = tokio::select! {
             _ = hup.recv() => None,

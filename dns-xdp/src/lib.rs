@@ -20,6 +20,7 @@ pub mod counters;
 pub mod daemon;
 pub mod fastpath;
 pub mod health;
+pub mod identity;
 #[cfg(feature = "lab")]
 pub mod lab;
 pub mod map_writer;

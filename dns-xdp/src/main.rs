@@ -96,6 +96,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove the XDP program, its links and its maps that `dns-xdp run`
+    /// pinned and left in place for the next start (a restart adopts them).
+    Detach {
+        /// The daemon's pin directory (`pin_dir`).
+        #[arg(long, value_name = "DIR", default_value = config::DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+    },
     /// Ask the running daemon to re-read its configuration's zone list and
     /// its zones; returns when the new data is served (or says why not).
     Reload {
@@ -139,6 +146,20 @@ enum HelperProgram {
     Bounce,
 }
 
+fn detach(pin_dir: &std::path::Path) -> anyhow::Result<()> {
+    let done = dns_xdp::fastpath::detach(pin_dir)?;
+    if done.links.is_empty() && done.pins.is_empty() {
+        println!("nothing pinned under {}", pin_dir.display());
+    }
+    for iface in &done.links {
+        println!("detached XDP from {iface}");
+    }
+    for pin in &done.pins {
+        println!("removed {}", pin.display());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -152,6 +173,7 @@ fn main() -> ExitCode {
         Command::CheckZone { file, origin } => check_zone(&file, origin.as_deref()),
         Command::CheckConfig { file } => check_config(file),
         Command::Reload { control_socket, pid_file } => reload(&control_socket, pid_file.as_deref()),
+        Command::Detach { pin_dir } => detach(&pin_dir),
         #[cfg(feature = "lab")]
         Command::Attach { program, iface, xdp_mode, listen } => attach(program, &iface, xdp_mode, &listen),
         #[cfg(feature = "lab")]

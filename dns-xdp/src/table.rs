@@ -73,7 +73,12 @@ impl AnswerTable {
             );
         }
         let fd = std::os::fd::AsRawFd::as_raw_fd(&map.fd().as_fd());
-        Self::map_memory(slot_count, libc::MAP_SHARED, fd, Some(map)).context("mapping DNS_ANSWERS into memory")
+        let mut table =
+            Self::map_memory(slot_count, libc::MAP_SHARED, fd, Some(map)).context("mapping DNS_ANSWERS into memory")?;
+        // A table adopted from an earlier daemon (pinned) already holds
+        // answers; a new map's is all zero.
+        table.occupied = (0..slot_count).filter(|slot| !table.is_free(*slot)).count();
+        Ok(table)
     }
 
     /// A table in private zeroed memory, as a new map's: for unit tests of
@@ -286,7 +291,7 @@ impl Drop for AnswerTable {
     }
 }
 
-const EMPTY_KEY: AnswerKey = AnswerKey { name_hash: 0, qtype: 0, qname_len: 0, _pad: 0 };
+const EMPTY_KEY: AnswerKey = AnswerKey { name_hash: 0, qtype: 0, qname_len: 0, qclass: 0, _pad: 0 };
 
 /// A number for each slot write, so the fast path can tell a slot rewritten
 /// while it read it (see [`AnswerSlot`]). Unique: a counter times an odd
@@ -316,7 +321,13 @@ mod tests {
         let mut wire = vec![label.len() as u8];
         wire.extend_from_slice(label.as_bytes());
         wire.extend_from_slice(b"\x07example\x00");
-        let key = AnswerKey { name_hash: name::hash_lower(&wire), qtype, qname_len: wire.len() as u16, _pad: 0 };
+        let key = AnswerKey {
+            name_hash: name::hash_lower(&wire),
+            qtype,
+            qname_len: wire.len() as u16,
+            qclass: dns_xdp_common::CLASS_IN,
+            _pad: 0,
+        };
         let header = AnswerHeader { flags: 0x8400, ancount: 1, nscount: 0, arcount: 0 };
         let body = i.to_be_bytes();
         (key, AnswerSlot::new(0, key, header, &wire, &body).expect("fits"))

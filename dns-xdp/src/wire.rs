@@ -13,17 +13,15 @@ use std::sync::Arc;
 
 use hickory_proto::{
     op::{Message, OpCode, Query, ResponseCode},
-    rr::{
-        DNSClass, Name, RData, Record, RecordType,
-        rdata::{TXT, opt::EdnsCode},
-    },
+    rr::{DNSClass, Name, RecordType, rdata::opt::EdnsCode},
 };
 
 use dns_xdp_common::{self as common, MAX_QNAME_LEN, OPT_RR_LEN, flags, opt_record, reply_flags, udp_reply_limit};
 
 use crate::{
     answer_cache::{AnswerCache, CacheKey, CachedAnswer},
-    authority::{Catalog, ExtendedError, Lookup},
+    authority::{Catalog, ExtendedError},
+    identity,
     prepared::{HEADER_LEN, PreparedAnswer},
 };
 
@@ -337,23 +335,8 @@ fn push_opt(
 /// included, is refused.
 fn identity_reply(parsed: &ParsedQuery<'_>, settings: &ReplySettings, question: &Query, transport: Transport) -> Reply {
     let qname = question.name().to_lowercase();
-    let asks_identity = matches!(question.query_type(), RecordType::TXT | RecordType::ANY)
-        && ["id.server.", "hostname.bind."].iter().any(|n| Name::from_ascii(n).is_ok_and(|n| n == qname));
-    let Some(nsid) = settings.nsid.filter(|_| asks_identity) else {
+    let Some(answer) = identity::lookup(&qname, question.query_type(), settings.nsid) else {
         return reply_without_answer(parsed, settings, 0, ResponseCode::Refused);
-    };
-    let text = String::from_utf8_lossy(nsid).into_owned();
-    let mut record = Record::from_rdata(qname.clone(), 0, RData::TXT(TXT::new(vec![text])));
-    record.dns_class = DNSClass::CH;
-    let answer = Lookup {
-        rcode: ResponseCode::NoError,
-        authoritative: true,
-        answers: vec![record],
-        authority: Vec::new(),
-        additionals: Vec::new(),
-        zone: None,
-        ede: None,
-        signed: false,
     };
     match PreparedAnswer::encode(&qname, question.query_type(), &answer) {
         Ok(prepared) => {

@@ -26,8 +26,15 @@ impl Daemon {
     /// Starts `dns-xdp run ARGS` under `ip netns exec` in `ns`, from the
     /// workspace root, and waits until it serves.
     pub fn start(ns: &NetNs, args: &[&str]) -> Daemon {
-        let mut cmd = ns.command(daemon_bin().to_str().expect("utf-8 path"));
+        Self::start_with(ns, &daemon_bin(), &[], args)
+    }
+
+    /// [`Daemon::start`] with another binary (an upgrade) and extra
+    /// environment.
+    pub fn start_with(ns: &NetNs, bin: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Daemon {
+        let mut cmd = ns.command(bin.to_str().expect("utf-8 path"));
         cmd.current_dir(workspace_root()).arg("run").args(args).env("RUST_LOG", "info");
+        cmd.envs(env.iter().copied());
         let mut child = crate::spawn(cmd, "dns-xdp");
         assert!(
             child.wait_for_output("serving", Duration::from_secs(20)).is_ok(),
@@ -48,6 +55,17 @@ impl Daemon {
     /// Serves `zone` on the server side of `topo` (IPv4 and IPv6, port 53)
     /// with XDP in native mode on the server veth.
     pub fn on_veth(topo: &Topology, zone: &str, extra: &[&str]) -> Daemon {
+        Self::on_veth_with(topo, &daemon_bin(), &[], zone, extra)
+    }
+
+    /// [`Daemon::on_veth`] with another binary and extra environment.
+    pub fn on_veth_with(
+        topo: &Topology,
+        bin: &std::path::Path,
+        env: &[(&str, &str)],
+        zone: &str,
+        extra: &[&str],
+    ) -> Daemon {
         let listen4 = format!("{SRV_V4}:53");
         let listen6 = format!("[{SRV_V6}]:53");
         let mut args = vec![
@@ -63,7 +81,7 @@ impl Daemon {
             "native",
         ];
         args.extend_from_slice(extra);
-        let daemon = Daemon::start(topo.srv(), &args);
+        let daemon = Daemon::start_with(topo.srv(), bin, env, &args);
         assert!(daemon.program_id.is_some(), "no program id in the log:\n{}", daemon.child.stderr());
         daemon
     }

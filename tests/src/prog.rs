@@ -28,6 +28,8 @@ pub const SERVICES: [&str; 2] = ["198.18.0.1:53", "[2001:db8::1]:53"];
 pub struct Rig {
     pub writer: MapWriter,
     pub catalog: Arc<Catalog>,
+    /// The daemon side's settings (`SETTINGS`, with the rig's identity).
+    pub settings: ReplySettings,
 }
 
 impl Rig {
@@ -36,6 +38,11 @@ impl Rig {
     }
 
     pub fn with_table(zone_files: &[&str], map_entries: u32, preload: Preload) -> Self {
+        Self::with_identity(zone_files, map_entries, preload, None)
+    }
+
+    /// A rig whose server has the identity `nsid` (`--nsid`).
+    pub fn with_identity(zone_files: &[&str], map_entries: u32, preload: Preload, nsid: Option<&'static [u8]>) -> Self {
         let root = crate::workspace_root();
         let mut catalog = Catalog::default();
         let mut plan = Vec::new();
@@ -53,12 +60,13 @@ impl Rig {
             heartbeat_timeout: Duration::from_secs(60),
             edns_udp_payload: SETTINGS.edns_udp_payload,
             services: SERVICES.iter().map(|s| s.parse::<SocketAddr>().expect("literal")).collect(),
+            nsid: nsid.map(<[u8]>::to_vec),
         })
         .expect("loading the XDP program (needs root)");
         let mut writer = MapWriter::new(fast_path, Arc::new(Counters::default()));
         let report = writer.sync(&catalog, 0, &plan);
         assert!(preload == Preload::None || (report.preloaded > 0 && report.left_out == 0), "preload: {report:?}");
-        Self { writer, catalog }
+        Self { writer, catalog, settings: ReplySettings { nsid, ..SETTINGS } }
     }
 
     /// Each verdict's counter, by the name `dns-xdp stats` shows.
@@ -81,7 +89,7 @@ impl Rig {
     /// The daemon's reply bytes, or `None` when it sends nothing (as for a
     /// response or garbage shorter than a header).
     pub fn daemon_reply_if_any(&self, query: &[u8]) -> Option<Vec<u8>> {
-        respond(&self.catalog, &SETTINGS, query, Transport::Udp).map(|reply| reply.bytes)
+        respond(&self.catalog, &self.settings, query, Transport::Udp).map(|reply| reply.bytes)
     }
 }
 

@@ -124,11 +124,22 @@ fn serves_from_xdp_as_an_unprivileged_user_with_only_the_documented_capabilities
     let reply = ask(topo.cli(), server, "www.example.test.", RecordType::A, 10);
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
 
-    // Stopping detaches and removes its pins, without capabilities.
+    // Stopping needs no capability either; the program, links and maps stay
+    // pinned for the next start (a hitless restart) until `dns-xdp detach`.
     let status = daemon.stop().expect("stopping");
     assert!(status.success() || status.code().is_none(), "{status:?}");
     assert!(daemon.stderr().contains("stopped"), "{}", daemon.stderr());
-    assert!(!Path::new(&work.path("bpf/dns-xdp")).exists(), "the pins are removed");
+    let pins = Path::new(&work.path("bpf/dns-xdp")).to_path_buf();
+    assert!(pins.join("program").exists(), "the program stays pinned for the next start");
+    let out = topo
+        .srv()
+        .command_keep_mounts(&daemon_bin())
+        .expect("namespace command")
+        .args(["detach", "--pin-dir", &work.path("bpf/dns-xdp")])
+        .output()
+        .expect("dns-xdp detach");
+    assert!(out.status.success(), "dns-xdp detach: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!pins.join("program").exists(), "detach removes the pins");
 }
 
 #[test]

@@ -14,11 +14,14 @@ use dns_xdp::{
     wire::{Transport, respond},
 };
 use dns_xdp_common::{AnswerKey, AnswerSlot, Verdict, checksum};
-use dns_xdp_tests::prog::{Rig, SETTINGS, check_reply_frame};
+use dns_xdp_tests::prog::{Rig, check_reply_frame};
 use dns_xdp_tests::wire::spell;
 use hickory_proto::{
     op::{Edns, Message, Query},
-    rr::{DNSClass, Name, RecordType, rdata::opt::EdnsOption},
+    rr::{
+        DNSClass, Name, RecordType,
+        rdata::opt::{EdnsCode, EdnsOption, NSIDPayload},
+    },
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -27,14 +30,20 @@ enum EdnsCase {
     Size(u16),
     SizeDo(u16),
     Cookie,
+    /// An empty NSID option (`dig +nsid`), with a cookie as dig sends it.
+    Nsid,
 }
 
 fn query(name: &str, qtype: RecordType, edns: EdnsCase, id: u16) -> Vec<u8> {
+    class_query(name, qtype, DNSClass::IN, edns, id)
+}
+
+fn class_query(name: &str, qtype: RecordType, class: DNSClass, edns: EdnsCase, id: u16) -> Vec<u8> {
     let mut msg = Message::query();
     msg.metadata.id = id;
     msg.metadata.recursion_desired = true;
     let mut q = Query::query(Name::from_ascii(name).expect("name"), qtype);
-    q.set_query_class(DNSClass::IN);
+    q.set_query_class(class);
     msg.add_query(q);
     let mut e = Edns::new();
     match edns {
@@ -53,9 +62,19 @@ fn query(name: &str, qtype: RecordType, edns: EdnsCase, id: u16) -> Vec<u8> {
             e.options_mut().insert(EdnsOption::Unknown(10, vec![1, 2, 3, 4, 5, 6, 7, 8]));
             msg.set_edns(e);
         }
+        EdnsCase::Nsid => {
+            e.set_max_payload(1232);
+            e.set_dnssec_ok(true);
+            e.options_mut().insert(EdnsOption::Unknown(10, vec![1, 2, 3, 4, 5, 6, 7, 8]));
+            e.options_mut().insert(EdnsOption::NSID(NSIDPayload::new(Vec::new()).expect("empty payload")));
+            msg.set_edns(e);
+        }
     }
     msg.to_vec().expect("encode query")
 }
+
+const EDNS_CASES: [EdnsCase; 5] =
+    [EdnsCase::None, EdnsCase::Size(512), EdnsCase::SizeDo(1232), EdnsCase::Cookie, EdnsCase::Nsid];
 
 /// Every name and type the zone preloads, in every spelling, EDNS variant
 /// and address family: the XDP answer must equal the daemon's byte for byte.
@@ -71,7 +90,7 @@ fn differences(rig: &mut Rig, origin: &str) -> (usize, usize, Vec<String>) {
     let mut diffs = Vec::new();
     for (qname, qtype) in questions {
         for case in 0..3 {
-            for edns in [EdnsCase::None, EdnsCase::Size(512), EdnsCase::SizeDo(1232), EdnsCase::Cookie] {
+            for edns in EDNS_CASES {
                 for ep in [Endpoints::v4(53), Endpoints::v6(53)] {
                     let spelled = spell(&qname.to_ascii(), case);
                     let q = query(&spelled, qtype, edns, 0x1234 + compared as u16);
@@ -83,13 +102,13 @@ fn differences(rig: &mut Rig, origin: &str) -> (usize, usize, Vec<String>) {
                         // Only answers that do not fit the client's UDP
                         // limit whole may be left to the daemon (which
                         // shortens or truncates them).
-                        let whole = respond(&rig.catalog, &SETTINGS, &q, Transport::Tcp).expect("reply").bytes;
+                        let whole = respond(&rig.catalog, &rig.settings, &q, Transport::Tcp).expect("reply").bytes;
                         let client = match edns {
                             EdnsCase::None => None,
                             EdnsCase::Size(s) | EdnsCase::SizeDo(s) => Some(s),
-                            EdnsCase::Cookie => Some(1232),
+                            EdnsCase::Cookie | EdnsCase::Nsid => Some(1232),
                         };
-                        let limit = usize::from(dns_xdp_common::udp_reply_limit(client, SETTINGS.edns_udp_payload));
+                        let limit = usize::from(dns_xdp_common::udp_reply_limit(client, rig.settings.edns_udp_payload));
                         if !(action == XDP_PASS && whole.len() > limit) {
                             diffs.push(format!("{what}: action {action}, expected TX"));
                         }
@@ -116,10 +135,62 @@ fn differences(rig: &mut Rig, origin: &str) -> (usize, usize, Vec<String>) {
 fn xdp_answers_equal_daemon_answers() {
     let mut rig = Rig::new(&["zones/example.test.zone"]);
     let (questions, compared, diffs) = differences(&mut rig, "example.test.");
-    // Every name and type: 3 spellings x 4 EDNS variants x 2 families.
-    assert_eq!(compared, questions * 24);
+    // Every name and type: 3 spellings x 5 EDNS variants x 2 families.
+    assert_eq!(compared, questions * 30);
     assert!(questions >= 20, "only {questions} questions");
     assert!(diffs.is_empty(), "{} of {compared} differ:\n{}", diffs.len(), diffs.join("\n"));
+}
+
+/// With an identity configured (`--nsid`), a query asking for NSID gets the
+/// daemon's option from XDP, byte for byte, for every question of the zone;
+/// and `id.server.`/`hostname.bind.` CH TXT are answered from the table.
+#[test]
+fn nsid_and_chaos_identity_answers_equal_daemon_answers() {
+    let mut rig = Rig::with_identity(&["zones/example.test.zone"], 4096, Preload::All, Some(b"pop-ams1"));
+    let (questions, compared, diffs) = differences(&mut rig, "example.test.");
+    assert_eq!(compared, questions * 30);
+    assert!(diffs.is_empty(), "{} of {compared} differ:\n{}", diffs.len(), diffs.join("\n"));
+
+    let before = rig.counters()["tx_answer"];
+    let mut answered = 0;
+    for name in ["id.server.", "hostname.bind.", "ID.Server.", "HOSTNAME.BIND."] {
+        for edns in EDNS_CASES {
+            for ep in [Endpoints::v4(53), Endpoints::v6(53)] {
+                let q = class_query(name, RecordType::TXT, DNSClass::CH, edns, 0x5150);
+                let expected = rig.daemon_reply(&q);
+                let (action, frame) = rig.run(&udp_frame(&ep, &q, None, 0));
+                assert_eq!(action, XDP_TX, "{name} CH TXT {edns:?} {} not answered by XDP", ep.src);
+                let reply = check_reply_frame(&ep, &frame).unwrap_or_else(|p| panic!("{name} {edns:?}: {p}"));
+                assert_eq!(reply.payload, expected, "{name} CH TXT {edns:?} {}: XDP and daemon differ", ep.src);
+                let msg = Message::from_vec(&reply.payload).expect("reply parses");
+                assert_eq!(msg.answers[0].dns_class, DNSClass::CH);
+                assert!(format!("{}", msg.answers[0].data).contains("pop-ams1"), "{msg:?}");
+                answered += 1;
+            }
+        }
+    }
+    assert_eq!(rig.counters()["tx_answer"], before + answered, "the hit counter counts the identity answers");
+    // Other CH questions are the daemon's (it refuses them), as is CH ANY.
+    for (name, qtype) in [("version.bind.", RecordType::TXT), ("id.server.", RecordType::ANY)] {
+        let q = class_query(name, qtype, DNSClass::CH, EdnsCase::None, 7);
+        assert_eq!(rig.run(&udp_frame(&Endpoints::v4(53), &q, None, 0)).0, XDP_PASS, "{name} {qtype}");
+    }
+}
+
+/// Without an identity, the CH names are not in the table and an NSID query
+/// gets no option (the daemon's reply is compared in the test above).
+#[test]
+fn without_identity_chaos_questions_go_to_the_daemon() {
+    let mut rig = Rig::new(&["zones/example.test.zone"]);
+    let q = class_query("id.server.", RecordType::TXT, DNSClass::CH, EdnsCase::Nsid, 7);
+    assert_eq!(rig.run(&udp_frame(&Endpoints::v4(53), &q, None, 0)).0, XDP_PASS);
+    let q = query("www.example.test.", RecordType::A, EdnsCase::Nsid, 8);
+    let (action, frame) = rig.run(&udp_frame(&Endpoints::v4(53), &q, None, 0));
+    assert_eq!(action, XDP_TX);
+    let reply = check_reply_frame(&Endpoints::v4(53), &frame).expect("reply frame");
+    assert_eq!(reply.payload, rig.daemon_reply(&q));
+    let msg = Message::from_vec(&reply.payload).expect("parses");
+    assert!(msg.edns.expect("OPT").option(EdnsCode::NSID).is_none(), "no identity, no NSID option");
 }
 
 #[test]
@@ -405,12 +476,26 @@ fn verdict_table() {
             verdict: Verdict::PassHeader,
         },
         Case {
-            name: "class CH",
+            name: "class CH, not an identity name",
             frame: udp_frame(
                 &v4,
                 &edit(www.clone(), |q| {
                     let n = q.len();
                     q[n - 1] = 3;
+                }),
+                None,
+                0,
+            ),
+            action: XDP_PASS,
+            verdict: Verdict::PassMiss,
+        },
+        Case {
+            name: "class HS",
+            frame: udp_frame(
+                &v4,
+                &edit(www.clone(), |q| {
+                    let n = q.len();
+                    q[n - 1] = 4;
                 }),
                 None,
                 0,
@@ -445,7 +530,7 @@ fn verdict_table() {
             verdict: Verdict::PassEdns,
         },
         Case {
-            name: "EDNS NSID option",
+            name: "EDNS NSID option with data (RFC 5001 says empty)",
             frame: udp_frame(
                 &v4,
                 &{
@@ -454,7 +539,7 @@ fn verdict_table() {
                             .expect("parse");
                     let mut e = Edns::new();
                     e.set_max_payload(1232);
-                    e.options_mut().insert(EdnsOption::Unknown(3, vec![]));
+                    e.options_mut().insert(EdnsOption::Unknown(3, vec![1, 2]));
                     msg.set_edns(e);
                     msg.to_vec().expect("encode")
                 },
@@ -463,6 +548,12 @@ fn verdict_table() {
             ),
             action: XDP_PASS,
             verdict: Verdict::PassEdns,
+        },
+        Case {
+            name: "EDNS empty NSID option",
+            frame: udp_frame(&v4, &query("www.example.test.", RecordType::A, EdnsCase::Nsid, 11), None, 0),
+            action: XDP_TX,
+            verdict: Verdict::TxAnswer,
         },
         Case {
             name: "EDNS with a cookie",

@@ -33,9 +33,16 @@ use serde_json::Value;
 const SELECTED: &[(&str, &[&str])] = &[
     (
         "xdp_prog",
-        &["verdict_table", "xdp_answers_equal_daemon_answers", "answers_rewritten_while_served_are_never_mixed"],
+        &[
+            "verdict_table",
+            "xdp_answers_equal_daemon_answers",
+            "answers_rewritten_while_served_are_never_mixed",
+            "nsid_and_chaos_identity_answers_equal_daemon_answers",
+        ],
     ),
     ("e2e", &["answers_come_from_xdp_over_ipv4_and_ipv6"]),
+    // bpf_link_update on a pinned link, and the aya-log ring buffer.
+    ("restart", &["pins_of_another_layout_are_replaced_on_the_same_link", "program_diagnostics_reach_the_daemon_log"]),
 ];
 
 const USAGE: &str = "usage: dns-xdp-vmtest --kernel debian-6.1|host [--kernel-version 6.1.0-N-amd64] \

@@ -20,7 +20,7 @@ use std::{
 };
 
 use hickory_proto::{
-    rr::{Name, RecordType},
+    rr::{DNSClass, Name, RecordType},
     serialize::binary::BinDecodable as _,
 };
 
@@ -32,6 +32,7 @@ use crate::{
     config::{AttachMode, Preload},
     counters::Counters,
     fastpath::FastPath,
+    identity,
     prepared::PreparedAnswer,
     table::Placement,
 };
@@ -158,11 +159,17 @@ pub struct MapWriter {
     recent: HashMap<AnswerKey, Instant>,
     last_heartbeat: Instant,
     stats: DaemonStats,
+    /// No heartbeat until the first sync is done: a table adopted from an
+    /// earlier daemon answers for that daemon's last heartbeat only, so
+    /// answers from before a zone change stop (the program passes queries
+    /// up) rather than being kept alive while the sync rewrites them.
+    heartbeat_held: bool,
 }
 
 impl MapWriter {
     pub fn new(fast_path: FastPath, counters: Arc<Counters>) -> Self {
         Self {
+            heartbeat_held: fast_path.adoption() != crate::fastpath::Adoption::Fresh,
             fast_path,
             counters,
             generation: 0,
@@ -203,6 +210,7 @@ impl MapWriter {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             self.maybe_heartbeat();
+            self.fast_path.drain_program_log();
         }
     }
 
@@ -216,14 +224,25 @@ impl MapWriter {
         &mut self.fast_path
     }
 
+    /// The slot for a CH identity question, when the server has an identity.
+    fn identity_slot(&self, qname: &Name, qtype: RecordType) -> Option<(AnswerKey, AnswerSlot)> {
+        let answer = identity::lookup(qname, qtype, self.fast_path.identity())?;
+        let prepared = PreparedAnswer::encode(qname, qtype, &answer).ok()?;
+        slot::class_encode(qname, qtype, DNSClass::CH, &prepared)
+    }
+
     pub fn attach(&mut self, mode: AttachMode) -> anyhow::Result<()> {
         self.fast_path.attach(mode)
     }
 
     fn maybe_heartbeat(&mut self) {
-        if self.last_heartbeat.elapsed() < HEARTBEAT_INTERVAL {
+        if self.heartbeat_held || self.last_heartbeat.elapsed() < HEARTBEAT_INTERVAL {
             return;
         }
+        self.heartbeat_now();
+    }
+
+    fn heartbeat_now(&mut self) {
         self.last_heartbeat = Instant::now();
         self.counters.snapshot_into(&mut self.stats);
         if let Err(err) = self.fast_path.heartbeat(&self.stats) {
@@ -267,7 +286,7 @@ impl MapWriter {
             .entries()
             .iter()
             .filter_map(|entry| {
-                let (qname, qtype) = question_of(entry)?;
+                let (qname, qtype, _) = question_of(entry)?;
                 let header = entry.header();
                 Some(CachedAnswer { qname, qtype, rcode: header.flags & 0x000f, answers: header.ancount })
             })
@@ -283,7 +302,7 @@ impl MapWriter {
             // An entry whose qname does not parse cannot be attributed to a
             // zone: only a flush of everything removes it.
             let picked = match question_of(&entry) {
-                Some((qname, _)) => select(&qname),
+                Some((qname, _, _)) => select(&qname),
                 None => select(&Name::root()),
             };
             if picked && self.fast_path.remove(&entry.key) {
@@ -310,13 +329,16 @@ impl MapWriter {
             let key = &old.key;
             self.maybe_heartbeat();
             let fresh = question_of(old)
-                .and_then(|(qname, qtype)| {
-                    let answer = catalog.lookup(&qname, qtype);
-                    if !answer.fast_path_servable() {
-                        return None;
+                .and_then(|(qname, qtype, qclass)| match qclass {
+                    DNSClass::CH => self.identity_slot(&qname, qtype),
+                    _ => {
+                        let answer = catalog.lookup(&qname, qtype);
+                        if !answer.fast_path_servable() {
+                            return None;
+                        }
+                        let prepared = PreparedAnswer::encode(&qname, qtype, &answer).ok()?;
+                        slot::encode(&qname, qtype, &prepared)
                     }
-                    let prepared = PreparedAnswer::encode(&qname, qtype, &answer).ok()?;
-                    slot::encode(&qname, qtype, &prepared)
                 })
                 .filter(|(new_key, _)| new_key == key);
             match fresh {
@@ -335,6 +357,20 @@ impl MapWriter {
                     self.fast_path.remove(key);
                     report.removed += 1;
                 }
+            }
+        }
+        // The identity's CH TXT answers are always in the table (they are
+        // few and never change while the daemon runs).
+        for (qname, qtype) in identity::table_questions() {
+            let Some((key, value)) = self.identity_slot(&qname, qtype) else { continue };
+            if fresh_keys.contains(&key) {
+                continue;
+            }
+            if self.put(&value, false) {
+                report.preloaded += 1;
+                fresh_keys.insert(key);
+            } else {
+                report.left_out += 1;
             }
         }
         // Preloading never evicts: what does not fit is cached as it is
@@ -376,14 +412,18 @@ impl MapWriter {
         if let Err(err) = self.fast_path.enable() {
             tracing::error!("{err:#}");
         }
+        if self.heartbeat_held {
+            self.heartbeat_held = false;
+            self.heartbeat_now();
+        }
         report
     }
 }
 
 /// The question an entry answers, rebuilt from the entry itself.
-fn question_of(value: &AnswerSlot) -> Option<(Name, RecordType)> {
+fn question_of(value: &AnswerSlot) -> Option<(Name, RecordType, DNSClass)> {
     let name = Name::from_bytes(value.qname()).ok()?;
-    Some((name, RecordType::from(value.key.qtype)))
+    Some((name, RecordType::from(value.key.qtype), DNSClass::from(value.key.qclass)))
 }
 
 fn same_answer(a: &AnswerSlot, b: &AnswerSlot) -> bool {

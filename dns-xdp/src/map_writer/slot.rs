@@ -2,7 +2,7 @@
 //! the XDP program finds them by (see [`AnswerSlot`] for the layout).
 
 use hickory_proto::{
-    rr::{Name, RecordType},
+    rr::{DNSClass, Name, RecordType},
     serialize::binary::BinEncodable as _,
 };
 
@@ -10,21 +10,37 @@ use dns_xdp_common::{self as common, AnswerKey, AnswerSlot};
 
 use crate::prepared::PreparedAnswer;
 
-/// The map key for a question.
+/// The map key for a question in class IN.
 pub fn answer_key(qname: &Name, qtype: RecordType) -> Option<AnswerKey> {
+    class_answer_key(qname, qtype, DNSClass::IN)
+}
+
+/// The map key for a question in any class.
+pub fn class_answer_key(qname: &Name, qtype: RecordType, qclass: DNSClass) -> Option<AnswerKey> {
     let wire_name = lower_wire_name(qname)?;
     Some(AnswerKey {
         name_hash: common::name::hash_lower(&wire_name),
         qtype: u16::from(qtype),
         qname_len: wire_name.len() as u16,
+        qclass: u16::from(qclass),
         _pad: 0,
     })
 }
 
 /// The slot serving `prepared` in the fast path, if it fits there.
 pub fn encode(qname: &Name, qtype: RecordType, prepared: &PreparedAnswer) -> Option<(AnswerKey, AnswerSlot)> {
+    class_encode(qname, qtype, DNSClass::IN, prepared)
+}
+
+/// [`encode`] for a question in any class.
+pub fn class_encode(
+    qname: &Name,
+    qtype: RecordType,
+    qclass: DNSClass,
+    prepared: &PreparedAnswer,
+) -> Option<(AnswerKey, AnswerSlot)> {
     let wire_name = lower_wire_name(qname)?;
-    let key = answer_key(qname, qtype)?;
+    let key = class_answer_key(qname, qtype, qclass)?;
     let header = common::AnswerHeader {
         flags: prepared.flags,
         ancount: prepared.ancount,
