@@ -133,7 +133,7 @@ fn serves_from_xdp_as_an_unprivileged_user_with_only_the_documented_capabilities
     assert!(pins.join("program").exists(), "the program stays pinned for the next start");
     let out = topo
         .srv()
-        .command_keep_mounts(&daemon_bin())
+        .command_keep_mounts(daemon_bin())
         .expect("namespace command")
         .args(["detach", "--pin-dir", &work.path("bpf/dns-xdp")])
         .output()
