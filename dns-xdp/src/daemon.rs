@@ -378,7 +378,8 @@ async fn serve_signals(
         let outcome = match reload(args, &settings, &zones, shared).await {
             Ok((new_settings, new_zones, report, elapsed)) => {
                 settings = new_settings;
-                *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) = new_zones.problem();
+                let problem = new_zones.problem();
+                *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) = problem.clone();
                 zones = new_zones;
                 tracing::info!(
                     updated = report.updated,
@@ -388,10 +389,15 @@ async fn serve_signals(
                     elapsed_ms = elapsed.as_millis() as u64,
                     "reload done",
                 );
-                Ok(serde_json::json!({
-                    "updated": report.updated, "removed": report.removed, "preloaded": report.preloaded,
-                    "left_out": report.left_out, "elapsed_ms": elapsed.as_millis() as u64,
-                }))
+                match problem {
+                    None => Ok(serde_json::json!({
+                        "updated": report.updated, "removed": report.removed, "preloaded": report.preloaded,
+                        "left_out": report.left_out, "elapsed_ms": elapsed.as_millis() as u64,
+                    })),
+                    // The other zones took their new data, but whoever asked
+                    // for the reload must learn that one did not.
+                    Some(problem) => Err(format!("reload done, but {problem}")),
+                }
             }
             Err(err) => {
                 tracing::error!(error = %format!("{err:#}"), "reload failed, still serving the previous data");

@@ -166,7 +166,7 @@ fn reload_over_the_control_socket_returns_the_outcome() {
     let out = s.cli(&["reload"]);
     assert!(!out.status.success(), "a failed reload fails the command");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("still serving the previous data") && err.contains("reload.test.zone:3"), "{err}");
+    assert!(err.contains("serving its previous copy") && err.contains("reload.test.zone:3"), "{err}");
     assert_eq!(a(3), Some(2));
 }
 

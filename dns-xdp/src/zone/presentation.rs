@@ -689,7 +689,9 @@ fn format_strings(mut wire: &[u8]) -> Option<String> {
     (!strings.is_empty()).then(|| strings.join(" "))
 }
 
-fn quote(bytes: &[u8]) -> String {
+/// A character-string in presentation form: quoted, with `"` and `\`
+/// escaped and bytes outside printable ASCII as `\DDD`.
+pub(super) fn quote(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() + 2);
     out.push('"');
     for &byte in bytes {

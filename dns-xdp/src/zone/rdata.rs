@@ -252,9 +252,7 @@ pub(super) fn type_mnemonic(record_type: RecordType) -> String {
 fn format_rdata(rdata: &RData) -> String {
     let record_type = rdata.record_type();
     match rdata {
-        RData::TXT(txt) => {
-            txt.txt_data.iter().map(|string| quote_character_string(string)).collect::<Vec<_>>().join(" ")
-        }
+        RData::TXT(txt) => txt.txt_data.iter().map(|string| presentation::quote(string)).collect::<Vec<_>>().join(" "),
         RData::Unknown { code: RecordType::DNAME, .. } => match dname_target(rdata) {
             Some(target) => target.to_ascii(),
             None => generic_rdata(rdata),
@@ -294,21 +292,4 @@ fn generic_rdata(rdata: &RData) -> String {
     }
     let hex: String = bytes.iter().map(|byte| format!("{byte:02X}")).collect();
     format!("\\# {} {hex}", bytes.len())
-}
-
-fn quote_character_string(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() + 2);
-    out.push('"');
-    for &byte in bytes {
-        match byte {
-            b'"' | b'\\' => {
-                out.push('\\');
-                out.push(char::from(byte));
-            }
-            0x20..=0x7e => out.push(char::from(byte)),
-            _ => out.push_str(&format!("\\{byte:03}")),
-        }
-    }
-    out.push('"');
-    out
 }
