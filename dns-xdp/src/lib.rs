@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod missed;
 pub mod prepared;
 pub mod privileges;
+pub mod probe;
 pub mod querylog;
 pub mod server;
 pub mod stats;
