@@ -12,6 +12,7 @@
 //! [`fastpath`] loads and attaches. [`daemon`] wires these together from
 //! [`config`]; [`counters`] are the daemon's own counters.
 
+pub mod announce;
 pub mod answer_cache;
 pub mod authority;
 pub mod config;
