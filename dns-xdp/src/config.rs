@@ -180,6 +180,13 @@ pub struct RunArgs {
     /// [default: /sys/fs/bpf/dns-xdp].
     #[arg(long, value_name = "DIR")]
     pub pin_dir: Option<PathBuf>,
+    /// On SIGTERM/SIGINT, report unhealthy ("draining") and keep answering
+    /// for this many seconds before stopping, so the route controller
+    /// (`dns-xdp announce`) withdraws the anycast prefixes while the
+    /// daemon still answers [default: 0, stop at once]. Set it to more
+    /// than announce's fall x interval plus BGP propagation.
+    #[arg(long, value_name = "SECS")]
+    pub drain_delay: Option<u64>,
     /// Where to write the daemon's PID (used by `dns-xdp reload`).
     #[arg(long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
@@ -255,6 +262,7 @@ pub struct FileConfig {
     pub edns_udp_payload: Option<u16>,
     pub heartbeat_timeout: Option<u64>,
     pub pin_dir: Option<PathBuf>,
+    pub drain_delay: Option<u64>,
     pub pid_file: Option<PathBuf>,
     pub udp_threads: Option<usize>,
     pub udp_queue: Option<usize>,
@@ -307,6 +315,8 @@ pub struct Settings {
     pub edns_udp_payload: u16,
     pub heartbeat_timeout: Duration,
     pub pin_dir: PathBuf,
+    /// How long a stop signal keeps the daemon answering while unhealthy.
+    pub drain_delay: Duration,
     pub pid_file: Option<PathBuf>,
     pub udp_threads: usize,
     /// Queries waiting for a UDP worker before more are shed.
@@ -473,6 +483,7 @@ impl Settings {
             edns_udp_payload,
             heartbeat_timeout: Duration::from_secs(heartbeat),
             pin_dir: args.pin_dir.clone().or(file.pin_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_PIN_DIR)),
+            drain_delay: Duration::from_secs(args.drain_delay.or(file.drain_delay).unwrap_or(0)),
             pid_file: args.pid_file.clone().or(file.pid_file),
             udp_threads: args
                 .udp_threads

@@ -58,6 +58,11 @@ pub enum Request {
     CacheFlush { zone: Option<String> },
     /// The questions most often passed up to the daemon lately (sampled).
     Missed { limit: Option<usize> },
+    /// Fail health ("draining") so the route controller withdraws the
+    /// prefixes, and keep answering (`dns-xdp drain`).
+    Drain {},
+    /// Stop the daemon, as SIGTERM does (the end of `dns-xdp drain`).
+    Stop {},
 }
 
 /// What a reload answers: the report, or why it failed.
@@ -70,6 +75,8 @@ pub struct Context {
     pub shared: Arc<Shared>,
     pub expected: health::Expected,
     pub reloads: ReloadRequests,
+    /// Wakes the daemon's signal loop to stop (a control `stop`).
+    pub stop: Arc<tokio::sync::Notify>,
 }
 
 /// The bound socket; removes its file on drop unless another daemon has
@@ -181,6 +188,16 @@ async fn handle(request: Request, context: &Context) -> Result<Value, String> {
             let (reply, done) = oneshot::channel();
             context.reloads.send(reply).await.map_err(|_| "the daemon is shutting down".to_owned())?;
             done.await.map_err(|_| "the daemon stopped during the reload".to_owned())?
+        }
+        Request::Drain {} => {
+            context.shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!("draining: health fails so the routes are withdrawn; still answering");
+            Ok(json!({ "pid": std::process::id(), "program_id": context.expected.program_id, "draining": true }))
+        }
+        Request::Stop {} => {
+            tracing::info!("stop requested on the control socket");
+            context.stop.notify_one();
+            Ok(json!({ "stopping": true }))
         }
         Request::Status {} => {
             let shared = Arc::clone(&context.shared);

@@ -229,6 +229,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         zone_problem: RwLock::new(zones.problem()),
         missed: Default::default(),
         query_log: QueryLog::new(settings.query_log_sample),
+        draining: Default::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -253,6 +254,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         pin_dir: settings.pin_dir.clone(),
     };
     let (reload_requests, control_reloads) = tokio::sync::mpsc::channel(4);
+    let stop = Arc::new(tokio::sync::Notify::new());
     let result = runtime.block_on(async {
         for tcp in tcp_listeners {
             let listener = tokio::net::TcpListener::from_std(tcp)?;
@@ -267,6 +269,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 shared: Arc::clone(&shared),
                 expected: expected.clone(),
                 reloads: reload_requests,
+                stop: Arc::clone(&stop),
             });
             tokio::spawn(async move {
                 if let Err(err) = control::serve(listener, context).await {
@@ -289,7 +292,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::info!(listen = ?listen, elapsed_ms = started.elapsed().as_millis() as u64, "serving");
             notify_systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
         };
-        serve_signals(&args, settings.clone(), zones, &shared, control_reloads, serving).await
+        serve_signals(&args, settings.clone(), zones, &shared, control_reloads, &stop, serving).await
     });
 
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
@@ -355,6 +358,7 @@ async fn serve_signals(
     mut zones: LoadedZones,
     shared: &Arc<Shared>,
     mut control_reloads: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<control::ReloadReply>>,
+    stop: &tokio::sync::Notify,
     serving: impl FnOnce(),
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -368,8 +372,10 @@ async fn serve_signals(
         let reply = tokio::select! {
             _ = hup.recv() => None,
             Some(reply) = control_reloads.recv() => Some(reply),
-            _ = int.recv() => return Ok(()),
-            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return drain_then_stop(&settings, shared).await,
+            _ = term.recv() => return drain_then_stop(&settings, shared).await,
+            // `dns-xdp drain` has already waited for the traffic to move.
+            () = stop.notified() => return Ok(()),
         };
         // systemd shows "reloading" until READY=1 again.
         let mut reloading = vec![sd_notify::NotifyState::Reloading];
@@ -412,6 +418,19 @@ async fn serve_signals(
             let _ = reply.send(outcome);
         }
     }
+}
+
+/// A stop signal with `drain_delay`: fail health so the route controller
+/// withdraws the prefixes, keep answering while the routes move, then stop.
+/// Withdrawing first, never after, is what keeps clients answered.
+async fn drain_then_stop(settings: &Settings, shared: &Shared) -> anyhow::Result<()> {
+    if !settings.drain_delay.is_zero() {
+        shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(drain_delay_s = settings.drain_delay.as_secs(), "stopping: draining first, still answering");
+        notify_systemd(&[sd_notify::NotifyState::Status("draining")]);
+        tokio::time::sleep(settings.drain_delay).await;
+    }
+    Ok(())
 }
 
 /// Settings that differ between `old` and `new` and that only a restart

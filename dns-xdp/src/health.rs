@@ -7,7 +7,13 @@
 //!   configuration), its program loaded, its heartbeat fresh;
 //! - every configured zone is loaded: the last reload did not fail;
 //! - a query for each zone's SOA to each service address is answered
-//!   NOERROR with AA set.
+//!   NOERROR with AA set;
+//! - the daemon is not draining (`dns-xdp drain`, or a stop signal with
+//!   `drain_delay`): it still answers, but wants its routes withdrawn.
+//!
+//! A zone that can no longer be served (a secondary's zone past its SOA
+//! expire) belongs in `Shared::zone_problem`, like a zone that failed to
+//! load: it fails health, and the route controller withdraws the PoP.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
@@ -63,6 +69,9 @@ pub fn check(shared: &Shared, expected: &Expected) -> Health {
             }
         },
     };
+    if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        reasons.push("draining: withdrawing the routes before stopping".to_owned());
+    }
     if let Some(problem) = shared.zone_problem.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
         reasons.push(format!("zones: {problem}"));
     }
@@ -217,10 +226,15 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 
 /// Asks `addr` for `zone`'s SOA the way a client would.
 fn answers_soa(addr: SocketAddr, zone: &Name) -> Result<(), String> {
+    answers_soa_within(addr, zone, QUERY_TIMEOUT)
+}
+
+/// [`answers_soa`] with its own timeout (the route controller's check).
+pub fn answers_soa_within(addr: SocketAddr, zone: &Name, timeout: Duration) -> Result<(), String> {
     let addr = reachable(addr);
     let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().map_err(|e| format!("{e}"))?;
     let socket = UdpSocket::bind(bind).map_err(|e| format!("socket: {e}"))?;
-    socket.set_read_timeout(Some(QUERY_TIMEOUT)).map_err(|e| format!("{e}"))?;
+    socket.set_read_timeout(Some(timeout)).map_err(|e| format!("{e}"))?;
     let id = std::process::id() as u16 ^ 0x5aa5;
     let mut query = Message::query();
     query.metadata.id = id;
@@ -229,7 +243,7 @@ fn answers_soa(addr: SocketAddr, zone: &Name) -> Result<(), String> {
     socket.send_to(&bytes, addr).map_err(|e| format!("send: {e}"))?;
     let mut buf = [0u8; 4096];
     loop {
-        let (len, from) = socket.recv_from(&mut buf).map_err(|_| format!("no answer within {QUERY_TIMEOUT:?}"))?;
+        let (len, from) = socket.recv_from(&mut buf).map_err(|_| format!("no answer within {timeout:?}"))?;
         if from != addr {
             continue;
         }

@@ -12,6 +12,7 @@
 //! [`fastpath`] loads and attaches. [`daemon`] wires these together from
 //! [`config`]; [`counters`] are the daemon's own counters.
 
+pub mod announce;
 pub mod answer_cache;
 pub mod authority;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod missed;
 pub mod prepared;
 pub mod privileges;
+pub mod probe;
 pub mod querylog;
 pub mod server;
 pub mod stats;

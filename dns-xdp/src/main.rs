@@ -103,6 +103,18 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = config::DEFAULT_PIN_DIR)]
         pin_dir: PathBuf,
     },
+    /// Ask targets (anycast service addresses) the same question with NSID
+    /// at an interval: which instance answers, RTT min/median/p99, loss,
+    /// serial and rcode per target, and every change of instance or serial
+    /// as an event line.
+    Probe(Box<dns_xdp::probe::ProbeArgs>),
+    /// Route control through BIRD: announce the service prefixes while the
+    /// daemon answers (checked by query and /health, with rise/fall),
+    /// withdraw them when it does not. Run it as its own service.
+    Announce(Box<dns_xdp::announce::AnnounceArgs>),
+    /// Take this PoP out of service: fail health so the routes are
+    /// withdrawn, keep answering until the traffic has moved, then stop.
+    Drain(dns_xdp::announce::DrainArgs),
     /// Ask the running daemon to re-read its configuration's zone list and
     /// its zones; returns when the new data is served (or says why not).
     Reload {
@@ -174,6 +186,9 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(file),
         Command::Reload { control_socket, pid_file } => reload(&control_socket, pid_file.as_deref()),
         Command::Detach { pin_dir } => detach(&pin_dir),
+        Command::Probe(args) => dns_xdp::probe::run(*args),
+        Command::Announce(args) => dns_xdp::announce::run(*args),
+        Command::Drain(args) => dns_xdp::announce::drain(&args),
         #[cfg(feature = "lab")]
         Command::Attach { program, iface, xdp_mode, listen } => attach(program, &iface, xdp_mode, &listen),
         #[cfg(feature = "lab")]

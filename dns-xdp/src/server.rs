@@ -59,6 +59,9 @@ pub struct Shared {
     pub missed: MissedNames,
     /// The sampled query log (`--query-log-sample`); off by default.
     pub query_log: QueryLog,
+    /// Set by `dns-xdp drain` or a stop signal with a drain delay: health
+    /// fails so the routes are withdrawn, while queries are still answered.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {

@@ -30,6 +30,9 @@ const TOOLS: &[(&str, &str)] = &[
     ("kdig", "knot-dnsutils"),
     ("kxdpgun", "knot-dnsutils"),
     ("nsd", "nsd"),
+    // The routing daemon of the anycast lab (tests/tests/anycast.rs).
+    ("bird", "bird2"),
+    ("birdc", "bird2"),
     // The record-type round-trip test reads zones with it.
     ("ldns-read-zone", "ldnsutils"),
     // The DNSSEC tests sign their zones with these and validate with Unbound.
