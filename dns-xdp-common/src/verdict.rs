@@ -46,6 +46,9 @@ macro_rules! verdicts {
 verdicts! {
     /// Answered from the map (XDP_TX).
     TxAnswer => Tx, "tx_answer";
+    /// Over the rate limit, slipped: answered truncated (TC=1, question
+    /// only) so a real client retries over TCP.
+    TxRrlSlip => Tx, "tx_rrl_slip";
     /// Not for us: not IP, not UDP, or not a service address/port.
     PassNotDns => Pass, "pass_not_dns";
     /// IPv4 options, IPv6 extension headers or stacked VLAN tags.
@@ -80,6 +83,8 @@ verdicts! {
     /// The answer was overwritten while it was being copied (a reload or an
     /// insert on another CPU); the client retries.
     DropTorn => Drop, "drop_torn";
+    /// Over the rate limit of its source prefix: not answered.
+    DropRrl => Drop, "drop_rrl";
 }
 
 impl Verdict {

@@ -29,6 +29,7 @@ pub mod missed;
 pub mod prepared;
 pub mod privileges;
 pub mod querylog;
+pub mod rrl;
 pub mod server;
 pub mod stats;
 pub mod table;

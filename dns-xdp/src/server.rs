@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use dns_xdp_common::rrl::RrlAction;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
@@ -59,6 +60,8 @@ pub struct Shared {
     pub missed: MissedNames,
     /// The sampled query log (`--query-log-sample`); off by default.
     pub query_log: QueryLog,
+    /// Response rate limiting of UDP answers; `None` when off.
+    pub rrl: Option<crate::rrl::RateLimiter>,
 }
 
 impl Shared {
@@ -217,9 +220,17 @@ fn udp_worker(
         for (i, query, cut) in batch.datagrams() {
             // A query cut short cannot be answered as asked (a cut after
             // the question would even parse); its header can be.
-            let client = if shared.query_log.enabled() { batch.peer(i) } else { None };
+            let client = if shared.query_log.enabled() || shared.rrl.is_some() { batch.peer(i) } else { None };
             let reply =
                 if cut { crate::wire::formerr(query) } else { shared.handle_from(query, Transport::Udp, client) };
+            let reply = match (reply, &shared.rrl, client) {
+                (Some(reply), Some(rrl), Some(peer)) => match rrl.check(peer.ip(), &shared.counters) {
+                    RrlAction::Answer => Some(reply),
+                    RrlAction::Drop => None,
+                    RrlAction::Slip => crate::wire::slip(query, &reply, shared.settings.edns_udp_payload),
+                },
+                (reply, _, _) => reply,
+            };
             if let Some(reply) = reply {
                 replies.push((i, reply));
             }
