@@ -4,7 +4,7 @@
 //! verdict's number; `dns-xdp stats` prints each under its name from
 //! [`Verdict::NAMES`]. Adding a verdict is one line of the list below: its
 //! variant, the XDP action it leads to, and its name (user interface: never
-//! rename one).
+//! rename or reorder one; new ones go at the end).
 
 /// The XDP actions the program returns (the kernel's `enum xdp_action`,
 /// UAPI since 4.8).
@@ -46,9 +46,6 @@ macro_rules! verdicts {
 verdicts! {
     /// Answered from the map (XDP_TX).
     TxAnswer => Tx, "tx_answer";
-    /// Over the rate limit, slipped: answered truncated (TC=1, question
-    /// only) so a real client retries over TCP.
-    TxRrlSlip => Tx, "tx_rrl_slip";
     /// Not for us: not IP, not UDP, or not a service address/port.
     PassNotDns => Pass, "pass_not_dns";
     /// IPv4 options, IPv6 extension headers or stacked VLAN tags.
@@ -85,6 +82,9 @@ verdicts! {
     DropTorn => Drop, "drop_torn";
     /// Over the rate limit of its source prefix: not answered.
     DropRrl => Drop, "drop_rrl";
+    /// Over the rate limit, slipped: answered truncated (TC=1, question
+    /// only) so a real client retries over TCP.
+    TxRrlSlip => Tx, "tx_rrl_slip";
 }
 
 impl Verdict {

@@ -9,9 +9,9 @@
 //! 4. [`answer::find`]: the question's slot in `DNS_ANSWERS`;
 //! 5. [`edns`]: the OPT record -> [`edns::Edns`];
 //! 6. [`answer::read`]: the slot read consistently, the name compared;
-//! 6b. [`rrl`]: the source prefix's rate: answer, drop, or slip
+//! 7. [`rrl`]: the source prefix's rate: answer, drop, or slip
 //!    ([`reply::slip`]);
-//! 7. [`reply`]: size, checksum, resize, rewrite.
+//! 8. [`reply`]: size, checksum, resize, rewrite.
 //!
 //! Verdicts: not ours -> PASS; ours but not answerable here -> PASS (the
 //! daemon answers); malformed -> DROP; answered -> TX. Every packet bumps

@@ -1,4 +1,4 @@
-//! Stage 7: the query becomes its response in place. The size is checked
+//! Stage 8: the query becomes its response in place. The size is checked
 //! against the client's limit, the checksum is built from partial sums, the
 //! frame is resized (at the tail, or at the head when the tail has no
 //! room), the body, header and OPT record (with the server's NSID option

@@ -1,4 +1,4 @@
-//! Stage 6b: response rate limiting, after the answer is known and before
+//! Stage 7: response rate limiting, after the answer is known and before
 //! it is written. The source's prefix is accounted in `DNS_RRL` with the
 //! policy of `dns_xdp_common::rrl` (the daemon applies the same one to its
 //! own answers); prefixes in `DNS_RRL_EXEMPT` are not limited.

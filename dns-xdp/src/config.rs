@@ -668,4 +668,33 @@ mod tests {
         assert_eq!(s.zones[0].file, dir.join("a.zone"));
         std::fs::remove_dir_all(&dir).ok();
     }
+
+    #[test]
+    fn rrl_is_off_by_default_and_flags_set_it() {
+        let zone = || vec!["a.zone".to_owned()];
+        let base = || RunArgs { zones: zone(), xdp_mode: Some(AttachMode::Off), ..Default::default() };
+        assert_eq!(Settings::resolve(&base()).expect("resolves").rrl, None);
+        let args = RunArgs {
+            rrl_rate: Some(100),
+            rrl_slip: Some(3),
+            rrl_exempt: vec!["192.0.2.7/24".to_owned(), "2001:db8::1".to_owned()],
+            ..base()
+        };
+        let rrl = Settings::resolve(&args).expect("resolves").rrl.expect("on");
+        assert_eq!(rrl.limits, dns_xdp_common::rrl::RrlLimits::new(100, 3, 24, 56));
+        assert!(rrl.is_exempt("192.0.2.200".parse().expect("literal")));
+        assert!(rrl.is_exempt("::ffff:192.0.2.1".parse().expect("literal")));
+        assert!(rrl.is_exempt("2001:db8::1".parse().expect("literal")));
+        assert!(!rrl.is_exempt("2001:db8::2".parse().expect("literal")));
+        assert!(!rrl.is_exempt("192.0.3.1".parse().expect("literal")));
+        for (args, needle) in [
+            (RunArgs { rrl_rate: Some(0), ..base() }, "rrl_rate"),
+            (RunArgs { rrl_slip: Some(2), ..base() }, "need rrl_rate"),
+            (RunArgs { rrl_rate: Some(5), rrl_ipv4_prefix: Some(33), ..base() }, "rrl_ipv4_prefix"),
+            (RunArgs { rrl_rate: Some(5), rrl_exempt: vec!["10.0.0.0/40".to_owned()], ..base() }, "10.0.0.0/40"),
+        ] {
+            let err = Settings::resolve(&args).expect_err(needle).to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+    }
 }

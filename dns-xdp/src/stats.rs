@@ -191,6 +191,8 @@ mod tests {
                 "drop_malformed",
                 "drop_internal",
                 "drop_torn",
+                "drop_rrl",
+                "tx_rrl_slip",
             ]
         );
     }
