@@ -7,7 +7,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use dns_xdp_tests::{
-    CLI_V6, ChildGuard, SRV_V4, SRV_V6, Topology, TopologyExt as _,
+    CLI_V6, ChildGuard, NetNsExt as _, SRV_V4, SRV_V6, Topology, TopologyExt as _,
     daemon::{Daemon, EXAMPLE_ZONE, PUBLISH_WAIT, ask, client_pass, counter, query},
     require_root, temp_dir, udp_exchange, udp_socket,
 };
@@ -111,4 +111,73 @@ fn a_flooded_prefix_gets_its_rate_and_slips_while_another_prefix_is_answered() {
     assert!(slipped.abs_diff(over / SLIP) <= 1, "slipped {slipped} of {over} over the limit, slip {SLIP}");
     assert!(replies <= flood_answers + slipped, "kxdpgun got {replies} replies, more than XDP sent");
     assert!(replies + over >= sent * 9 / 10, "kxdpgun got {replies} replies to {sent} queries");
+}
+
+/// The daemon's own answers (no XDP) under the same policy: a burst of
+/// queries from one source gets the burst's worth of full answers, every
+/// second one over it comes back truncated with the question only, and
+/// an exempt source is answered in full.
+#[test]
+fn the_daemon_limits_its_answers_and_slips_truncated_ones() {
+    require_root();
+    let ns = dns_xdp_tests::NetNs::with_role("rrl-daemon");
+    let zone = format!("example.test={}", dns_xdp_tests::workspace_root().join(EXAMPLE_ZONE).display());
+    let daemon = Daemon::start(
+        &ns,
+        &[
+            "--zone",
+            &zone,
+            "--listen",
+            "127.0.0.1:5300",
+            "--xdp-mode",
+            "off",
+            "--rrl-rate",
+            "10",
+            "--rrl-slip",
+            "2",
+            "--rrl-exempt",
+            "127.0.0.2/32",
+            "--metrics",
+            "off",
+            "--control-socket",
+            "off",
+        ],
+    );
+    let server: SocketAddr = "127.0.0.1:5300".parse().expect("literal");
+    let count = |bind: &str| {
+        let socket = udp_socket(&ns, bind.parse().expect("literal"));
+        let (mut full, mut slipped, mut lost) = (0u32, 0u32, 0u32);
+        let started = std::time::Instant::now();
+        for id in 1..=60u16 {
+            match udp_exchange(
+                &socket,
+                server,
+                &query("www.example.test.", RecordType::A, id),
+                Duration::from_millis(200),
+            )
+            .map(|r| Message::from_vec(&r).expect("reply parses"))
+            {
+                Some(msg) if msg.metadata.truncation => {
+                    assert!(msg.answers.is_empty() && msg.authorities.is_empty() && msg.queries.len() == 1);
+                    slipped += 1;
+                }
+                Some(msg) => {
+                    assert!(!msg.answers.is_empty());
+                    full += 1;
+                }
+                None => lost += 1,
+            }
+        }
+        (full, slipped, lost, started.elapsed())
+    };
+    let (full, slipped, dropped, took) = count("127.0.0.1:0");
+    eprintln!("limited source: {full} full, {slipped} slipped, {dropped} dropped in {took:?}");
+    // 10/s over the time taken (each drop waits out the timeout), plus a
+    // second of burst and the first answer.
+    let most = 11 + (10.0 * took.as_secs_f64()).ceil() as u32;
+    assert!((10..=most).contains(&full), "{full} full answers in {took:?}, at most {most}");
+    assert!(slipped.abs_diff(dropped) <= 1 && slipped > 0, "slipped {slipped}, dropped {dropped}");
+    let (full, slipped, dropped, _) = count("127.0.0.2:0");
+    assert_eq!((full, slipped, dropped), (60, 0, 0), "the exempt source was limited");
+    drop(daemon);
 }
