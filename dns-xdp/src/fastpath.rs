@@ -519,7 +519,7 @@ fn pinned_maps_match(ebpf: &Ebpf, dir: &Path) -> Result<(), String> {
 
 fn map_info(map: &Map) -> Result<aya::maps::MapInfo, aya::maps::MapError> {
     let data: &MapData = match map {
-        Map::Array(d) | Map::HashMap(d) | Map::PerCpuArray(d) => d,
+        Map::Array(d) | Map::HashMap(d) | Map::PerCpuArray(d) | Map::LpmTrie(d) => d,
         _ => return Err(aya::maps::MapError::InvalidName { name: "unexpected map type".into() }),
     };
     data.info()
