@@ -72,7 +72,7 @@ pub const CLASS_CH: u16 = 3;
 /// maps pinned by an earlier one only when that one stamped the same
 /// version in [`Config::layout`] (and the map definitions agree); bump it
 /// with any change of meaning a size check cannot see.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Longest server identity the fast path sends in an NSID option (RFC
 /// 5001); the daemon's limit for the setting.
@@ -398,6 +398,17 @@ pub struct Config {
     /// their own would not be bound to the program, which never reads it,
     /// and could not be found from the program's maps.)
     pub daemon: DaemonStats,
+    /// Response rate limiting ([`rrl`]): nanoseconds between answers to one
+    /// prefix; 0 turns it off.
+    pub rrl_interval_ns: u64,
+    /// How far ahead of its schedule a prefix may run.
+    pub rrl_burst_ns: u64,
+    /// Every `rrl_slip`th answer over the limit is slipped; 0 never.
+    pub rrl_slip: u32,
+    /// Prefix lengths sources are grouped by.
+    pub rrl_v4_prefix: u8,
+    pub rrl_v6_prefix: u8,
+    pub _pad_rrl: u16,
     /// One's complement sum of `nsid_option[..nsid_option_len]` taken as
     /// big-endian words from an even offset, not folded.
     pub nsid_option_csum: u32,
@@ -406,7 +417,8 @@ pub struct Config {
 }
 /// Room for the longest NSID option, rounded up to keep `Config` 8-aligned.
 pub const NSID_OPTION_BUF: usize = (MAX_NSID_OPTION_LEN + 4).next_multiple_of(8) - 4;
-const _: () = assert!(core::mem::size_of::<Config>() == 32 + core::mem::size_of::<DaemonStats>() + 4 + NSID_OPTION_BUF);
+const _: () =
+    assert!(core::mem::size_of::<Config>() == 32 + core::mem::size_of::<DaemonStats>() + 24 + 4 + NSID_OPTION_BUF);
 
 impl Default for Config {
     fn default() -> Self {
@@ -421,6 +433,12 @@ impl Default for Config {
             _pad: 0,
             answer_slot_mask: 0,
             daemon: DaemonStats::default(),
+            rrl_interval_ns: 0,
+            rrl_burst_ns: 0,
+            rrl_slip: 0,
+            rrl_v4_prefix: 0,
+            rrl_v6_prefix: 0,
+            _pad_rrl: 0,
             nsid_option_csum: 0,
             nsid_option: [0; NSID_OPTION_BUF],
         }
@@ -428,6 +446,31 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The rate limits the program applies; `None` when off.
+    #[inline(always)]
+    pub const fn rrl_limits(&self) -> Option<rrl::RrlLimits> {
+        if self.rrl_interval_ns == 0 {
+            return None;
+        }
+        Some(rrl::RrlLimits {
+            interval_ns: self.rrl_interval_ns,
+            burst_ns: self.rrl_burst_ns,
+            slip: self.rrl_slip,
+            v4_prefix: self.rrl_v4_prefix,
+            v6_prefix: self.rrl_v6_prefix,
+        })
+    }
+
+    /// Sets (or, with `None`, turns off) the rate limits.
+    pub fn set_rrl(&mut self, limits: Option<rrl::RrlLimits>) {
+        let l = limits.unwrap_or(rrl::RrlLimits { interval_ns: 0, burst_ns: 0, slip: 0, v4_prefix: 0, v6_prefix: 0 });
+        self.rrl_interval_ns = l.interval_ns;
+        self.rrl_burst_ns = l.burst_ns;
+        self.rrl_slip = l.slip;
+        self.rrl_v4_prefix = l.v4_prefix;
+        self.rrl_v6_prefix = l.v6_prefix;
+    }
+
     /// Sets the identity sent in NSID options; `false` (and no identity)
     /// when it is longer than [`MAX_NSID_LEN`].
     pub fn set_nsid(&mut self, identity: Option<&[u8]>) -> bool {
@@ -466,8 +509,12 @@ pub struct DaemonStats {
     pub tcp_refused: u64,
     /// UDP queries dropped unanswered because the workers were behind.
     pub udp_shed: u64,
+    /// UDP answers over the rate limit the daemon dropped.
+    pub rrl_dropped: u64,
+    /// UDP answers over the rate limit the daemon sent truncated (slipped).
+    pub rrl_slipped: u64,
 }
-const _: () = assert!(core::mem::size_of::<DaemonStats>() == 10 * 8);
+const _: () = assert!(core::mem::size_of::<DaemonStats>() == 12 * 8);
 
 /// Map names, as the XDP program declares them and as they are pinned.
 pub mod maps {
@@ -476,6 +523,12 @@ pub mod maps {
     pub const CONFIG: &str = "DNS_CONFIG";
     /// Per-CPU array of `u64`, one per [`crate::Verdict`], indexed by it.
     pub const STATS: &str = "DNS_STATS";
+    /// Array of `RrlBucket`s, [`crate::rrl::RRL_BUCKETS`] long, shared by
+    /// the CPUs: the program's rate limiting state.
+    pub const RRL: &str = "DNS_RRL";
+    /// LPM trie of `[u8; 16]` (IPv4 as ::ffff:0:0/96) prefixes exempt from
+    /// rate limiting, value u8 (presence).
+    pub const RRL_EXEMPT: &str = "DNS_RRL_EXEMPT";
 }
 
 #[cfg(feature = "user")]
@@ -487,6 +540,7 @@ mod pod {
     unsafe impl aya::Pod for super::ServiceKey {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::DaemonStats {}
+    unsafe impl aya::Pod for super::rrl::RrlBucket {}
 }
 
 #[cfg(test)]

@@ -15,10 +15,26 @@
 //! a prefix over its limit keeps its bucket because its schedule is ahead
 //! of the clock.
 //!
-//! Not wired to the program or the daemon yet: this is the policy and its
-//! state, tested on the host.
+//! The XDP program keeps its table in the `DNS_RRL` map (one table the
+//! CPUs share; concurrent updates of one bucket may lose an update, which
+//! errs towards answering); the daemon keeps one of the same size for the
+//! answers it sends itself, so a prefix gets at most the rate from each.
 
 use crate::name::{FNV_OFFSET, FNV_PRIME};
+
+/// Buckets in each table: 1.5 MiB, whatever the number of sources.
+pub const RRL_BUCKETS: usize = 1 << 16;
+
+/// An address as the exempt trie keys it: IPv6 as is, IPv4 as the
+/// IPv4-mapped address `::ffff:a.b.c.d`, so one trie holds both families.
+#[inline(always)]
+pub const fn exempt_key_v4(addr: [u8; 4]) -> [u8; 16] {
+    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, addr[0], addr[1], addr[2], addr[3]]
+}
+
+/// The trie prefix length of an IPv4 prefix of `bits` in [`exempt_key_v4`]
+/// form.
+pub const EXEMPT_V4_OFFSET_BITS: u32 = 96;
 
 /// What to do with one answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

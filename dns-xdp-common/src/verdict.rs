@@ -4,7 +4,7 @@
 //! verdict's number; `dns-xdp stats` prints each under its name from
 //! [`Verdict::NAMES`]. Adding a verdict is one line of the list below: its
 //! variant, the XDP action it leads to, and its name (user interface: never
-//! rename one).
+//! rename or reorder one; new ones go at the end).
 
 /// The XDP actions the program returns (the kernel's `enum xdp_action`,
 /// UAPI since 4.8).
@@ -80,6 +80,11 @@ verdicts! {
     /// The answer was overwritten while it was being copied (a reload or an
     /// insert on another CPU); the client retries.
     DropTorn => Drop, "drop_torn";
+    /// Over the rate limit of its source prefix: not answered.
+    DropRrl => Drop, "drop_rrl";
+    /// Over the rate limit, slipped: answered truncated (TC=1, question
+    /// only) so a real client retries over TCP.
+    TxRrlSlip => Tx, "tx_rrl_slip";
 }
 
 impl Verdict {

@@ -9,7 +9,9 @@
 //! 4. [`answer::find`]: the question's slot in `DNS_ANSWERS`;
 //! 5. [`edns`]: the OPT record -> [`edns::Edns`];
 //! 6. [`answer::read`]: the slot read consistently, the name compared;
-//! 7. [`reply`]: size, checksum, resize, rewrite.
+//! 7. [`rrl`]: the source prefix's rate: answer, drop, or slip
+//!    ([`reply::slip`]);
+//! 8. [`reply`]: size, checksum, resize, rewrite.
 //!
 //! Verdicts: not ours -> PASS; ours but not answerable here -> PASS (the
 //! daemon answers); malformed -> DROP; answered -> TX. Every packet bumps
@@ -26,10 +28,11 @@ mod lab;
 mod maps;
 mod packet;
 mod reply;
+mod rrl;
 mod scratch;
 
 use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext};
-use dns_xdp_common::{Config, Verdict};
+use dns_xdp_common::{Config, Verdict, rrl::RrlAction};
 
 #[xdp]
 pub fn dns_xdp(ctx: XdpContext) -> u32 {
@@ -71,7 +74,14 @@ fn stages(ctx: &XdpContext) -> Result<(), Verdict> {
     let edns = edns::parse(&scratch.msg, &mut scratch.carried, &header, &question)?;
     let answer = answer::read(slot, &mut question, scratch)?;
     let query = reply::Query { pkt: &pkt, header: &header, question: &question, edns: &edns };
-    reply::answer(ctx, &query, &answer, config, scratch)
+    match rrl::check(ctx, &pkt, config)? {
+        RrlAction::Answer => reply::answer(ctx, &query, &answer, config, scratch),
+        RrlAction::Drop => Err(Verdict::DropRrl),
+        RrlAction::Slip => {
+            reply::slip(ctx, &query, &answer, config, scratch)?;
+            Err(Verdict::TxRrlSlip)
+        }
+    }
 }
 
 /// Whether the daemon lets the fast path answer and is alive.

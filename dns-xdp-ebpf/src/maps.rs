@@ -8,13 +8,18 @@
 //! | `DNS_CONFIG`   | u32 (0)      | `Config`         | daemon (heartbeat)  | program, `stats`     |
 //! | `DNS_STATS`    | u32 verdict  | u64 per CPU      | program             | `stats`, tests       |
 //! | `DNS_SCRATCH`  | u32 (0)      | `Scratch` per CPU| program             | program              |
+//! | `DNS_RRL`      | u32 bucket   | `RrlBucket`      | program             | program              |
+//! | `DNS_RRL_EXEMPT`| prefix (LPM)| u8 (presence)    | daemon at load      | program              |
 
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
-    btf_maps::{Array, HashMap, PerCpuArray},
+    btf_maps::{Array, HashMap, LpmTrie, PerCpuArray},
     macros::btf_map,
 };
-use dns_xdp_common::{AnswerSlot, Config, ServiceKey, Verdict};
+use dns_xdp_common::{
+    AnswerSlot, Config, ServiceKey, Verdict,
+    rrl::{RRL_BUCKETS, RrlBucket},
+};
 
 use crate::scratch::Scratch;
 
@@ -38,6 +43,16 @@ pub static DNS_CONFIG: Array<Config, 1> = Array::new();
 /// add with no atomics; the reader sums the CPUs.
 #[btf_map]
 pub static DNS_STATS: PerCpuArray<u64, { Verdict::COUNT }> = PerCpuArray::new();
+
+/// Response rate limiting state, one bucket per source prefix (two
+/// choices each, see `dns_xdp_common::rrl`); shared by the CPUs so the
+/// rate is per prefix, not per prefix and CPU.
+#[btf_map]
+pub static DNS_RRL: Array<RrlBucket, RRL_BUCKETS> = Array::new();
+
+/// Prefixes exempt from rate limiting (IPv4 as `::ffff:0:0/96`).
+#[btf_map]
+pub static DNS_RRL_EXEMPT: LpmTrie<[u8; 16], u8, 1024> = LpmTrie::new();
 
 /// Per-CPU working memory: the BPF stack (512 bytes) cannot hold a query.
 #[btf_map]

@@ -1,4 +1,4 @@
-//! Stage 7: the query becomes its response in place. The size is checked
+//! Stage 8: the query becomes its response in place. The size is checked
 //! against the client's limit, the checksum is built from partial sums, the
 //! frame is resized (at the tail, or at the head when the tail has no
 //! room), the body, header and OPT record (with the server's NSID option
@@ -237,4 +237,68 @@ fn turn_around(ctx: &XdpContext, pkt: &PktDesc, reply_len: usize, dns_sum: u32) 
     let udp_sum = udp.ports_sum() + udp_len as u32;
     udp.check = checksum::finish(pseudo_sum + udp_sum + dns_sum).to_be_bytes();
     Some(())
+}
+
+/// Turns the query into a slipped answer (response rate limiting): the
+/// answer's header with TC=1 and no records, the question, and a bare OPT
+/// record when the query had one, as the daemon's `wire::slip` builds it.
+/// Never longer than the query, so the frame only shrinks.
+#[inline(always)]
+pub fn slip(
+    ctx: &XdpContext,
+    query: &Query,
+    answer: &Answer,
+    config: &Config,
+    scratch: &mut Scratch,
+) -> Result<(), Verdict> {
+    let Query { pkt, header, question, edns } = *query;
+    let has_edns = edns.present;
+    let question_end = question.end();
+    let opt_len = if has_edns { OPT_RR_LEN } else { 0 };
+    let reply_len = question_end + opt_len;
+    // SAFETY: see `answer::read`; every read of the slot is volatile.
+    let slot = unsafe { &*answer.slot };
+    let flags = reply_flags(unsafe { core::ptr::read_volatile(&slot.flags) }, header.flags) | dns_xdp_common::flags::TC;
+    let header: [u16; 6] = [be16(&scratch.msg, 0), flags, 1, 0, 0, has_edns as u16];
+    let mut header_bytes = [0u8; DNS_HLEN];
+    let mut header_sum = 0u32;
+    for (i, word) in header.iter().enumerate() {
+        header_sum += *word as u32;
+        let b = word.to_be_bytes();
+        header_bytes[2 * i] = b[0];
+        header_bytes[2 * i + 1] = b[1];
+    }
+    let opt_bytes = opt_record(config.edns_udp_payload, 0, edns.do_bit != 0);
+    let opt_sum = if has_edns {
+        let mut s = 0u32;
+        for i in 0..OPT_RR_LEN / 2 {
+            s += u16::from_be_bytes([opt_bytes[2 * i], opt_bytes[2 * i + 1]]) as u32;
+        }
+        s += (opt_bytes[OPT_RR_LEN - 1] as u32) << 8;
+        checksum::at_offset(s, question_end)
+    } else {
+        0
+    };
+    let dns_sum = header_sum + question.sum + opt_sum;
+    let old_len = ctx.data_end() - ctx.data();
+    let new_len = pkt.dns_off + reply_len;
+    let delta = new_len as i32 - old_len as i32;
+    if delta > 0 {
+        return Err(Verdict::DropInternal);
+    }
+    // SAFETY: the helper validates the delta against the buffer.
+    if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
+        return Err(Verdict::DropInternal);
+    }
+    let Some(dns_header) = ptr_at::<[u8; DNS_HLEN]>(ctx, pkt.dns_off) else { return Err(Verdict::DropInternal) };
+    // SAFETY: bounds checked by ptr_at.
+    unsafe { *dns_header = header_bytes };
+    if has_edns {
+        let Some(opt) = ptr_at::<[u8; OPT_RR_LEN]>(ctx, (pkt.dns_off + question_end) & 0x7ff) else {
+            return Err(Verdict::DropInternal);
+        };
+        // SAFETY: bounds checked by ptr_at.
+        unsafe { *opt = opt_bytes };
+    }
+    turn_around(ctx, pkt, reply_len, dns_sum).ok_or(Verdict::DropInternal)
 }

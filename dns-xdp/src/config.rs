@@ -1,7 +1,7 @@
 //! Settings from a TOML file and the command line (the command line wins).
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -246,6 +246,27 @@ pub struct RunArgs {
     /// Queries answered by XDP never reach the daemon and are not logged.
     #[arg(long, value_name = "N")]
     pub query_log_sample: Option<u64>,
+    /// Response rate limiting: UDP answers per second to one source prefix
+    /// (see --rrl-ipv4-prefix), with a burst of one second's worth; answers
+    /// over it are dropped or slipped, in the XDP program and the daemon
+    /// alike [default: off].
+    #[arg(long, value_name = "N")]
+    pub rrl_rate: Option<u32>,
+    /// Every Nth answer over the rate limit goes out truncated (TC=1,
+    /// question only) so a real client retries over TCP; 0 drops them all
+    /// [default: 2].
+    #[arg(long, value_name = "N")]
+    pub rrl_slip: Option<u32>,
+    /// Prefix length IPv4 sources are rate limited by [default: 24].
+    #[arg(long, value_name = "BITS")]
+    pub rrl_ipv4_prefix: Option<u8>,
+    /// Prefix length IPv6 sources are rate limited by [default: 56].
+    #[arg(long, value_name = "BITS")]
+    pub rrl_ipv6_prefix: Option<u8>,
+    /// A source prefix never rate limited (e.g. 192.0.2.0/24, 2001:db8::/32
+    /// or an address); repeatable, added to the config file's list.
+    #[arg(long = "rrl-exempt", value_name = "PREFIX")]
+    pub rrl_exempt: Vec<String>,
 }
 
 /// The config file's layout.
@@ -276,6 +297,12 @@ pub struct FileConfig {
     pub metrics: Option<MetricsListen>,
     pub control_socket: Option<ControlSocket>,
     pub query_log_sample: Option<u64>,
+    pub rrl_rate: Option<u32>,
+    pub rrl_slip: Option<u32>,
+    pub rrl_ipv4_prefix: Option<u8>,
+    pub rrl_ipv6_prefix: Option<u8>,
+    #[serde(default)]
+    pub rrl_exempt: Vec<String>,
     #[serde(default, rename = "zone")]
     pub zones: Vec<ZoneConfig>,
 }
@@ -329,7 +356,63 @@ pub struct Settings {
     pub control_socket: Option<PathBuf>,
     /// Log one query in this many; 0: off.
     pub query_log_sample: u64,
+    /// Response rate limiting; `None` when off.
+    pub rrl: Option<RrlSettings>,
     pub zones: Vec<ZoneSpec>,
+}
+
+/// Response rate limiting as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RrlSettings {
+    pub limits: dns_xdp_common::rrl::RrlLimits,
+    /// Source prefixes never limited.
+    pub exempt: Vec<ipnet::IpNet>,
+}
+
+/// Default `--rrl-slip`: every second answer over the limit slips (BIND's
+/// default), so a real client behind a spoofed flood gets through soon.
+pub const DEFAULT_RRL_SLIP: u32 = 2;
+
+impl RrlSettings {
+    fn resolve(args: &RunArgs, file: &FileConfig) -> anyhow::Result<Option<Self>> {
+        let Some(rate) = args.rrl_rate.or(file.rrl_rate) else {
+            if args.rrl_slip.is_some()
+                || file.rrl_slip.is_some()
+                || !args.rrl_exempt.is_empty()
+                || !file.rrl_exempt.is_empty()
+            {
+                bail!("rrl_slip and rrl_exempt need rrl_rate (rate limiting is off without it)");
+            }
+            return Ok(None);
+        };
+        if rate == 0 {
+            bail!("rrl_rate must be at least 1 answer per second");
+        }
+        let slip = args.rrl_slip.or(file.rrl_slip).unwrap_or(DEFAULT_RRL_SLIP);
+        let v4 = args.rrl_ipv4_prefix.or(file.rrl_ipv4_prefix).unwrap_or(24);
+        let v6 = args.rrl_ipv6_prefix.or(file.rrl_ipv6_prefix).unwrap_or(56);
+        if v4 > 32 || v6 > 128 {
+            bail!("rrl_ipv4_prefix must be 0 to 32 and rrl_ipv6_prefix 0 to 128, not {v4} and {v6}");
+        }
+        let mut exempt = Vec::new();
+        for text in file.rrl_exempt.iter().chain(&args.rrl_exempt) {
+            let net = text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| anyhow::anyhow!("rrl_exempt {text:?} is not a prefix (ADDR/LEN) or an address"))?;
+            exempt.push(net.trunc());
+        }
+        Ok(Some(Self { limits: dns_xdp_common::rrl::RrlLimits::new(rate, slip, v4, v6), exempt }))
+    }
+
+    /// Whether `addr` is in an exempt prefix.
+    pub fn is_exempt(&self, addr: IpAddr) -> bool {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        self.exempt.iter().any(|net| net.contains(&addr))
+    }
 }
 
 /// Longest identity: it must fit one TXT character-string (RFC 1035 3.3),
@@ -359,6 +442,7 @@ impl Settings {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
+        let rrl = RrlSettings::resolve(args, &file)?;
         // Relative zone paths in a config file are relative to the file.
         let base = args.config.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
         let default_preload = args.preload.or(file.preload).unwrap_or_default();
@@ -469,6 +553,7 @@ impl Settings {
             None => Some(PathBuf::from(DEFAULT_CONTROL_SOCKET)),
         };
         Ok(Self {
+            rrl,
             control_socket,
             query_log_sample: args.query_log_sample.or(file.query_log_sample).unwrap_or(0),
             nsid,
@@ -593,5 +678,34 @@ mod tests {
         assert_eq!(s.edns_udp_payload, 1400);
         assert_eq!(s.zones[0].file, dir.join("a.zone"));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn rrl_is_off_by_default_and_flags_set_it() {
+        let zone = || vec!["a.zone".to_owned()];
+        let base = || RunArgs { zones: zone(), xdp_mode: Some(AttachMode::Off), ..Default::default() };
+        assert_eq!(Settings::resolve(&base()).expect("resolves").rrl, None);
+        let args = RunArgs {
+            rrl_rate: Some(100),
+            rrl_slip: Some(3),
+            rrl_exempt: vec!["192.0.2.7/24".to_owned(), "2001:db8::1".to_owned()],
+            ..base()
+        };
+        let rrl = Settings::resolve(&args).expect("resolves").rrl.expect("on");
+        assert_eq!(rrl.limits, dns_xdp_common::rrl::RrlLimits::new(100, 3, 24, 56));
+        assert!(rrl.is_exempt("192.0.2.200".parse().expect("literal")));
+        assert!(rrl.is_exempt("::ffff:192.0.2.1".parse().expect("literal")));
+        assert!(rrl.is_exempt("2001:db8::1".parse().expect("literal")));
+        assert!(!rrl.is_exempt("2001:db8::2".parse().expect("literal")));
+        assert!(!rrl.is_exempt("192.0.3.1".parse().expect("literal")));
+        for (args, needle) in [
+            (RunArgs { rrl_rate: Some(0), ..base() }, "rrl_rate"),
+            (RunArgs { rrl_slip: Some(2), ..base() }, "need rrl_rate"),
+            (RunArgs { rrl_rate: Some(5), rrl_ipv4_prefix: Some(33), ..base() }, "rrl_ipv4_prefix"),
+            (RunArgs { rrl_rate: Some(5), rrl_exempt: vec!["10.0.0.0/40".to_owned()], ..base() }, "10.0.0.0/40"),
+        ] {
+            let err = Settings::resolve(&args).expect_err(needle).to_string();
+            assert!(err.contains(needle), "{err}");
+        }
     }
 }

@@ -33,6 +33,9 @@ pub struct Counters {
     pub dropped: AtomicU64,
     pub tcp_refused: AtomicU64,
     pub udp_shed: AtomicU64,
+    /// UDP answers over the rate limit, dropped and slipped.
+    pub rrl_dropped: AtomicU64,
+    pub rrl_slipped: AtomicU64,
     /// By answering zone (`None`: no zone's data, e.g. REFUSED or FORMERR).
     /// Bounded by the zones configured since start: a zone's counters stay
     /// after it is removed, as Prometheus counters should.
@@ -48,6 +51,8 @@ impl Counters {
         out.dropped = self.dropped.load(Relaxed);
         out.tcp_refused = self.tcp_refused.load(Relaxed);
         out.udp_shed = self.udp_shed.load(Relaxed);
+        out.rrl_dropped = self.rrl_dropped.load(Relaxed);
+        out.rrl_slipped = self.rrl_slipped.load(Relaxed);
     }
 
     /// Counts one reply sent. `transport` indexes [`TRANSPORTS`].

@@ -187,6 +187,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             edns_udp_payload: settings.edns_udp_payload,
             services: listen.clone(),
             nsid: settings.nsid.clone().map(String::into_bytes),
+            rrl: settings.rrl.clone(),
         })
         .map_err(with_missing_capabilities)?;
         let mut writer = MapWriter::new(fast_path, Arc::clone(&counters));
@@ -230,6 +231,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         missed: Default::default(),
         query_log: QueryLog::new(settings.query_log_sample),
         draining: Default::default(),
+        rrl: settings.rrl.clone().map(crate::rrl::RateLimiter::new),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -9,14 +9,17 @@ use std::{
 use anyhow::{Context as _, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap as BpfHashMap, Map, MapData},
+    maps::{
+        Array, HashMap as BpfHashMap, Map, MapData,
+        lpm_trie::{Key, LpmTrie},
+    },
     programs::{
         ProgramInfo, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
         xdp::XdpLink,
     },
 };
-use dns_xdp_common::{AnswerKey, AnswerSlot, Config, DaemonStats, LAYOUT_VERSION, ServiceKey, maps};
+use dns_xdp_common::{AnswerKey, AnswerSlot, Config, DaemonStats, LAYOUT_VERSION, ServiceKey, maps, rrl};
 
 use crate::{
     config::{AttachMode, DEFAULT_PIN_DIR},
@@ -44,11 +47,13 @@ pub struct FastPathOptions {
     pub services: Vec<SocketAddr>,
     /// The server's identity (NSID option, CH TXT `id.server.`).
     pub nsid: Option<Vec<u8>>,
+    /// Response rate limiting; `None` when off.
+    pub rrl: Option<crate::config::RrlSettings>,
 }
 
 /// The maps a restarted daemon adopts (pinned as `PIN_DIR/NAME`); the
 /// per-CPU scratch map is the program's alone and never pinned.
-const PINNED_MAPS: [&str; 4] = [maps::ANSWERS, maps::SERVICES, maps::CONFIG, maps::STATS];
+const PINNED_MAPS: [&str; 6] = [maps::ANSWERS, maps::SERVICES, maps::CONFIG, maps::STATS, maps::RRL, maps::RRL_EXEMPT];
 /// The program's pin in the pin directory.
 const PROGRAM_PIN: &str = "program";
 /// Prefix of a link's pin: `link_IFACE`, one per interface.
@@ -224,6 +229,20 @@ impl FastPath {
         for (addr, key) in opts.services.iter().zip(&wanted) {
             services.insert(key, 1, 0).with_context(|| format!("registering service address {addr}"))?;
         }
+        let mut exempt: LpmTrie<MapData, [u8; 16], u8> = take_map(&mut ebpf, maps::RRL_EXEMPT)?;
+        let wanted: Vec<Key<[u8; 16]>> =
+            opts.rrl.iter().flat_map(|rrl| rrl.exempt.iter().map(|net| exempt_key(*net))).collect();
+        let stale: Vec<Key<[u8; 16]>> = exempt
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !wanted.iter().any(|w| w.prefix_len() == k.prefix_len() && w.data() == k.data()))
+            .collect();
+        for key in stale {
+            exempt.remove(&key).context("removing an exempt prefix the earlier daemon had")?;
+        }
+        for key in &wanted {
+            exempt.insert(key, 1, 0).context("registering an exempt prefix (--rrl-exempt)")?;
+        }
         let answers = match ebpf.take_map(maps::ANSWERS) {
             Some(aya::maps::Map::Array(data)) => AnswerTable::new(data)?,
             _ => bail!("map {} missing from the object, or not an array", maps::ANSWERS),
@@ -247,6 +266,7 @@ impl FastPath {
             config.enabled = previous.enabled;
             config.daemon = previous.daemon;
         }
+        config.set_rrl(opts.rrl.as_ref().map(|rrl| rrl.limits));
         if !config.set_nsid(opts.nsid.as_deref()) {
             bail!("the nsid is longer than {} bytes", dns_xdp_common::MAX_NSID_LEN);
         }
@@ -499,7 +519,7 @@ fn pinned_maps_match(ebpf: &Ebpf, dir: &Path) -> Result<(), String> {
 
 fn map_info(map: &Map) -> Result<aya::maps::MapInfo, aya::maps::MapError> {
     let data: &MapData = match map {
-        Map::Array(d) | Map::HashMap(d) | Map::PerCpuArray(d) => d,
+        Map::Array(d) | Map::HashMap(d) | Map::PerCpuArray(d) | Map::LpmTrie(d) => d,
         _ => return Err(aya::maps::MapError::InvalidName { name: "unexpected map type".into() }),
     };
     data.info()
@@ -625,6 +645,16 @@ fn answer_slots(map_entries: u32) -> anyhow::Result<u32> {
         tracing::info!(map_entries, slots, "answer table size rounded up to a power of two");
     }
     Ok(slots)
+}
+
+/// The `DNS_RRL_EXEMPT` key of a prefix (IPv4 as `::ffff:0:0/96`).
+fn exempt_key(net: ipnet::IpNet) -> Key<[u8; 16]> {
+    match net {
+        ipnet::IpNet::V4(v4) => {
+            Key::new(rrl::EXEMPT_V4_OFFSET_BITS + u32::from(v4.prefix_len()), rrl::exempt_key_v4(v4.network().octets()))
+        }
+        ipnet::IpNet::V6(v6) => Key::new(u32::from(v6.prefix_len()), v6.network().octets()),
+    }
 }
 
 pub fn service_key(addr: SocketAddr) -> ServiceKey {

@@ -31,6 +31,7 @@ pub mod prepared;
 pub mod privileges;
 pub mod probe;
 pub mod querylog;
+pub mod rrl;
 pub mod server;
 pub mod stats;
 pub mod table;

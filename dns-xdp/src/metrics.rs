@@ -122,6 +122,8 @@ struct Snapshot {
     dropped: u64,
     tcp_refused: u64,
     shed: u64,
+    /// UDP answers over the rate limit: (action, count).
+    rrl: [(&'static str, u64); 2],
     /// (zone, serial, seconds since the epoch of the load).
     zones: Vec<(String, u32, f64)>,
 }
@@ -136,6 +138,7 @@ impl Snapshot {
             dropped: counters.dropped.load(Relaxed),
             tcp_refused: counters.tcp_refused.load(Relaxed),
             shed: counters.udp_shed.load(Relaxed),
+            rrl: [("drop", counters.rrl_dropped.load(Relaxed)), ("slip", counters.rrl_slipped.load(Relaxed))],
             ..Default::default()
         };
         snap.replies = counters
@@ -215,6 +218,12 @@ impl Collector for Snapshot {
             "daemon_dropped",
             "Queries the daemon did not answer (responses, or too short for a header)",
             [(vec![], self.dropped)],
+        )?;
+        counter_family(
+            &mut encoder,
+            "daemon_rrl",
+            "UDP answers over the rate limit the daemon dropped or slipped (sent truncated), by action; the XDP program's are xdp_verdicts drop_rrl and tx_rrl_slip",
+            self.rrl.iter().map(|(action, n)| (vec![("action", action.to_string())], *n)),
         )?;
         counter_family(
             &mut encoder,

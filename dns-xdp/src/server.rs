@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use dns_xdp_common::rrl::RrlAction;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
@@ -62,6 +63,8 @@ pub struct Shared {
     /// Set by `dns-xdp drain` or a stop signal with a drain delay: health
     /// fails so the routes are withdrawn, while queries are still answered.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Response rate limiting of UDP answers; `None` when off.
+    pub rrl: Option<crate::rrl::RateLimiter>,
 }
 
 impl Shared {
@@ -220,9 +223,17 @@ fn udp_worker(
         for (i, query, cut) in batch.datagrams() {
             // A query cut short cannot be answered as asked (a cut after
             // the question would even parse); its header can be.
-            let client = if shared.query_log.enabled() { batch.peer(i) } else { None };
+            let client = if shared.query_log.enabled() || shared.rrl.is_some() { batch.peer(i) } else { None };
             let reply =
                 if cut { crate::wire::formerr(query) } else { shared.handle_from(query, Transport::Udp, client) };
+            let reply = match (reply, &shared.rrl, client) {
+                (Some(reply), Some(rrl), Some(peer)) => match rrl.check(peer.ip(), &shared.counters) {
+                    RrlAction::Answer => Some(reply),
+                    RrlAction::Drop => None,
+                    RrlAction::Slip => crate::wire::slip(query, &reply, shared.settings.edns_udp_payload),
+                },
+                (reply, _, _) => reply,
+            };
             if let Some(reply) = reply {
                 replies.push((i, reply));
             }

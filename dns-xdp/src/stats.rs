@@ -146,7 +146,7 @@ fn xdp_counters(data: MapData) -> anyhow::Result<([u64; Verdict::COUNT], Vec<u64
     Ok((total, answers))
 }
 
-fn daemon_stats_fields(s: &DaemonStats) -> [(&'static str, u64); 10] {
+fn daemon_stats_fields(s: &DaemonStats) -> [(&'static str, u64); 12] {
     [
         ("udp_queries", s.udp_queries),
         ("tcp_queries", s.tcp_queries),
@@ -158,6 +158,8 @@ fn daemon_stats_fields(s: &DaemonStats) -> [(&'static str, u64); 10] {
         ("map_no_room", s.map_no_room),
         ("tcp_refused", s.tcp_refused),
         ("udp_shed", s.udp_shed),
+        ("rrl_dropped", s.rrl_dropped),
+        ("rrl_slipped", s.rrl_slipped),
     ]
 }
 
@@ -189,6 +191,8 @@ mod tests {
                 "drop_malformed",
                 "drop_internal",
                 "drop_torn",
+                "drop_rrl",
+                "tx_rrl_slip",
             ]
         );
     }

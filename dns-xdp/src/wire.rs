@@ -369,6 +369,47 @@ fn badvers(parsed: &ParsedQuery<'_>, settings: &ReplySettings) -> Reply {
     Reply { bytes: out, truncated: false, cacheable: None, rcode: ResponseCode::BADVERS, zone: None }
 }
 
+/// The slipped form of `reply` to `query` (response rate limiting): the
+/// reply's header with TC=1 and no records, the question as the query
+/// asked it, and a bare OPT record (no options) when the query had one,
+/// its DO bit echoed. The XDP program's `reply::slip` writes the same
+/// bytes. `None` when the query's question cannot be found.
+pub fn slip(query: &[u8], reply: &[u8], server_payload: u16) -> Option<Vec<u8>> {
+    let reply_header = reply.get(..HEADER_LEN)?;
+    let mut at = HEADER_LEN;
+    loop {
+        let len = usize::from(*query.get(at)?);
+        if len & 0xc0 != 0 {
+            return None;
+        }
+        at += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    let question_end = at + 4;
+    let question = query.get(HEADER_LEN..question_end)?;
+    let arcount = u16::from_be_bytes([query[10], query[11]]);
+    // The query's OPT record, if it is its one additional record: root
+    // name, TYPE 41, CLASS, TTL (ext-rcode, version, flags), RDLENGTH.
+    let do_bit = match query.get(question_end..question_end + 11) {
+        Some(opt) if arcount == 1 && opt[0] == 0 && u16::from_be_bytes([opt[1], opt[2]]) == common::edns::OPT_TYPE => {
+            Some(u16::from_be_bytes([opt[7], opt[8]]) & common::edns::DO != 0)
+        }
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(question_end + dns_xdp_common::OPT_RR_LEN);
+    out.extend_from_slice(&reply_header[..2]);
+    let reply_flags = u16::from_be_bytes([reply_header[2], reply_header[3]]) | flags::TC;
+    out.extend_from_slice(&reply_flags.to_be_bytes());
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, u8::from(do_bit.is_some())]);
+    out.extend_from_slice(question);
+    if let Some(do_bit) = do_bit {
+        out.extend_from_slice(&dns_xdp_common::opt_record(server_payload, 0, do_bit));
+    }
+    Some(out)
+}
+
 /// FORMERR with the query's header only, for a query that cannot be read
 /// whole; `None` when it has no header or is a response.
 pub fn formerr(query: &[u8]) -> Option<Vec<u8>> {

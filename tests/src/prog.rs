@@ -61,6 +61,7 @@ impl Rig {
             edns_udp_payload: SETTINGS.edns_udp_payload,
             services: SERVICES.iter().map(|s| s.parse::<SocketAddr>().expect("literal")).collect(),
             nsid: nsid.map(<[u8]>::to_vec),
+            rrl: None,
         })
         .expect("loading the XDP program (needs root)");
         let mut writer = MapWriter::new(fast_path, Arc::new(Counters::default()));

@@ -84,6 +84,7 @@ pub fn run(runs: u32) -> anyhow::Result<Vec<CaseResult>> {
         edns_udp_payload: 1232,
         services: vec![service],
         nsid: None,
+        rrl: None,
     })?;
     let mut writer = MapWriter::new(fast_path, Arc::new(Counters::default()));
     writer.sync(&catalog, 0, &[(origin, Preload::All)]);
