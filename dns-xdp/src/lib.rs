@@ -29,6 +29,7 @@ pub mod missed;
 pub mod prepared;
 pub mod privileges;
 pub mod querylog;
+pub mod secondary;
 pub mod server;
 pub mod stats;
 pub mod table;
