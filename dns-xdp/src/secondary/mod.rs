@@ -240,7 +240,7 @@ async fn refresh_once(spec: &SecondarySpec, serial: Option<u32>) -> anyhow::Resu
 
 async fn refresh_from(spec: &SecondarySpec, primary: SocketAddr, serial: Option<u32>) -> anyhow::Result<Option<u32>> {
     let origin = &spec.origin;
-    let soa = exchange(primary, origin, RecordType::SOA, spec.tsig.as_ref(), |_| Ok(true)).await?;
+    let soa = exchange(primary, origin, RecordType::SOA, spec.tsig.as_ref(), |_| Ok(false)).await?;
     let primary_serial = soa
         .0
         .iter()
