@@ -238,6 +238,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         zone_problem: RwLock::new(zones.problem()),
         missed: Default::default(),
         query_log: QueryLog::new(settings.query_log_sample),
+        notifier: (!settings.secondaries.is_empty()).then(|| Arc::new(secondary::Notifier::new(&settings.secondaries))),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -275,7 +276,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                     outcome.await.map_err(|_| "the daemon is stopping".to_owned())?.map(|_| ())
                 })
             });
-            secondary::spawn(settings.secondaries.clone(), Arc::clone(&expired), Arc::clone(&secondary_status), apply);
+            let notifier = shared.notifier.clone().unwrap_or_default();
+            secondary::spawn(
+                settings.secondaries.clone(),
+                &notifier,
+                Arc::clone(&expired),
+                Arc::clone(&secondary_status),
+                apply,
+            );
         }
         for tcp in tcp_listeners {
             let listener = tokio::net::TcpListener::from_std(tcp)?;

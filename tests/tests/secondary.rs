@@ -12,11 +12,11 @@ use std::{
 use dns_xdp_tests::{
     ChildGuard, NetNs, NetNsExt as _,
     daemon::{Daemon, ask},
-    require_root,
+    require_root, udp_exchange, udp_socket,
 };
 use hickory_proto::{
-    op::{Message, ResponseCode},
-    rr::{RData, RecordType},
+    op::{Message, MessageType, OpCode, Query, ResponseCode},
+    rr::{Name, RData, RecordType},
 };
 
 const PRIMARY: &str = "127.0.0.1:5310";
@@ -43,7 +43,8 @@ impl Knot {
             "server:\n  rundir: {d}\n  listen: 127.0.0.1@5310\ndatabase:\n  storage: {d}\ncontrol:\n  listen: {d}/knot.sock\n\
              key:\n  - id: xfr\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
              acl:\n  - id: xfr\n    key: xfr\n    action: transfer\n\
-             zone:\n  - domain: sec.test\n    file: {d}/sec.test.zone\n    storage: {d}\n    acl: xfr\n    journal-content: none\n    zonefile-load: whole\n",
+             remote:\n  - id: dnsxdp\n    address: 127.0.0.1@5311\n\
+             zone:\n  - domain: sec.test\n    file: {d}/sec.test.zone\n    storage: {d}\n    acl: xfr\n    notify: dnsxdp\n    journal-content: none\n    zonefile-load: whole\n",
             d = dir.display()
         );
         std::fs::write(dir.join("knot.conf"), conf).expect("knot.conf");
@@ -168,4 +169,34 @@ fn a_zone_past_expire_without_refresh_answers_servfail_until_it_refreshes() {
     assert!(daemon.log_count("secondary zone expired") > 0, "{}", daemon.child.stderr());
     let _knot = Knot::start(&ns, dir.path());
     wait_for("the zone to be served again", Duration::from_secs(8), || last_octet(&www(&ns)) == Some(1));
+}
+
+#[test]
+fn notify_from_the_primary_refreshes_at_once_and_from_anyone_else_is_refused() {
+    require_root();
+    let ns = NetNs::new();
+    let dir = dns_xdp_tests::temp_dir("secondary-notify");
+    let knot = Knot::start(&ns, dir.path());
+    // The SOA's REFRESH (3600 s) is the only timer: only a NOTIFY can bring
+    // serial 2 within the test.
+    let conf = config(dir.path(), SECRET, "");
+    let daemon = Daemon::start(&ns, &["-c", &conf]);
+    wait_for("the first transfer", Duration::from_secs(10), || last_octet(&www(&ns)) == Some(1));
+    knot.publish(&ns, 2, 2);
+    let published = Instant::now();
+    wait_for("serial 2 after the NOTIFY", Duration::from_secs(3), || last_octet(&www(&ns)) == Some(2));
+    assert!(published.elapsed() < Duration::from_secs(3));
+    assert!(daemon.log_count("NOTIFY from the primary") > 0, "{}", daemon.child.stderr());
+
+    // The same NOTIFY from an address that is not the primary's.
+    let mut notify = Message::new(0x4242, MessageType::Query, OpCode::Notify);
+    notify.add_query(Query::query(Name::from_ascii("sec.test.").expect("name"), RecordType::SOA));
+    let socket = udp_socket(&ns, "127.0.0.2:0".parse().expect("addr"));
+    let reply =
+        udp_exchange(&socket, SERVER.parse().expect("addr"), &notify.to_vec().expect("wire"), Duration::from_secs(2))
+            .expect("a reply to the NOTIFY");
+    let reply = Message::from_vec(&reply).expect("reply parses");
+    assert_eq!(reply.metadata.response_code, ResponseCode::Refused, "{reply:?}");
+    assert_eq!(reply.metadata.op_code, OpCode::Notify);
+    assert!(daemon.log_count("NOTIFY refused: not from a primary") > 0, "{}", daemon.child.stderr());
 }

@@ -9,9 +9,9 @@
 //! answers), and a restart finds the copy on disk with the primary down.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     io::Write as _,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::Path,
     sync::{Arc, RwLock},
     time::{Duration, Instant, SystemTime},
@@ -35,6 +35,77 @@ use crate::{
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first refresh is at start; until a SOA is known these are used.
 const DEFAULT_RETRY: Duration = Duration::from_secs(10);
+
+/// Where NOTIFY (RFC 1996) messages go: each secondary zone's primaries'
+/// addresses and the wake-up of its refresh task.
+#[derive(Default)]
+pub struct Notifier {
+    zones: HashMap<Name, (Vec<IpAddr>, Arc<tokio::sync::Notify>)>,
+}
+
+impl Notifier {
+    pub fn new(specs: &[SecondarySpec]) -> Self {
+        let zones = specs
+            .iter()
+            .map(|spec| {
+                let ips = spec.primaries.iter().map(SocketAddr::ip).collect();
+                (spec.origin.clone(), (ips, Arc::new(tokio::sync::Notify::new())))
+            })
+            .collect();
+        Self { zones }
+    }
+
+    fn wake(&self, origin: &Name) -> Option<Arc<tokio::sync::Notify>> {
+        self.zones.get(origin).map(|(_, wake)| Arc::clone(wake))
+    }
+
+    /// Answers a NOTIFY: from a primary of a secondary zone it is acked
+    /// and the zone's refresh starts at once; from anyone else, or for a
+    /// zone that is not a secondary, REFUSED with a log line saying why.
+    /// `None` when `query` is not a NOTIFY.
+    pub fn handle(&self, query: &[u8], client: SocketAddr) -> Option<Vec<u8>> {
+        let opcode = query.get(2).map(|b| (b >> 3) & 0x0f)?;
+        if opcode != u8::from(OpCode::Notify) || query[2] & 0x80 != 0 {
+            return None;
+        }
+        let message = Message::from_vec(query).ok()?;
+        let question = match message.queries.as_slice() {
+            [question] if question.query_type() == RecordType::SOA => question.clone(),
+            _ => {
+                tracing::warn!(%client, "NOTIFY refused: not one SOA question");
+                return Some(notify_reply(&message, ResponseCode::FormErr));
+            }
+        };
+        let mut origin = question.name().clone().to_lowercase();
+        origin.set_fqdn(true);
+        let rcode = match self.zones.get(&origin) {
+            None => {
+                tracing::warn!(%client, zone = %origin, "NOTIFY refused: not a secondary zone of this server");
+                ResponseCode::Refused
+            }
+            Some((ips, _)) if !ips.contains(&client.ip()) => {
+                tracing::warn!(%client, zone = %origin, "NOTIFY refused: not from a primary of the zone");
+                ResponseCode::Refused
+            }
+            Some((_, wake)) => {
+                tracing::info!(%client, zone = %origin, "NOTIFY from the primary: refreshing now");
+                wake.notify_one();
+                ResponseCode::NoError
+            }
+        };
+        Some(notify_reply(&message, rcode))
+    }
+}
+
+fn notify_reply(query: &Message, rcode: ResponseCode) -> Vec<u8> {
+    let mut reply = Message::new(query.metadata.id, MessageType::Response, OpCode::Notify);
+    reply.metadata.authoritative = rcode == ResponseCode::NoError;
+    reply.metadata.response_code = rcode;
+    for question in &query.queries {
+        reply.add_query(question.clone());
+    }
+    reply.to_vec().unwrap_or_default()
+}
 
 /// RFC 1982 serial number arithmetic: is `a` newer than `b`?
 pub fn serial_newer(a: u32, b: u32) -> bool {
@@ -122,10 +193,17 @@ fn timers(soa: &Record, overrides: TimerOverrides) -> Timers {
 }
 
 /// Starts one refresh task per secondary zone on the current runtime.
-pub fn spawn(specs: Vec<SecondarySpec>, expired: Arc<Expired>, status: Arc<Status>, apply: ApplyFn) {
+pub fn spawn(
+    specs: Vec<SecondarySpec>,
+    notifier: &Notifier,
+    expired: Arc<Expired>,
+    status: Arc<Status>,
+    apply: ApplyFn,
+) {
     for spec in specs {
         let (expired, status, apply) = (Arc::clone(&expired), Arc::clone(&status), Arc::clone(&apply));
-        tokio::spawn(async move { refresh_loop(spec, expired, status, apply).await });
+        let wake = notifier.wake(&spec.origin).unwrap_or_default();
+        tokio::spawn(async move { refresh_loop(spec, wake, expired, status, apply).await });
     }
 }
 
@@ -137,7 +215,13 @@ fn copy_on_disk(spec: &SecondarySpec) -> Option<(u32, Timers, SystemTime)> {
     Some((zone.serial(), timers(zone.soa(), spec.timers), modified))
 }
 
-async fn refresh_loop(spec: SecondarySpec, expired: Arc<Expired>, status: Arc<Status>, apply: ApplyFn) {
+async fn refresh_loop(
+    spec: SecondarySpec,
+    wake: Arc<tokio::sync::Notify>,
+    expired: Arc<Expired>,
+    status: Arc<Status>,
+    apply: ApplyFn,
+) {
     let origin = spec.origin.clone();
     let mut current = copy_on_disk(&spec).map(|(serial, timers, confirmed)| {
         let age = SystemTime::now().duration_since(confirmed).unwrap_or_default();
@@ -200,13 +284,17 @@ async fn refresh_loop(spec: SecondarySpec, expired: Arc<Expired>, status: Arc<St
             }
         };
         // Wake at expiry if that comes before the next attempt.
-        let wake = match &current {
+        let sleep_for = match &current {
             Some((_, _, expires_at)) if !expired.contains(&origin) => {
                 next.min(expires_at.saturating_duration_since(Instant::now()).max(Duration::from_millis(10)))
             }
             _ => next,
         };
-        tokio::time::sleep(wake).await;
+        // A NOTIFY from a primary ends the wait at once.
+        tokio::select! {
+            _ = tokio::time::sleep(sleep_for) => {}
+            _ = wake.notified() => {}
+        }
     }
 }
 
