@@ -677,8 +677,9 @@ fn parse_primary(text: &str) -> anyhow::Result<SocketAddr> {
 }
 
 /// Where a secondary zone's copy is kept unless its [[zone]] names a file.
+/// A `/` in a label becomes `%2F`, so the copy stays inside the state dir.
 fn secondary_file(state_dir: &Path, origin: &Name) -> PathBuf {
-    let name = origin.to_ascii();
+    let name = origin.to_ascii().replace('/', "%2F");
     let name = if name == "." { "root.".to_owned() } else { name };
     state_dir.join(format!("{name}zone"))
 }
@@ -723,6 +724,44 @@ mod tests {
         assert_eq!(args("control_socket = \"/run/x.sock\"").control_socket, Some(PathBuf::from("/run/x.sock")));
         assert_eq!(args("query_log_sample = 100").query_log_sample, 100);
         assert!("".parse::<ControlSocket>().is_err());
+    }
+
+    #[test]
+    fn secondaries_come_from_flags_and_zone_entries_with_their_tsig_key() {
+        let dir = std::env::temp_dir().join(format!("dns-xdp-config4-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("sec.toml");
+        std::fs::write(
+            &path,
+            "xdp_mode = \"off\"\nstate_dir = \"/srv/dx\"\n[[tsig]]\nname = \"xfr\"\nalgorithm = \"hmac-sha512\"\n\
+             secret = \"c2VjcmV0\"\n[[zone]]\norigin = \"a.test\"\nprimaries = [\"192.0.2.1\", \"[2001:db8::1]:5353\"]\n\
+             tsig = \"xfr\"\nexpire = 60\n",
+        )
+        .expect("write");
+        let args = RunArgs {
+            config: Some(path.clone()),
+            secondaries: vec!["b.test=192.0.2.2:5300".into()],
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args).expect("resolves");
+        assert_eq!(s.secondaries.len(), 2);
+        let a = &s.secondaries[0];
+        assert_eq!(a.primaries, ["192.0.2.1:53".parse().expect("addr"), "[2001:db8::1]:5353".parse().expect("addr")]);
+        assert_eq!(a.tsig.as_ref().map(|k| k.name.to_string()), Some("xfr.".to_owned()));
+        assert_eq!(a.timers.expire, Some(Duration::from_secs(60)));
+        assert_eq!(a.file, PathBuf::from("/srv/dx/a.test.zone"));
+        assert_eq!(s.zones.iter().filter(|z| z.file == a.file).count(), 1);
+        assert_eq!(s.secondaries[1].primaries, ["192.0.2.2:5300".parse().expect("addr")]);
+        std::fs::write(
+            &path,
+            "xdp_mode = \"off\"\n[[zone]]\norigin = \"a.test\"\nprimaries = [\"1.2.3.4\"]\ntsig = \"nokey\"\n",
+        )
+        .expect("write");
+        let err = Settings::resolve(&RunArgs { config: Some(path.clone()), ..Default::default() }).expect_err("no key");
+        assert!(err.to_string().contains("no [[tsig]] key named nokey."), "{err}");
+        assert!(TsigKey::new("k", "hmac-md5", "c2VjcmV0").unwrap_err().to_string().contains("not supported"));
+        assert!(TsigKey::new("k", "hmac-sha256", "not base64!").unwrap_err().to_string().contains("base64"));
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
