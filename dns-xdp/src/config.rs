@@ -6,8 +6,8 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context as _, bail};
-use hickory_proto::rr::Name;
+use anyhow::{Context as _, anyhow, bail};
+use hickory_proto::rr::{Name, TSigner, rdata::tsig::TsigAlgorithm};
 use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:53";
@@ -147,6 +147,15 @@ pub struct RunArgs {
     /// file's $ORIGIN is used, else its name without ".zone".
     #[arg(long = "zone", value_name = "[ORIGIN=]FILE")]
     pub zones: Vec<String>,
+    /// Secondary zone, transferred by AXFR from the primaries given (port
+    /// 53 unless told), refreshed on the SOA's timers (repeatable). TSIG
+    /// keys are configured in the config file's [[zone]] entries.
+    #[arg(long = "secondary", value_name = "ORIGIN=ADDR[:PORT][,ADDR...]")]
+    pub secondaries: Vec<String>,
+    /// Directory for the last good copy of each secondary zone, served at
+    /// start while the primaries are down [default: /var/lib/dns-xdp].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Address and port to answer on, UDP and TCP (repeatable)
     /// [default: 0.0.0.0:53].
     #[arg(long = "listen", value_name = "ADDR:PORT")]
@@ -303,8 +312,21 @@ pub struct FileConfig {
     pub rrl_ipv6_prefix: Option<u8>,
     #[serde(default)]
     pub rrl_exempt: Vec<String>,
+    pub state_dir: Option<PathBuf>,
     #[serde(default, rename = "zone")]
     pub zones: Vec<ZoneConfig>,
+    #[serde(default)]
+    pub tsig: Vec<TsigConfig>,
+}
+
+/// A `[[tsig]]` key: `name`, `algorithm` (hmac-sha256, ...), base64 `secret`
+/// as `tsig-keygen` or `keymgr -t` print it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TsigConfig {
+    pub name: String,
+    pub algorithm: String,
+    pub secret: String,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -327,8 +349,102 @@ impl OneOrMany {
 #[serde(deny_unknown_fields)]
 pub struct ZoneConfig {
     pub origin: Option<String>,
-    pub file: PathBuf,
+    /// The zone file; for a secondary, where its copy is kept (default:
+    /// `<state_dir>/<origin>zone`).
+    pub file: Option<PathBuf>,
     pub preload: Option<Preload>,
+    /// Makes the zone a secondary of these primaries (`ADDR[:PORT]`).
+    #[serde(default)]
+    pub primaries: Vec<String>,
+    /// The `[[tsig]]` key transfers from the primaries are signed with.
+    pub tsig: Option<String>,
+    /// Seconds that override the SOA's REFRESH, RETRY and EXPIRE.
+    pub refresh: Option<u64>,
+    pub retry: Option<u64>,
+    pub expire: Option<u64>,
+}
+
+/// TSIG fudge (RFC 8945 recommends 300 s).
+const TSIG_FUDGE: u16 = 300;
+
+/// A TSIG key as `tsig-keygen` and `keymgr -t` print it: a name, an
+/// algorithm name and a base64 secret.
+#[derive(Clone)]
+pub struct TsigKey {
+    pub name: Name,
+    signer: TSigner,
+}
+
+impl std::fmt::Debug for TsigKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        write!(f, "TsigKey({} {})", self.name, algorithm_name(self.signer.algorithm()))
+    }
+}
+
+impl PartialEq for TsigKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.signer.algorithm() == other.signer.algorithm()
+            && self.signer.key() == other.signer.key()
+    }
+}
+
+impl Eq for TsigKey {}
+
+fn algorithm_name(algorithm: &TsigAlgorithm) -> String {
+    algorithm.to_name().to_ascii().trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl TsigKey {
+    pub fn signer(&self) -> &TSigner {
+        &self.signer
+    }
+
+    /// `algorithm` is one of hmac-sha224/256/384/512 (as BIND and Knot
+    /// spell them); `secret` is base64.
+    pub fn new(name: &str, algorithm: &str, secret: &str) -> anyhow::Result<Self> {
+        let mut key_name = Name::from_ascii(name).with_context(|| format!("invalid TSIG key name {name:?}"))?;
+        key_name.set_fqdn(true);
+        let key_name = key_name.to_lowercase();
+        let algorithm = match algorithm.trim_end_matches('.').to_ascii_lowercase().as_str() {
+            "hmac-sha224" => TsigAlgorithm::HmacSha224,
+            "hmac-sha256" => TsigAlgorithm::HmacSha256,
+            "hmac-sha384" => TsigAlgorithm::HmacSha384,
+            "hmac-sha512" => TsigAlgorithm::HmacSha512,
+            other => bail!(
+                "TSIG key {key_name}: algorithm {other:?} is not supported (hmac-sha224, hmac-sha256, hmac-sha384, hmac-sha512)"
+            ),
+        };
+        let secret = data_encoding::BASE64
+            .decode(secret.trim().as_bytes())
+            .map_err(|err| anyhow!("TSIG key {key_name}: the secret is not base64: {err}"))?;
+        if secret.is_empty() {
+            bail!("TSIG key {key_name}: the secret is empty");
+        }
+        let signer = TSigner::new(secret, algorithm, key_name.clone(), TSIG_FUDGE)
+            .map_err(|err| anyhow!("TSIG key {key_name}: {err}"))?;
+        Ok(Self { name: key_name, signer })
+    }
+}
+
+/// Timer values that override the zone's SOA.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimerOverrides {
+    pub refresh: Option<Duration>,
+    pub retry: Option<Duration>,
+    pub expire: Option<Duration>,
+}
+
+/// What the configuration says about one secondary zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecondarySpec {
+    pub origin: Name,
+    pub primaries: Vec<SocketAddr>,
+    pub tsig: Option<TsigKey>,
+    pub timers: TimerOverrides,
+    /// Where the last good copy is kept (the zone's file).
+    pub file: PathBuf,
 }
 
 /// Settings resolved from file and command line.
@@ -359,6 +475,8 @@ pub struct Settings {
     /// Response rate limiting; `None` when off.
     pub rrl: Option<RrlSettings>,
     pub zones: Vec<ZoneSpec>,
+    /// The secondary zones (each also in `zones`, with its copy's file).
+    pub secondaries: Vec<SecondarySpec>,
 }
 
 /// Response rate limiting as configured.
@@ -414,6 +532,8 @@ impl RrlSettings {
         self.exempt.iter().any(|net| net.contains(&addr))
     }
 }
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/dns-xdp";
+pub const DEFAULT_PRIMARY_PORT: u16 = 53;
 
 /// Longest identity: it must fit one TXT character-string (RFC 1035 3.3),
 /// which is also what the fast path's NSID option holds.
@@ -446,12 +566,72 @@ impl Settings {
         // Relative zone paths in a config file are relative to the file.
         let base = args.config.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
         let default_preload = args.preload.or(file.preload).unwrap_or_default();
+        let state_dir =
+            args.state_dir.clone().or(file.state_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let mut keys = std::collections::HashMap::new();
+        for key in &file.tsig {
+            let key = TsigKey::new(&key.name, &key.algorithm, &key.secret)?;
+            if keys.insert(key.name.clone(), key.clone()).is_some() {
+                bail!("TSIG key {} is defined twice", key.name);
+            }
+        }
         let mut zones = Vec::new();
+        let mut secondaries = Vec::new();
         for z in &file.zones {
-            zones.push(ZoneSpec {
-                origin: z.origin.as_deref().map(parse_origin).transpose()?,
-                file: base.join(&z.file),
-                preload: z.preload.unwrap_or(default_preload),
+            let origin = z.origin.as_deref().map(parse_origin).transpose()?;
+            let preload = z.preload.unwrap_or(default_preload);
+            if z.primaries.is_empty() {
+                if z.tsig.is_some() || z.refresh.is_some() || z.retry.is_some() || z.expire.is_some() {
+                    bail!(
+                        "zone {:?}: tsig, refresh, retry and expire need primaries",
+                        z.origin.as_deref().unwrap_or("?")
+                    );
+                }
+                let Some(zone_file) = &z.file else {
+                    bail!(
+                        "zone {:?}: give a file, or primaries for a secondary zone",
+                        z.origin.as_deref().unwrap_or("?")
+                    );
+                };
+                zones.push(ZoneSpec { origin, file: base.join(zone_file), preload });
+                continue;
+            }
+            let Some(origin) = origin else { bail!("a secondary zone needs an origin") };
+            let tsig = match &z.tsig {
+                Some(name) => {
+                    let name = parse_origin(name)?;
+                    Some(
+                        keys.get(&name)
+                            .cloned()
+                            .ok_or_else(|| anyhow!("zone {origin}: no [[tsig]] key named {name}"))?,
+                    )
+                }
+                None => None,
+            };
+            let primaries = z.primaries.iter().map(|p| parse_primary(p)).collect::<anyhow::Result<_>>()?;
+            let zone_file = z.file.as_ref().map_or_else(|| secondary_file(&state_dir, &origin), |f| base.join(f));
+            let timers = TimerOverrides {
+                refresh: z.refresh.map(Duration::from_secs),
+                retry: z.retry.map(Duration::from_secs),
+                expire: z.expire.map(Duration::from_secs),
+            };
+            zones.push(ZoneSpec { origin: Some(origin.clone()), file: zone_file.clone(), preload });
+            secondaries.push(SecondarySpec { origin, primaries, tsig, timers, file: zone_file });
+        }
+        for spec in &args.secondaries {
+            let Some((origin, primaries)) = spec.split_once('=') else {
+                bail!("--secondary {spec:?}: expected ORIGIN=ADDR[:PORT][,ADDR...]");
+            };
+            let origin = parse_origin(origin)?;
+            let primaries = primaries.split(',').map(parse_primary).collect::<anyhow::Result<Vec<_>>>()?;
+            let zone_file = secondary_file(&state_dir, &origin);
+            zones.push(ZoneSpec { origin: Some(origin.clone()), file: zone_file.clone(), preload: default_preload });
+            secondaries.push(SecondarySpec {
+                origin,
+                primaries,
+                tsig: None,
+                timers: TimerOverrides::default(),
+                file: zone_file,
             });
         }
         for spec in &args.zones {
@@ -462,7 +642,7 @@ impl Settings {
             zones.push(ZoneSpec { origin, file: PathBuf::from(file), preload: default_preload });
         }
         if zones.is_empty() {
-            bail!("no zones configured: give --zone FILE or [[zone]] entries in the config file");
+            bail!("no zones configured: give --zone FILE, --secondary or [[zone]] entries in the config file");
         }
         let listen = if !args.listen.is_empty() {
             args.listen.clone()
@@ -575,8 +755,28 @@ impl Settings {
                 .or(file.udp_threads)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             zones,
+            secondaries,
         })
     }
+}
+
+/// `ADDR`, `ADDR:PORT`, `[V6]:PORT` or a bare IPv6 address.
+fn parse_primary(text: &str) -> anyhow::Result<SocketAddr> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, DEFAULT_PRIMARY_PORT))
+        .map_err(|_| anyhow!("primary {text:?} is not ADDR or ADDR:PORT"))
+}
+
+/// Where a secondary zone's copy is kept unless its [[zone]] names a file.
+/// A `/` in a label becomes `%2F`, so the copy stays inside the state dir.
+fn secondary_file(state_dir: &Path, origin: &Name) -> PathBuf {
+    let name = origin.to_ascii().replace('/', "%2F");
+    let name = if name == "." { "root.".to_owned() } else { name };
+    state_dir.join(format!("{name}zone"))
 }
 
 fn parse_origin(text: &str) -> anyhow::Result<Name> {
@@ -619,6 +819,44 @@ mod tests {
         assert_eq!(args("control_socket = \"/run/x.sock\"").control_socket, Some(PathBuf::from("/run/x.sock")));
         assert_eq!(args("query_log_sample = 100").query_log_sample, 100);
         assert!("".parse::<ControlSocket>().is_err());
+    }
+
+    #[test]
+    fn secondaries_come_from_flags_and_zone_entries_with_their_tsig_key() {
+        let dir = std::env::temp_dir().join(format!("dns-xdp-config4-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("sec.toml");
+        std::fs::write(
+            &path,
+            "xdp_mode = \"off\"\nstate_dir = \"/srv/dx\"\n[[tsig]]\nname = \"xfr\"\nalgorithm = \"hmac-sha512\"\n\
+             secret = \"c2VjcmV0\"\n[[zone]]\norigin = \"a.test\"\nprimaries = [\"192.0.2.1\", \"[2001:db8::1]:5353\"]\n\
+             tsig = \"xfr\"\nexpire = 60\n",
+        )
+        .expect("write");
+        let args = RunArgs {
+            config: Some(path.clone()),
+            secondaries: vec!["b.test=192.0.2.2:5300".into()],
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args).expect("resolves");
+        assert_eq!(s.secondaries.len(), 2);
+        let a = &s.secondaries[0];
+        assert_eq!(a.primaries, ["192.0.2.1:53".parse().expect("addr"), "[2001:db8::1]:5353".parse().expect("addr")]);
+        assert_eq!(a.tsig.as_ref().map(|k| k.name.to_string()), Some("xfr.".to_owned()));
+        assert_eq!(a.timers.expire, Some(Duration::from_secs(60)));
+        assert_eq!(a.file, PathBuf::from("/srv/dx/a.test.zone"));
+        assert_eq!(s.zones.iter().filter(|z| z.file == a.file).count(), 1);
+        assert_eq!(s.secondaries[1].primaries, ["192.0.2.2:5300".parse().expect("addr")]);
+        std::fs::write(
+            &path,
+            "xdp_mode = \"off\"\n[[zone]]\norigin = \"a.test\"\nprimaries = [\"1.2.3.4\"]\ntsig = \"nokey\"\n",
+        )
+        .expect("write");
+        let err = Settings::resolve(&RunArgs { config: Some(path.clone()), ..Default::default() }).expect_err("no key");
+        assert!(err.to_string().contains("no [[tsig]] key named nokey."), "{err}");
+        assert!(TsigKey::new("k", "hmac-md5", "c2VjcmV0").unwrap_err().to_string().contains("not supported"));
+        assert!(TsigKey::new("k", "hmac-sha256", "not base64!").unwrap_err().to_string().contains("base64"));
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

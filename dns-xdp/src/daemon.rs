@@ -21,6 +21,7 @@ use crate::{
     map_writer::{MapWriter, SyncReport},
     metrics, privileges,
     querylog::QueryLog,
+    secondary::{self, Expired},
     server::{self, Live, Shared},
     wire::ReplySettings,
     zone::Zone,
@@ -121,13 +122,19 @@ impl LoadedZones {
         Some(each.join("; "))
     }
 
-    fn catalog(&self) -> anyhow::Result<Catalog> {
+    /// The catalog of what loaded; an `expired` secondary zone is in it
+    /// as failed (SERVFAIL, nothing in the answer table) whatever its copy.
+    fn catalog(&self, expired: &Expired) -> anyhow::Result<Catalog> {
         let mut catalog = Catalog::default();
         for (file, (_, zone)) in &self.by_file {
             if catalog.zone(zone.origin()).is_some() {
                 return Err(anyhow!("zone {} is defined twice (again in {})", zone.origin(), file.display()));
             }
-            catalog.insert(Arc::clone(zone));
+            if expired.contains(zone.origin()) {
+                catalog.insert_failed(zone.origin());
+            } else {
+                catalog.insert(Arc::clone(zone));
+            }
         }
         for failed in &self.failed {
             if let Some(origin) = &failed.origin
@@ -152,11 +159,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let settings = Settings::resolve(&args)?;
     let zones = LoadedZones::load(&settings.zones, None);
-    if zones.by_file.is_empty() && !zones.failed.is_empty() {
+    // A secondary zone without a copy yet waits for its first transfer.
+    if zones.by_file.is_empty() && !zones.failed.is_empty() && settings.secondaries.is_empty() {
         let errors: Vec<&str> = zones.failed.iter().map(|failed| failed.error.as_str()).collect();
         return Err(anyhow!("no zone loaded: {}", errors.join("; ")));
     }
-    let catalog = Arc::new(zones.catalog()?);
+    let expired = Arc::new(Expired::default());
+    let catalog = Arc::new(zones.catalog(&expired)?);
     for (file, (_, zone)) in &zones.by_file {
         tracing::info!(zone = %zone.origin(), file = %file.display(), serial = zone.serial(), "zone loaded");
     }
@@ -232,6 +241,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         query_log: QueryLog::new(settings.query_log_sample),
         draining: Default::default(),
         rrl: settings.rrl.clone().map(crate::rrl::RateLimiter::new),
+        notifier: (!settings.secondaries.is_empty()).then(|| Arc::new(secondary::Notifier::new(&settings.secondaries))),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -255,9 +265,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         services: listen.clone(),
         pin_dir: settings.pin_dir.clone(),
     };
-    let (reload_requests, control_reloads) = tokio::sync::mpsc::channel(4);
+    let (reload_requests, control_reloads) =
+        tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<control::ReloadReply>>(4);
+    let secondary_status = Arc::new(secondary::Status::default());
     let stop = Arc::new(tokio::sync::Notify::new());
     let result = runtime.block_on(async {
+        if !settings.secondaries.is_empty() {
+            let requests = reload_requests.clone();
+            let apply: secondary::ApplyFn = Arc::new(move || {
+                let requests = requests.clone();
+                Box::pin(async move {
+                    let (reply, outcome) = tokio::sync::oneshot::channel();
+                    requests.send(reply).await.map_err(|_| "the daemon is stopping".to_owned())?;
+                    outcome.await.map_err(|_| "the daemon is stopping".to_owned())?.map(|_| ())
+                })
+            });
+            let notifier = shared.notifier.clone().unwrap_or_default();
+            secondary::spawn(
+                settings.secondaries.clone(),
+                &notifier,
+                Arc::clone(&expired),
+                Arc::clone(&secondary_status),
+                apply,
+            );
+        }
         for tcp in tcp_listeners {
             let listener = tokio::net::TcpListener::from_std(tcp)?;
             tokio::spawn(server::serve_tcp(Arc::clone(&shared), listener));
@@ -294,7 +325,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::info!(listen = ?listen, elapsed_ms = started.elapsed().as_millis() as u64, "serving");
             notify_systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
         };
-        serve_signals(&args, settings.clone(), zones, &shared, control_reloads, &stop, serving).await
+        let requests = ControlRequests { reloads: control_reloads, stop: &stop };
+        serve_signals(&args, settings.clone(), zones, &shared, &expired, requests, serving).await
     });
 
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
@@ -354,15 +386,23 @@ fn with_missing_capabilities(err: anyhow::Error) -> anyhow::Error {
 
 /// Waits for signals and control requests: SIGHUP or a control `reload`
 /// reloads, SIGINT/SIGTERM return.
+/// What the control socket asks of the signal loop: reloads (each with
+/// the channel its outcome goes back on) and a stop (`dns-xdp drain`).
+struct ControlRequests<'a> {
+    reloads: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<control::ReloadReply>>,
+    stop: &'a tokio::sync::Notify,
+}
+
 async fn serve_signals(
     args: &RunArgs,
     mut settings: Settings,
     mut zones: LoadedZones,
     shared: &Arc<Shared>,
-    mut control_reloads: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<control::ReloadReply>>,
-    stop: &tokio::sync::Notify,
+    expired: &Expired,
+    requests: ControlRequests<'_>,
     serving: impl FnOnce(),
 ) -> anyhow::Result<()> {
+    let ControlRequests { mut reloads, stop } = requests;
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -373,7 +413,7 @@ async fn serve_signals(
     loop {
         let reply = tokio::select! {
             _ = hup.recv() => None,
-            Some(reply) = control_reloads.recv() => Some(reply),
+            Some(reply) = reloads.recv() => Some(reply),
             _ = int.recv() => return drain_then_stop(&settings, shared).await,
             _ = term.recv() => return drain_then_stop(&settings, shared).await,
             // `dns-xdp drain` has already waited for the traffic to move.
@@ -383,7 +423,7 @@ async fn serve_signals(
         let mut reloading = vec![sd_notify::NotifyState::Reloading];
         reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
         notify_systemd(&reloading);
-        let outcome = match reload(args, &settings, &zones, shared).await {
+        let outcome = match reload(args, &settings, &zones, shared, expired).await {
             Ok((new_settings, new_zones, report, elapsed)) => {
                 settings = new_settings;
                 let problem = new_zones.problem();
@@ -469,6 +509,7 @@ async fn reload(
     old_settings: &Settings,
     old_zones: &LoadedZones,
     shared: &Arc<Shared>,
+    expired: &Expired,
 ) -> anyhow::Result<(Settings, LoadedZones, SyncReport, std::time::Duration)> {
     let started = Instant::now();
     let new_settings = Settings::resolve(args)?;
@@ -480,7 +521,7 @@ async fn reload(
     // reload compares against what is really in effect.
     let settings = Settings { zones: new_settings.zones, preload: new_settings.preload, ..old_settings.clone() };
     let zones = LoadedZones::load(&settings.zones, Some(old_zones));
-    let catalog = Arc::new(zones.catalog()?);
+    let catalog = Arc::new(zones.catalog(expired)?);
     let generation = {
         let mut live = shared.live.write().unwrap_or_else(|p| p.into_inner());
         *live = Live::new(Arc::clone(&catalog), live.generation + 1);

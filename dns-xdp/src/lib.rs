@@ -32,6 +32,7 @@ pub mod privileges;
 pub mod probe;
 pub mod querylog;
 pub mod rrl;
+pub mod secondary;
 pub mod server;
 pub mod stats;
 pub mod table;

@@ -24,6 +24,7 @@ use crate::{
     map_writer::MapFeed,
     missed::MissedNames,
     querylog::QueryLog,
+    secondary::Notifier,
     wire::{ReplySettings, Transport, respond_cached},
 };
 
@@ -65,6 +66,8 @@ pub struct Shared {
     pub draining: std::sync::atomic::AtomicBool,
     /// Response rate limiting of UDP answers; `None` when off.
     pub rrl: Option<crate::rrl::RateLimiter>,
+    /// NOTIFY for the secondary zones; every NOTIFY is NOTIMP without.
+    pub notifier: Option<Arc<Notifier>>,
 }
 
 impl Shared {
@@ -82,6 +85,12 @@ impl Shared {
     pub fn handle_from(&self, query: &[u8], transport: Transport, client: Option<SocketAddr>) -> Option<Vec<u8>> {
         if transport == Transport::Udp {
             self.missed.offer(query);
+        }
+        if let (Some(notifier), Some(client)) = (&self.notifier, client)
+            && let Some(reply) = notifier.handle(query, client)
+        {
+            self.counters.responses.fetch_add(1, Relaxed);
+            return Some(reply);
         }
         let (catalog, answers, generation) = self.current();
         let Some(reply) = respond_cached(&catalog, Some(&answers), &self.settings, query, transport) else {
@@ -223,7 +232,12 @@ fn udp_worker(
         for (i, query, cut) in batch.datagrams() {
             // A query cut short cannot be answered as asked (a cut after
             // the question would even parse); its header can be.
-            let client = if shared.query_log.enabled() || shared.rrl.is_some() { batch.peer(i) } else { None };
+            // The peer is read only when needed: for the query log, rate
+            // limiting, and a NOTIFY (its source decides whether it is acted on).
+            let wants_peer = shared.query_log.enabled()
+                || shared.rrl.is_some()
+                || (shared.notifier.is_some() && query.get(2).is_some_and(|b| (b >> 3) & 0x0f == 4));
+            let client = if wants_peer { batch.peer(i) } else { None };
             let reply =
                 if cut { crate::wire::formerr(query) } else { shared.handle_from(query, Transport::Udp, client) };
             let reply = match (reply, &shared.rrl, client) {
@@ -364,7 +378,7 @@ pub async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
         };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            if let Err(err) = tcp_connection(&shared, stream).await {
+            if let Err(err) = tcp_connection(&shared, stream, peer).await {
                 tracing::debug!(%peer, %err, "TCP connection closed");
             }
             drop((permit, source));
@@ -378,7 +392,7 @@ pub async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
 /// written. Replies go to a writer through a queue of `max_pipelined`: a
 /// client that sends without reading fills it, and then its queries wait
 /// in the kernel's (bounded) buffers, not in the daemon.
-async fn tcp_connection(shared: &Shared, stream: TcpStream) -> std::io::Result<()> {
+async fn tcp_connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
     let limits = shared.tcp.limits;
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
@@ -391,7 +405,7 @@ async fn tcp_connection(shared: &Shared, stream: TcpStream) -> std::io::Result<(
                 None => return Ok::<(), std::io::Error>(()),
             }
             shared.counters.tcp_queries.fetch_add(1, Relaxed);
-            let Some(reply) = shared.handle(&buf, Transport::Tcp) else { continue };
+            let Some(reply) = shared.handle_from(&buf, Transport::Tcp, Some(peer)) else { continue };
             let Ok(reply_len) = u16::try_from(reply.len()) else { continue };
             let mut out = Vec::with_capacity(reply.len() + 2);
             out.extend_from_slice(&reply_len.to_be_bytes());
