@@ -130,16 +130,19 @@ pub struct AnswerKey {
     pub qname_len: u16,
     /// Query class, host order: [`CLASS_IN`] or [`CLASS_CH`].
     pub qclass: u16,
-    pub _pad: u16,
+    /// 1 for the answer to queries with the DO bit (RFC 3225), 0 for the
+    /// rest: a signed zone's two answers differ (RRSIGs, NSEC/NSEC3 proofs),
+    /// so every question has a DO entry and a non-DO entry of its own.
+    pub dnssec_ok: u16,
 }
 const _: () = assert!(core::mem::size_of::<AnswerKey>() == 16);
 
 impl AnswerKey {
     /// The key's second word as the fast path reads it from a value:
-    /// `qtype`, `qname_len`, `qclass` and the zero padding.
+    /// `qtype`, `qname_len`, `qclass` and `dnssec_ok`.
     #[inline(always)]
     pub const fn tail_word(&self) -> u64 {
-        self.qtype as u64 | (self.qname_len as u64) << 16 | (self.qclass as u64) << 32 | (self._pad as u64) << 48
+        self.qtype as u64 | (self.qname_len as u64) << 16 | (self.qclass as u64) << 32 | (self.dnssec_ok as u64) << 48
     }
 
     /// The two slots of `DNS_ANSWERS` that may hold this question's answer,
@@ -555,7 +558,7 @@ mod tests {
             qtype: 1,
             qname_len: qname.len() as u16,
             qclass: CLASS_IN,
-            _pad: 0,
+            dnssec_ok: 0,
         }
     }
 
@@ -624,14 +627,14 @@ mod tests {
                     qtype: (i % 300) as u16,
                     qname_len: 20,
                     qclass: CLASS_IN,
-                    _pad: 0,
+                    dnssec_ok: 0,
                 };
                 let [a, b] = key.slots(mask);
                 assert!(a <= mask && b <= mask);
                 assert_ne!(a, b);
             }
         }
-        assert_eq!(AnswerKey { name_hash: 5, qtype: 1, qname_len: 3, qclass: CLASS_IN, _pad: 0 }.slots(0), [0, 0]);
+        assert_eq!(AnswerKey { name_hash: 5, qtype: 1, qname_len: 3, qclass: CLASS_IN, dnssec_ok: 0 }.slots(0), [0, 0]);
     }
 
     #[test]
@@ -658,7 +661,7 @@ mod tests {
                     qtype,
                     qname_len: len as u16,
                     qclass: CLASS_IN,
-                    _pad: 0,
+                    dnssec_ok: 0,
                 };
                 let slot = key.slots(SLOTS as u32 - 1)[0] as usize;
                 used[slot / 64] |= 1 << (slot % 64);
@@ -668,6 +671,14 @@ mod tests {
         let distinct: u32 = used.iter().map(|w| w.count_ones()).sum();
         // Uniformly random slots would give N(1 - e^(-n/N)) = 18,570 distinct.
         assert!(distinct > 18_000, "{questions} questions use only {distinct} first slots");
+    }
+
+    #[test]
+    fn do_and_non_do_answers_have_keys_of_their_own() {
+        let plain = key_for(b"\x03www\x07example\x00");
+        let dnssec = AnswerKey { dnssec_ok: 1, ..plain };
+        assert_ne!(plain.tail_word(), dnssec.tail_word());
+        assert_ne!(plain.slots(0xffff), dnssec.slots(0xffff));
     }
 
     #[test]
@@ -684,7 +695,7 @@ mod tests {
 
     #[test]
     fn tail_word_is_the_second_word_of_the_key_in_memory() {
-        let key = AnswerKey { name_hash: 1, qtype: 0x1c, qname_len: 17, qclass: CLASS_CH, _pad: 0 };
+        let key = AnswerKey { name_hash: 1, qtype: 0x1c, qname_len: 17, qclass: CLASS_CH, dnssec_ok: 1 };
         // SAFETY: AnswerKey is 16 bytes of plain integers.
         let bytes: [u8; 16] = unsafe { core::mem::transmute(key) };
         assert_eq!(u64::from_ne_bytes(bytes[8..].try_into().unwrap()), key.tail_word());

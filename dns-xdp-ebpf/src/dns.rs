@@ -87,6 +87,10 @@ pub struct Question {
     /// Checksum contribution of the question as the client sent it, at its
     /// place in the message.
     pub sum: u32,
+    /// 1 when the query's OPT record has the DO bit: part of the key (a
+    /// signed zone's DO answer is an entry of its own). Set by
+    /// [`crate::edns::dnssec_ok`] before the lookup.
+    pub dnssec_ok: u16,
 }
 
 impl Question {
@@ -103,7 +107,7 @@ impl Question {
             qtype: self.qtype,
             qname_len: self.qname_len as u16,
             qclass: self.qclass,
-            _pad: 0,
+            dnssec_ok: self.dnssec_ok,
         }
     }
 }
@@ -185,5 +189,5 @@ pub fn question(scratch: &mut Scratch, dns_len: usize) -> Result<Question, Verdi
     if qclass != CLASS_IN && qclass != CLASS_CH {
         return Err(Verdict::PassQclass);
     }
-    Ok(Question { qname_len, dns_len, qtype, qclass, hash, sum })
+    Ok(Question { qname_len, dns_len, qtype, qclass, hash, sum, dnssec_ok: 0 })
 }

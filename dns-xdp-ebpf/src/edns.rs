@@ -21,6 +21,20 @@ pub struct Edns {
     pub do_bit: u16,
 }
 
+/// The DO bit of the OPT record that would follow the question, as 1 or
+/// 0, read before the slot lookup (the bit is part of the key) and before
+/// [`parse`] checks the record: a query whose OPT record [`parse`] rejects
+/// is passed whatever this read.
+#[inline(always)]
+pub fn dnssec_ok(msg: &[u8; MSG_BUF], header: &DnsHeader, question: &Question) -> u16 {
+    if header.arcount != 1 {
+        return 0;
+    }
+    // `be16` masks its offset; past the message it reads bytes `parse`
+    // rejects anyway.
+    u16::from(be16(msg, question.end() + 7) & edns::DO != 0)
+}
+
 #[inline(always)]
 pub fn parse(
     msg: &[u8; MSG_BUF],

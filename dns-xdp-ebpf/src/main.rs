@@ -6,7 +6,8 @@
 //! 1. [`headers`]: Ethernet, VLAN, IP, UDP to a service -> [`headers::PktDesc`];
 //! 2. [`dns::header`]: the DNS header (after the heartbeat check, [`fresh`]);
 //! 3. [`dns::question`]: qname, QTYPE, QCLASS -> [`dns::Question`];
-//! 4. [`answer::find`]: the question's slot in `DNS_ANSWERS`;
+//! 4. [`answer::find`]: the question's slot in `DNS_ANSWERS` (keyed by the
+//!    DO bit too, which [`edns::dnssec_ok`] peeks at first);
 //! 5. [`edns`]: the OPT record -> [`edns::Edns`];
 //! 6. [`answer::read`]: the slot read consistently, the name compared;
 //! 7. [`rrl`]: the source prefix's rate: answer, drop, or slip
@@ -67,6 +68,7 @@ fn stages(ctx: &XdpContext) -> Result<(), Verdict> {
     let header = dns::header(&scratch.msg)?;
     fresh(config)?;
     let mut question = dns::question(scratch, pkt.dns_len)?;
+    question.dnssec_ok = edns::dnssec_ok(&scratch.msg, &header, &question);
     // Look the answer up before parsing EDNS: under a spread-out query mix
     // the slot is a cache miss, and the CPU can run the EDNS checks while
     // it waits.

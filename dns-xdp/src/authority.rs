@@ -103,10 +103,6 @@ pub struct Lookup {
     pub zone: Option<Name>,
     /// The Extended DNS Error to send, if any.
     pub ede: Option<ExtendedError>,
-    /// Data of a DNSSEC-signed zone answered: the fast path, which cannot
-    /// tell DO queries apart, must not serve it (its DO and non-DO answers
-    /// differ).
-    pub signed: bool,
 }
 
 impl Lookup {
@@ -116,7 +112,6 @@ impl Lookup {
     pub fn fast_path_servable(&self) -> bool {
         self.zone.is_some()
             && self.ede.is_none()
-            && !self.signed
             && matches!(self.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
     }
 }
@@ -132,7 +127,6 @@ impl Lookup {
             additionals: Vec::new(),
             zone: None,
             ede: Some(ede),
-            signed: false,
         }
     }
 
@@ -512,8 +506,6 @@ struct Response {
     class_any: bool,
     /// The query had DO: RRSIGs and denial records from signed zones.
     dnssec_ok: bool,
-    /// Some zone answering is signed.
-    signed: bool,
 }
 
 impl Default for Response {
@@ -525,7 +517,6 @@ impl Default for Response {
             redirections: 0,
             class_any: false,
             dnssec_ok: false,
-            signed: false,
         }
     }
 }
@@ -537,7 +528,6 @@ impl Response {
         let name_labels = label_count(name);
         let apex = LowerName::new(zone.origin());
         let Some(apex_node) = zone.node(&apex) else { return Step::Done };
-        self.signed |= zone.is_signed();
 
         // Walk down from the apex. The first zone cut on the way wins (the
         // highest one, as in NSD), then a DNAME above the name; otherwise
@@ -874,7 +864,6 @@ impl Response {
             additionals: collect(&[Section::AdditionalA, Section::AdditionalAaaa]),
             zone: Some(zone),
             ede: None,
-            signed: self.signed,
         }
     }
 }
@@ -934,9 +923,9 @@ mod tests {
     use crate::zone::format_record;
 
     /// RRSIGs (loaded in RFC 3597 form, or left over) in a zone without
-    /// DNSKEY do not make it signed: DO and non-DO answers stay the same,
-    /// which is what lets the fast path, blind to DO, serve them. A signed
-    /// zone's DO answers differ and are kept from the fast path.
+    /// DNSKEY do not make it signed: DO and non-DO answers stay the same. A
+    /// signed zone's DO answers differ; both go to the fast path, as
+    /// entries of their own.
     #[test]
     fn only_signed_zones_answer_do_queries_differently() {
         let sig = "RRSIG A 13 3 300 20261231000000 20261201000000 1 t.test. AAAA";
@@ -960,9 +949,9 @@ mod tests {
         catalog.insert(signed);
         let dnssec = catalog.lookup_dnssec(&name("ns.t.test."), RecordType::A);
         assert!(dnssec.answers.iter().any(|record| record.record_type() == RecordType::RRSIG), "{dnssec:?}");
-        assert!(
-            !dnssec.fast_path_servable() && !catalog.lookup(&name("ns.t.test."), RecordType::A).fast_path_servable()
-        );
+        let plain = catalog.lookup(&name("ns.t.test."), RecordType::A);
+        assert!(plain.answers.iter().all(|record| record.record_type() != RecordType::RRSIG), "{plain:?}");
+        assert!(dnssec.fast_path_servable() && plain.fast_path_servable());
     }
 
     fn name(text: &str) -> Name {

@@ -221,7 +221,12 @@ async fn handle(request: Request, context: &Context) -> Result<Value, String> {
                 .map_err(|err| err.to_string())?
                 .map_err(|err| format!("{err:#}"))?;
             let held = entries.len();
-            entries.sort_by(|a, b| a.qname.cmp(&b.qname).then(u16::from(a.qtype).cmp(&u16::from(b.qtype))));
+            entries.sort_by(|a, b| {
+                a.qname
+                    .cmp(&b.qname)
+                    .then(u16::from(a.qtype).cmp(&u16::from(b.qtype)))
+                    .then(a.dnssec_ok.cmp(&b.dnssec_ok))
+            });
             let mut matched = 0;
             let mut answers = Vec::new();
             for entry in entries {
@@ -236,6 +241,7 @@ async fn handle(request: Request, context: &Context) -> Result<Value, String> {
                         "type": entry.qtype.to_string(),
                         "rcode": crate::wire::rcode_mnemonic(entry.rcode),
                         "answers": entry.answers,
+                        "dnssec_ok": entry.dnssec_ok,
                         "zone": owner.map(|o| o.to_ascii()),
                     }));
                 }

@@ -35,7 +35,6 @@ pub fn lookup(qname: &Name, qtype: RecordType, identity: Option<&[u8]>) -> Optio
         additionals: Vec::new(),
         zone: None,
         ede: None,
-        signed: false,
     })
 }
 

@@ -294,13 +294,15 @@ fn cache(command: CacheCommand, control_socket: &std::path::Path) -> anyhow::Res
                 return Ok(());
             }
             for answer in out["answers"].as_array().into_iter().flatten() {
+                // The answer to DO queries (a separate entry) ends with DO.
                 println!(
-                    "{} {} {} {} {}",
+                    "{} {} {} {} {}{}",
                     answer["name"].as_str().unwrap_or_default(),
                     answer["type"].as_str().unwrap_or_default(),
                     answer["rcode"].as_str().unwrap_or_default(),
                     answer["answers"],
                     answer["zone"].as_str().unwrap_or("-"),
+                    if answer["dnssec_ok"].as_bool() == Some(true) { " DO" } else { "" },
                 );
             }
             let listed = out["answers"].as_array().map_or(0, Vec::len);

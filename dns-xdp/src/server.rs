@@ -106,8 +106,8 @@ impl Shared {
         if reply.truncated {
             self.counters.truncated.fetch_add(1, Relaxed);
         }
-        if let (Some(feed), Some((qname, qtype, prepared))) = (&self.map_feed, reply.cacheable) {
-            feed.offer(qname, qtype, prepared, generation);
+        if let (Some(feed), Some((qname, qtype, dnssec_ok, prepared))) = (&self.map_feed, reply.cacheable) {
+            feed.offer(qname, qtype, dnssec_ok, prepared, generation);
         }
         Some(reply.bytes)
     }

@@ -291,7 +291,7 @@ impl Drop for AnswerTable {
     }
 }
 
-const EMPTY_KEY: AnswerKey = AnswerKey { name_hash: 0, qtype: 0, qname_len: 0, qclass: 0, _pad: 0 };
+const EMPTY_KEY: AnswerKey = AnswerKey { name_hash: 0, qtype: 0, qname_len: 0, qclass: 0, dnssec_ok: 0 };
 
 /// A number for each slot write, so the fast path can tell a slot rewritten
 /// while it read it (see [`AnswerSlot`]). Unique: a counter times an odd
@@ -326,7 +326,7 @@ mod tests {
             qtype,
             qname_len: wire.len() as u16,
             qclass: dns_xdp_common::CLASS_IN,
-            _pad: 0,
+            dnssec_ok: 0,
         };
         let header = AnswerHeader { flags: 0x8400, ancount: 1, nscount: 0, arcount: 0 };
         let body = i.to_be_bytes();

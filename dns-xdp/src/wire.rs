@@ -59,9 +59,10 @@ impl Default for ReplySettings {
 pub struct Reply {
     pub bytes: Vec<u8>,
     pub truncated: bool,
-    /// The question and its prepared answer, when the answer came from zone
-    /// data and may be served by the fast path.
-    pub cacheable: Option<(Name, RecordType, Arc<PreparedAnswer>)>,
+    /// The question, whether the query had DO, and the prepared answer,
+    /// when the answer came from zone data and may be served by the fast
+    /// path (as the entry for queries with that DO bit).
+    pub cacheable: Option<(Name, RecordType, bool, Arc<PreparedAnswer>)>,
     /// The response code sent, extended rcodes included.
     pub rcode: ResponseCode,
     /// The zone whose data answered, if any.
@@ -177,7 +178,7 @@ pub fn respond_cached(
     };
     let (bytes, truncated) = assemble(&parsed, settings, &entry.prepared, transport);
     let rcode = ResponseCode::from(0, (entry.prepared.flags & flags::RCODE) as u8);
-    let cacheable = entry.from_zone.then_some((qname, qtype, entry.prepared));
+    let cacheable = entry.from_zone.then_some((qname, qtype, dnssec_ok, entry.prepared));
     Some(Reply { bytes, truncated, cacheable, rcode, zone: entry.zone })
 }
 

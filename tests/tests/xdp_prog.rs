@@ -16,8 +16,9 @@ use dns_xdp::{
 use dns_xdp_common::{AnswerKey, AnswerSlot, Verdict, checksum};
 use dns_xdp_tests::prog::{Rig, check_reply_frame};
 use dns_xdp_tests::wire::spell;
+use dns_xdp_tests::{dnssec::sign_zone, temp_dir};
 use hickory_proto::{
-    op::{Edns, Message, Query},
+    op::{Edns, Message, Query, ResponseCode},
     rr::{
         DNSClass, Name, RecordType,
         rdata::opt::{EdnsCode, EdnsOption, NSIDPayload},
@@ -109,7 +110,10 @@ fn differences(rig: &mut Rig, origin: &str) -> (usize, usize, Vec<String>) {
                             EdnsCase::Cookie | EdnsCase::Nsid => Some(1232),
                         };
                         let limit = usize::from(dns_xdp_common::udp_reply_limit(client, rig.settings.edns_udp_payload));
-                        if !(action == XDP_PASS && whole.len() > limit) {
+                        // Or answers too long for a slot (a signed zone's
+                        // DNSKEY RRset with its RRSIGs).
+                        let dnssec_ok = matches!(edns, EdnsCase::SizeDo(_) | EdnsCase::Nsid);
+                        if !(action == XDP_PASS && (whole.len() > limit || !fits_a_slot(rig, &q, dnssec_ok))) {
                             diffs.push(format!("{what}: action {action}, expected TX"));
                         }
                         continue;
@@ -129,6 +133,117 @@ fn differences(rig: &mut Rig, origin: &str) -> (usize, usize, Vec<String>) {
         }
     }
     (question_count, compared, diffs)
+}
+
+/// Whether the daemon's answer to `query` fits a slot of the table.
+fn fits_a_slot(rig: &Rig, query: &[u8], dnssec_ok: bool) -> bool {
+    let reply = respond(&rig.catalog, &rig.settings, query, Transport::Udp).expect("reply");
+    reply
+        .cacheable
+        .is_some_and(|(qname, qtype, _, prepared)| slot::encode(&qname, qtype, dnssec_ok, &prepared).is_some())
+}
+
+/// The daemon's answer to `query`, put in the table as the server's offer
+/// after a miss puts it there.
+fn cache_daemon_answer(rig: &mut Rig, query: &[u8]) {
+    let reply = respond(&rig.catalog, &rig.settings, query, Transport::Udp).expect("reply");
+    let (qname, qtype, dnssec_ok, prepared) = reply.cacheable.expect("a zone answer the fast path may serve");
+    let (_, value) = slot::encode(&qname, qtype, dnssec_ok, &prepared).expect("fits a slot");
+    assert_ne!(rig.writer.fast_path_mut().insert(&value, false), Placement::Full);
+}
+
+/// A zone small enough that its signed answers fit a slot: its name
+/// server is out of zone, so positive answers carry no glue.
+const SIGNED_ZONE: &str = "$ORIGIN sig.test.
+@ 3600 SOA ns.other.test. hostmaster.other.test. 1 7200 3600 1209600 300
+@ 3600 NS ns.other.test.
+www 3600 A 198.18.10.80
+www 3600 AAAA 2001:db8:10::80
+mail 3600 MX 10 www.sig.test.
+_dmarc 3600 TXT \"v=DMARC1; p=reject\"
+";
+
+/// [`SIGNED_ZONE`] signed with `ldns-signzone` and `sign_args` in `dir`,
+/// loaded in a rig (every question preloaded, with and without DO).
+fn signed_rig(dir: &std::path::Path, sign_args: &[&str]) -> Rig {
+    let signed = sign_zone(dir, "sig.test.", SIGNED_ZONE, sign_args);
+    // The rig takes the origin from the file's name.
+    let served = dir.join("sig.test.zone");
+    std::fs::rename(&signed.path, &served).expect("renaming the signed zone");
+    Rig::new(&[served.to_str().expect("UTF-8 path")])
+}
+
+/// A signed zone (NSEC, then NSEC3): the DO and non-DO answers are entries
+/// of their own, each byte for byte the daemon's; the DO answers carry
+/// their RRSIGs, the others none.
+#[test]
+fn signed_zone_answers_equal_daemon_answers_with_and_without_do() {
+    for (chain, args) in [("NSEC", &[][..]), ("NSEC3", &["-n"][..])] {
+        let dir = temp_dir("xdp-signed");
+        let mut rig = signed_rig(dir.path(), args);
+        let before = rig.counters()["tx_answer"];
+        let (questions, compared, diffs) = differences(&mut rig, "sig.test.");
+        assert_eq!(compared, questions * 30);
+        assert!(diffs.is_empty(), "{chain}: {} of {compared} differ:\n{}", diffs.len(), diffs.join("\n"));
+        assert!(rig.counters()["tx_answer"] > before + compared as u64 / 2, "{chain}: most answers from XDP");
+        for (edns, signed) in [(EdnsCase::SizeDo(1232), true), (EdnsCase::Size(1232), false)] {
+            let q = query("www.sig.test.", RecordType::A, edns, 0x0d0);
+            let (action, frame) = rig.run(&udp_frame(&Endpoints::v4(53), &q, None, 0));
+            assert_eq!(action, XDP_TX, "{chain} {edns:?}");
+            let reply = check_reply_frame(&Endpoints::v4(53), &frame).expect("reply frame");
+            assert_eq!(reply.payload, rig.daemon_reply(&q), "{chain} {edns:?}");
+            let msg = Message::from_vec(&reply.payload).expect("parses");
+            let rrsigs = msg.answers.iter().filter(|r| r.record_type() == RecordType::RRSIG).count();
+            assert_eq!(rrsigs > 0, signed, "{chain} {edns:?}: {msg:?}");
+            assert_eq!(msg.edns.expect("OPT").flags().dnssec_ok, signed, "DO echoed");
+        }
+    }
+}
+
+/// Negative answers of a signed zone for names not preloaded (NXDOMAIN
+/// with its NSEC proofs, NODATA with its NSEC or NSEC3): the first query
+/// is the daemon's, and once it answered, XDP serves the same bytes, in
+/// any spelling. An NSEC3 NXDOMAIN (three NSEC3 and four RRSIGs) is longer
+/// than a slot's body and stays with the daemon.
+#[test]
+fn signed_negative_answers_are_served_once_the_daemon_answered() {
+    for (chain, args) in [("NSEC", &[][..]), ("NSEC3", &["-n"][..])] {
+        let dir = temp_dir("xdp-signed-negative");
+        let mut rig = signed_rig(dir.path(), args);
+        let mut questions = vec![("www.sig.test.", RecordType::SRV, ResponseCode::NoError)];
+        if chain == "NSEC" {
+            questions.push(("nothere.sig.test.", RecordType::A, ResponseCode::NXDomain));
+            questions.push(("deep.nothere.sig.test.", RecordType::AAAA, ResponseCode::NXDomain));
+        } else {
+            let q = query("nothere.sig.test.", RecordType::A, EdnsCase::SizeDo(1232), 0x0e3);
+            assert!(!fits_a_slot(&rig, &q, true), "an NSEC3 NXDOMAIN is longer than a slot");
+            assert_eq!(rig.run(&udp_frame(&Endpoints::v4(53), &q, None, 0)).0, XDP_PASS);
+        }
+        for (name, qtype, rcode) in questions {
+            let q = query(name, qtype, EdnsCase::SizeDo(1232), 0x0e0);
+            let frame = udp_frame(&Endpoints::v4(53), &q, None, 0);
+            assert_eq!(rig.run(&frame).0, XDP_PASS, "{chain} {name} {qtype}: not in the table yet");
+            cache_daemon_answer(&mut rig, &q);
+            for case in 0..3 {
+                let spelled = query(&spell(name, case), qtype, EdnsCase::SizeDo(1232), 0x0e1);
+                let (action, out) = rig.run(&udp_frame(&Endpoints::v6(53), &spelled, None, 0));
+                assert_eq!(action, XDP_TX, "{chain} {name} {qtype} case {case}");
+                let reply = check_reply_frame(&Endpoints::v6(53), &out).expect("reply frame");
+                assert_eq!(reply.payload, rig.daemon_reply(&spelled), "{chain} {name} {qtype} case {case}");
+                let msg = Message::from_vec(&reply.payload).expect("parses");
+                assert_eq!(msg.metadata.response_code, rcode, "{chain} {name}");
+                let proofs = msg
+                    .authorities
+                    .iter()
+                    .filter(|r| matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3))
+                    .count();
+                assert!(proofs > 0, "{chain} {name} {qtype}: a denial proof: {msg:?}");
+            }
+            // The non-DO question is another entry, still the daemon's.
+            let plain = query(name, qtype, EdnsCase::Size(1232), 0x0e2);
+            assert_eq!(rig.run(&udp_frame(&Endpoints::v4(53), &plain, None, 0)).0, XDP_PASS, "{chain} {name}");
+        }
+    }
 }
 
 #[test]
@@ -222,7 +337,7 @@ fn answers_in_either_slot_are_served_and_unserved_ones_replaced_first() {
             continue;
         }
         let prepared = PreparedAnswer::encode(&qname, qtype, &answer).expect("encodes");
-        let (key, value) = slot::encode(&qname, qtype, &prepared).expect("fits the fast path");
+        let (key, value) = slot::encode(&qname, qtype, false, &prepared).expect("fits the fast path");
         entries.push((qname, qtype, key, value));
     }
     // Two questions that prefer the same slot: the second lands in its
@@ -266,7 +381,7 @@ fn answers_rewritten_while_served_are_never_mixed() {
     let qname = Name::from_ascii("www.example.test.").expect("name");
     let prepared =
         PreparedAnswer::encode(&qname, RecordType::A, &rig.catalog.lookup(&qname, RecordType::A)).expect("encodes");
-    let (key, original) = slot::encode(&qname, RecordType::A, &prepared).expect("fits");
+    let (key, original) = slot::encode(&qname, RecordType::A, false, &prepared).expect("fits");
     // Another answer to the same question: one byte shorter, every byte
     // different, so any mix of the two shows in the reply.
     let body: Vec<u8> = original.body()[1..].iter().map(|b| !b).collect();

@@ -51,10 +51,12 @@ const RECENT_LIMIT: usize = 65_536;
 const QUEUE_DEPTH: usize = 16_384;
 
 enum Command {
-    /// An answer the daemon just sent, computed from catalog `generation`.
+    /// An answer the daemon just sent, computed from catalog `generation`,
+    /// to a query with the DO bit (`dnssec_ok`) or without.
     Insert {
         qname: Name,
         qtype: RecordType,
+        dnssec_ok: bool,
         prepared: Arc<PreparedAnswer>,
         generation: u64,
     },
@@ -85,6 +87,8 @@ pub type NameFilter = Box<dyn Fn(&Name) -> bool + Send>;
 pub struct CachedAnswer {
     pub qname: Name,
     pub qtype: RecordType,
+    /// The answer to queries with the DO bit.
+    pub dnssec_ok: bool,
     /// The RCODE of the prepared reply (the low four bits of the flags).
     pub rcode: u16,
     pub answers: u16,
@@ -108,11 +112,19 @@ pub struct MapFeed {
 }
 
 impl MapFeed {
-    /// Offers an answer the daemon just sent, computed from catalog
-    /// `generation`. Never blocks the answer path: with the queue full the
-    /// offer is dropped and only costs a miss.
-    pub fn offer(&self, qname: Name, qtype: RecordType, prepared: Arc<PreparedAnswer>, generation: u64) {
-        let _ = self.commands.try_send(Command::Insert { qname, qtype, prepared, generation });
+    /// Offers an answer the daemon just sent to a query with the DO bit
+    /// (`dnssec_ok`) or without, computed from catalog `generation`. Never
+    /// blocks the answer path: with the queue full the offer is dropped and
+    /// only costs a miss.
+    pub fn offer(
+        &self,
+        qname: Name,
+        qtype: RecordType,
+        dnssec_ok: bool,
+        prepared: Arc<PreparedAnswer>,
+        generation: u64,
+    ) {
+        let _ = self.commands.try_send(Command::Insert { qname, qtype, dnssec_ok, prepared, generation });
     }
 
     /// Makes the map agree with `catalog` (generation `generation`, now
@@ -191,9 +203,9 @@ impl MapWriter {
     fn run(mut self, commands: mpsc::Receiver<Command>) {
         loop {
             match commands.recv_timeout(HEARTBEAT_INTERVAL) {
-                Ok(Command::Insert { qname, qtype, prepared, generation }) => {
+                Ok(Command::Insert { qname, qtype, dnssec_ok, prepared, generation }) => {
                     if generation == self.generation {
-                        self.insert(&qname, qtype, &prepared);
+                        self.insert(&qname, qtype, dnssec_ok, &prepared);
                     }
                 }
                 Ok(Command::Sync { catalog, generation, preload, done }) => {
@@ -224,11 +236,12 @@ impl MapWriter {
         &mut self.fast_path
     }
 
-    /// The slot for a CH identity question, when the server has an identity.
-    fn identity_slot(&self, qname: &Name, qtype: RecordType) -> Option<(AnswerKey, AnswerSlot)> {
+    /// The slot for a CH identity question, when the server has an identity
+    /// (the same answer with DO and without).
+    fn identity_slot(&self, qname: &Name, qtype: RecordType, dnssec_ok: bool) -> Option<(AnswerKey, AnswerSlot)> {
         let answer = identity::lookup(qname, qtype, self.fast_path.identity())?;
         let prepared = PreparedAnswer::encode(qname, qtype, &answer).ok()?;
-        slot::class_encode(qname, qtype, DNSClass::CH, &prepared)
+        slot::class_encode(qname, qtype, DNSClass::CH, dnssec_ok, &prepared)
     }
 
     pub fn attach(&mut self, mode: AttachMode) -> anyhow::Result<()> {
@@ -250,8 +263,8 @@ impl MapWriter {
         }
     }
 
-    fn insert(&mut self, qname: &Name, qtype: RecordType, prepared: &PreparedAnswer) -> bool {
-        let Some((key, value)) = slot::encode(qname, qtype, prepared) else { return false };
+    fn insert(&mut self, qname: &Name, qtype: RecordType, dnssec_ok: bool, prepared: &PreparedAnswer) -> bool {
+        let Some((key, value)) = slot::encode(qname, qtype, dnssec_ok, prepared) else { return false };
         if let Some(at) = self.recent.get(&key)
             && at.elapsed() < REINSERT_AFTER
         {
@@ -288,7 +301,8 @@ impl MapWriter {
             .filter_map(|entry| {
                 let (qname, qtype, _) = question_of(entry)?;
                 let header = entry.header();
-                Some(CachedAnswer { qname, qtype, rcode: header.flags & 0x000f, answers: header.ancount })
+                let dnssec_ok = entry.key.dnssec_ok != 0;
+                Some(CachedAnswer { qname, qtype, dnssec_ok, rcode: header.flags & 0x000f, answers: header.ancount })
             })
             .collect()
     }
@@ -328,17 +342,11 @@ impl MapWriter {
         for old in &entries {
             let key = &old.key;
             self.maybe_heartbeat();
+            let dnssec_ok = key.dnssec_ok != 0;
             let fresh = question_of(old)
                 .and_then(|(qname, qtype, qclass)| match qclass {
-                    DNSClass::CH => self.identity_slot(&qname, qtype),
-                    _ => {
-                        let answer = catalog.lookup(&qname, qtype);
-                        if !answer.fast_path_servable() {
-                            return None;
-                        }
-                        let prepared = PreparedAnswer::encode(&qname, qtype, &answer).ok()?;
-                        slot::encode(&qname, qtype, &prepared)
-                    }
+                    DNSClass::CH => self.identity_slot(&qname, qtype, dnssec_ok),
+                    _ => servable_slot(catalog, &qname, qtype, dnssec_ok),
                 })
                 .filter(|(new_key, _)| new_key == key);
             match fresh {
@@ -361,8 +369,8 @@ impl MapWriter {
         }
         // The identity's CH TXT answers are always in the table (they are
         // few and never change while the daemon runs).
-        for (qname, qtype) in identity::table_questions() {
-            let Some((key, value)) = self.identity_slot(&qname, qtype) else { continue };
+        for ((qname, qtype), dnssec_ok) in identity::table_questions().flat_map(|q| [(q.clone(), false), (q, true)]) {
+            let Some((key, value)) = self.identity_slot(&qname, qtype, dnssec_ok) else { continue };
             if fresh_keys.contains(&key) {
                 continue;
             }
@@ -374,23 +382,22 @@ impl MapWriter {
             }
         }
         // Preloading never evicts: what does not fit is cached as it is
-        // asked for, replacing answers not served lately.
+        // asked for, replacing answers not served lately. Each question is
+        // preloaded with and without DO: validating resolvers, most of an
+        // authoritative server's clients, set DO on every query, and in a
+        // signed zone the two answers differ.
         for (origin, mode) in preload {
             if *mode == Preload::None {
                 continue;
             }
             for (qname, qtype) in catalog.preload_questions(origin) {
-                let Some(key) = answer_key(&qname, qtype) else { continue };
-                if fresh_keys.contains(&key) {
-                    continue;
-                }
-                self.maybe_heartbeat();
-                let answer = catalog.lookup(&qname, qtype);
-                if !answer.fast_path_servable() {
-                    continue;
-                }
-                let Ok(prepared) = PreparedAnswer::encode(&qname, qtype, &answer) else { continue };
-                if let Some((key, value)) = slot::encode(&qname, qtype, &prepared) {
+                for dnssec_ok in [false, true] {
+                    let Some(key) = answer_key(&qname, qtype, dnssec_ok) else { continue };
+                    if fresh_keys.contains(&key) {
+                        continue;
+                    }
+                    self.maybe_heartbeat();
+                    let Some((key, value)) = servable_slot(catalog, &qname, qtype, dnssec_ok) else { continue };
                     if self.put(&value, false) {
                         report.preloaded += 1;
                         fresh_keys.insert(key);
@@ -428,4 +435,21 @@ fn question_of(value: &AnswerSlot) -> Option<(Name, RecordType, DNSClass)> {
 
 fn same_answer(a: &AnswerSlot, b: &AnswerSlot) -> bool {
     a.header() == b.header() && a.body() == b.body()
+}
+
+/// The catalog's answer to a class IN question as a slot, when the fast
+/// path may serve it: the DO answer (RRSIGs, denial proofs) for
+/// `dnssec_ok`, the plain one otherwise, each the bytes the daemon sends.
+fn servable_slot(
+    catalog: &Catalog,
+    qname: &Name,
+    qtype: RecordType,
+    dnssec_ok: bool,
+) -> Option<(AnswerKey, AnswerSlot)> {
+    let answer = if dnssec_ok { catalog.lookup_dnssec(qname, qtype) } else { catalog.lookup(qname, qtype) };
+    if !answer.fast_path_servable() {
+        return None;
+    }
+    let prepared = PreparedAnswer::encode(qname, qtype, &answer).ok()?;
+    slot::encode(qname, qtype, dnssec_ok, &prepared)
 }

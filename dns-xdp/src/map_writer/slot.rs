@@ -10,26 +10,33 @@ use dns_xdp_common::{self as common, AnswerKey, AnswerSlot};
 
 use crate::prepared::PreparedAnswer;
 
-/// The map key for a question in class IN.
-pub fn answer_key(qname: &Name, qtype: RecordType) -> Option<AnswerKey> {
-    class_answer_key(qname, qtype, DNSClass::IN)
+/// The map key for a question in class IN, from a query with the DO bit
+/// (`dnssec_ok`) or without.
+pub fn answer_key(qname: &Name, qtype: RecordType, dnssec_ok: bool) -> Option<AnswerKey> {
+    class_answer_key(qname, qtype, DNSClass::IN, dnssec_ok)
 }
 
 /// The map key for a question in any class.
-pub fn class_answer_key(qname: &Name, qtype: RecordType, qclass: DNSClass) -> Option<AnswerKey> {
+pub fn class_answer_key(qname: &Name, qtype: RecordType, qclass: DNSClass, dnssec_ok: bool) -> Option<AnswerKey> {
     let wire_name = lower_wire_name(qname)?;
     Some(AnswerKey {
         name_hash: common::name::hash_lower(&wire_name),
         qtype: u16::from(qtype),
         qname_len: wire_name.len() as u16,
         qclass: u16::from(qclass),
-        _pad: 0,
+        dnssec_ok: u16::from(dnssec_ok),
     })
 }
 
-/// The slot serving `prepared` in the fast path, if it fits there.
-pub fn encode(qname: &Name, qtype: RecordType, prepared: &PreparedAnswer) -> Option<(AnswerKey, AnswerSlot)> {
-    class_encode(qname, qtype, DNSClass::IN, prepared)
+/// The slot serving `prepared` in the fast path, if it fits there: the
+/// answer to queries in class IN with the DO bit (`dnssec_ok`) or without.
+pub fn encode(
+    qname: &Name,
+    qtype: RecordType,
+    dnssec_ok: bool,
+    prepared: &PreparedAnswer,
+) -> Option<(AnswerKey, AnswerSlot)> {
+    class_encode(qname, qtype, DNSClass::IN, dnssec_ok, prepared)
 }
 
 /// [`encode`] for a question in any class.
@@ -37,10 +44,11 @@ pub fn class_encode(
     qname: &Name,
     qtype: RecordType,
     qclass: DNSClass,
+    dnssec_ok: bool,
     prepared: &PreparedAnswer,
 ) -> Option<(AnswerKey, AnswerSlot)> {
     let wire_name = lower_wire_name(qname)?;
-    let key = class_answer_key(qname, qtype, qclass)?;
+    let key = class_answer_key(qname, qtype, qclass, dnssec_ok)?;
     let header = common::AnswerHeader {
         flags: prepared.flags,
         ancount: prepared.ancount,
