@@ -72,7 +72,7 @@ pub const CLASS_CH: u16 = 3;
 /// maps pinned by an earlier one only when that one stamped the same
 /// version in [`Config::layout`] (and the map definitions agree); bump it
 /// with any change of meaning a size check cannot see.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Longest server identity the fast path sends in an NSID option (RFC
 /// 5001); the daemon's limit for the setting.
