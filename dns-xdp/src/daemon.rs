@@ -313,7 +313,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         if let Some(listener) = metrics_listener {
             let addr = listener.local_addr()?;
             let expected = expected.clone();
-            let source = metrics::Source { shared: Arc::clone(&shared), expected };
+            let source =
+                metrics::Source { shared: Arc::clone(&shared), expected, secondaries: Arc::clone(&secondary_status) };
             tokio::spawn(async move {
                 if let Err(err) = metrics::serve(listener, source).await {
                     tracing::error!(error = %format!("{err:#}"), "the metrics endpoint stopped");
@@ -426,7 +427,10 @@ async fn serve_signals(
         let outcome = match reload(args, &settings, &zones, shared, expired).await {
             Ok((new_settings, new_zones, report, elapsed)) => {
                 settings = new_settings;
-                let problem = new_zones.problem();
+                let problem = match (new_zones.problem(), expired.problem()) {
+                    (Some(failed), Some(expired)) => Some(format!("{failed}; {expired}")),
+                    (failed, expired) => failed.or(expired),
+                };
                 *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) = problem.clone();
                 zones = new_zones;
                 tracing::info!(

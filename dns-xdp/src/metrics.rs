@@ -29,7 +29,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::{health, server::Shared, stats, wire};
+use crate::{health, secondary, server::Shared, stats, wire};
 
 /// What the endpoint reads from.
 pub struct Source {
@@ -37,6 +37,8 @@ pub struct Source {
     /// What health checks against (and the XDP program's ID, `None` with
     /// the fast path off).
     pub expected: health::Expected,
+    /// The secondary zones' time to expiry.
+    pub secondaries: Arc<secondary::Status>,
 }
 
 /// Binds the endpoint (a port already taken fails the start, with the
@@ -126,6 +128,8 @@ struct Snapshot {
     rrl: [(&'static str, u64); 2],
     /// (zone, serial, seconds since the epoch of the load).
     zones: Vec<(String, u32, f64)>,
+    /// (secondary zone, seconds until it expires; negative once expired).
+    expiry: Vec<(String, i64)>,
 }
 
 impl Snapshot {
@@ -157,6 +161,8 @@ impl Snapshot {
                 (zone.origin().to_ascii(), zone.serial(), loaded)
             })
             .collect();
+        snap.expiry =
+            source.secondaries.expiry().into_iter().filter_map(|(zone, secs)| Some((zone.to_ascii(), secs?))).collect();
         // The daemon's own figures are worth most when the fast path is in
         // trouble: a failed map read leaves out only the XDP families.
         let own = |id| stats::read_own(id, &source.expected.pin_dir);
@@ -251,6 +257,15 @@ impl Collector for Snapshot {
             Some(&Unit::Seconds),
             self.zones.iter().map(|(zone, _, loaded)| (vec![("zone", zone.clone())], *loaded)),
         )?;
+        if !self.expiry.is_empty() {
+            gauge_family(
+                &mut encoder,
+                "zone_expiry",
+                "Seconds until a secondary zone expires (stops being served) without a successful refresh; negative once expired",
+                Some(&Unit::Seconds),
+                self.expiry.iter().map(|(zone, secs)| (vec![("zone", zone.clone())], *secs)),
+            )?;
+        }
         if let Some(age) = self.heartbeat_age_ms {
             gauge_family(
                 &mut encoder,

@@ -4,6 +4,7 @@
 //! and a zone past EXPIRE answered SERVFAIL.
 
 use std::{
+    io::{Read as _, Write as _},
     net::SocketAddr,
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -12,7 +13,7 @@ use std::{
 use dns_xdp_tests::{
     ChildGuard, NetNs, NetNsExt as _,
     daemon::{Daemon, ask},
-    require_root, udp_exchange, udp_socket,
+    in_netns, require_root, udp_exchange, udp_socket,
 };
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query, ResponseCode},
@@ -77,6 +78,23 @@ impl Knot {
     fn stop(&mut self) {
         self.proc.take();
     }
+}
+
+const METRICS: &str = "127.0.0.1:9153";
+
+/// `dnsxdp_zone_expiry_seconds{zone="sec.test."}` from `GET /metrics` in `ns`.
+fn expiry_seconds(ns: &NetNs) -> Option<i64> {
+    let body = in_netns(ns, || {
+        let mut stream = std::net::TcpStream::connect(METRICS).expect("connecting to the metrics endpoint");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        response
+    });
+    body.lines()
+        .find_map(|line| line.strip_prefix("dnsxdp_zone_expiry_seconds{zone=\"sec.test.\"} "))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 fn config(dir: &Path, secret: &str, extra: &str) -> String {
@@ -160,11 +178,24 @@ fn a_zone_past_expire_without_refresh_answers_servfail_until_it_refreshes() {
     let dir = dns_xdp_tests::temp_dir("secondary-expire");
     let mut knot = Knot::start(&ns, dir.path());
     let conf = config(dir.path(), SECRET, "refresh = 1\nretry = 1\nexpire = 3");
-    let daemon = Daemon::start(&ns, &["-c", &conf]);
+    let daemon = Daemon::start(&ns, &["-c", &conf, "--metrics", METRICS]);
     wait_for("the first transfer", Duration::from_secs(10), || last_octet(&www(&ns)) == Some(1));
+    let left = expiry_seconds(&ns).expect("dnsxdp_zone_expiry_seconds for sec.test. once transferred");
+    assert!((0..=3).contains(&left), "seconds to expiry {left}, EXPIRE is 3");
     knot.stop();
     let stopped = Instant::now();
     wait_for("expiry", Duration::from_secs(8), || www(&ns).metadata.response_code == ResponseCode::ServFail);
+    let left = expiry_seconds(&ns).expect("the expiry series stays once expired");
+    assert!(left <= 0, "an expired zone shows no time left, not {left}");
+    let health = in_netns(&ns, || {
+        let mut stream = std::net::TcpStream::connect(METRICS).expect("connecting to the health endpoint");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        stream.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        response
+    });
+    assert!(health.starts_with("HTTP/1.1 503") && health.contains("expired"), "/health of an expired zone:\n{health}");
     assert!(stopped.elapsed() >= Duration::from_secs(1), "served SERVFAIL before EXPIRE");
     assert!(daemon.log_count("secondary zone expired") > 0, "{}", daemon.child.stderr());
     let _knot = Knot::start(&ns, dir.path());

@@ -122,6 +122,16 @@ impl Expired {
         self.0.read().unwrap_or_else(|p| p.into_inner()).contains(origin)
     }
 
+    /// What `/health` reports while some zone is expired, or `None`.
+    pub fn problem(&self) -> Option<String> {
+        let set = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let mut zones: Vec<String> = set.iter().map(Name::to_string).collect();
+        zones.sort();
+        (!zones.is_empty()).then(|| {
+            format!("zone {} expired: no successful refresh within EXPIRE (answering SERVFAIL)", zones.join(", "))
+        })
+    }
+
     fn set(&self, origin: &Name, expired: bool) -> bool {
         let mut set = self.0.write().unwrap_or_else(|p| p.into_inner());
         if expired { set.insert(origin.clone()) } else { set.remove(origin) }
