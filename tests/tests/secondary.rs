@@ -82,17 +82,24 @@ impl Knot {
 
 const METRICS: &str = "127.0.0.1:9153";
 
-/// `dnsxdp_zone_expiry_seconds{zone="sec.test."}` from `GET /metrics` in `ns`.
-fn expiry_seconds(ns: &NetNs) -> Option<i64> {
-    let body = in_netns(ns, || {
+/// The response (status line, headers and body) to `GET path` on the
+/// metrics endpoint, from inside `ns`.
+fn http_get(ns: &NetNs, path: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    in_netns(ns, move || {
         let mut stream = std::net::TcpStream::connect(METRICS).expect("connecting to the metrics endpoint");
         stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("request");
+        stream.write_all(request.as_bytes()).expect("request");
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("response");
         response
-    });
-    body.lines()
+    })
+}
+
+/// `dnsxdp_zone_expiry_seconds{zone="sec.test."}` from `GET /metrics` in `ns`.
+fn expiry_seconds(ns: &NetNs) -> Option<i64> {
+    http_get(ns, "/metrics")
+        .lines()
         .find_map(|line| line.strip_prefix("dnsxdp_zone_expiry_seconds{zone=\"sec.test.\"} "))
         .and_then(|value| value.trim().parse().ok())
 }
@@ -187,14 +194,7 @@ fn a_zone_past_expire_without_refresh_answers_servfail_until_it_refreshes() {
     wait_for("expiry", Duration::from_secs(8), || www(&ns).metadata.response_code == ResponseCode::ServFail);
     let left = expiry_seconds(&ns).expect("the expiry series stays once expired");
     assert!(left <= 0, "an expired zone shows no time left, not {left}");
-    let health = in_netns(&ns, || {
-        let mut stream = std::net::TcpStream::connect(METRICS).expect("connecting to the health endpoint");
-        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-        stream.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("request");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("response");
-        response
-    });
+    let health = http_get(&ns, "/health");
     assert!(health.starts_with("HTTP/1.1 503") && health.contains("expired"), "/health of an expired zone:\n{health}");
     assert!(stopped.elapsed() >= Duration::from_secs(1), "served SERVFAIL before EXPIRE");
     assert!(daemon.log_count("secondary zone expired") > 0, "{}", daemon.child.stderr());
