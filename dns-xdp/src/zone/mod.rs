@@ -47,6 +47,7 @@ mod rdata;
 
 use lexer::{Lexer, Token};
 use loader::Loader;
+pub use presentation::civil_from_days;
 pub use rdata::{dname_target, format_record, rrsig_covered};
 
 use std::{
