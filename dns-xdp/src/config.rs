@@ -15,6 +15,8 @@ pub const DEFAULT_MAP_ENTRIES: u32 = 65_536;
 pub const DEFAULT_EDNS_UDP_PAYLOAD: u16 = 1232;
 pub const DEFAULT_HEARTBEAT_TIMEOUT_SECS: u64 = 5;
 pub const DEFAULT_UDP_QUEUE: usize = 1024;
+/// The daemon threads' nice value: below the kernel's packet threads (see `RunArgs::nice`).
+pub const DEFAULT_NICE: i32 = 10;
 /// The metrics endpoint's default: localhost only, on the port CoreDNS and
 /// other DNS exporters use.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9153";
@@ -209,6 +211,13 @@ pub struct RunArgs {
     /// [default: 1024; held in batches of up to 32].
     #[arg(long, value_name = "N")]
     pub udp_queue: Option<usize>,
+    /// CPU priority of the daemon's threads, as a nice value from 0 to 19
+    /// [default: 10]. Below the kernel's packet processing, where the XDP
+    /// fast path runs: under a flood of misses the daemon gets the CPU the
+    /// fast path leaves, and the answers from the table keep their rate.
+    /// 0 shares the CPU equally with the kernel's packet threads.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub nice: Option<i32>,
     /// This server's identity (e.g. the PoP's name), sent to clients that
     /// ask with the EDNS NSID option (`dig +nsid`) or query `id.server.`
     /// CH TXT, so operators can tell which anycast instance answered.
@@ -296,6 +305,7 @@ pub struct FileConfig {
     pub pid_file: Option<PathBuf>,
     pub udp_threads: Option<usize>,
     pub udp_queue: Option<usize>,
+    pub nice: Option<i32>,
     pub tcp_idle_timeout: Option<u64>,
     pub tcp_max_connections: Option<usize>,
     pub tcp_max_connections_per_source: Option<usize>,
@@ -464,6 +474,8 @@ pub struct Settings {
     pub udp_threads: usize,
     /// Queries waiting for a UDP worker before more are shed.
     pub udp_queue: usize,
+    /// The daemon threads' nice value (0 to 19).
+    pub nice: i32,
     pub tcp: TcpLimits,
     pub nsid: Option<String>,
     /// The metrics endpoint's address; `None` when off.
@@ -718,6 +730,10 @@ impl Settings {
         if udp_queue == 0 {
             bail!("udp_queue must be at least 1");
         }
+        let nice = args.nice.or(file.nice).unwrap_or(DEFAULT_NICE);
+        if !(0..=19).contains(&nice) {
+            bail!("nice {nice} is out of range: 0 to 19");
+        }
         let nsid = args.nsid.clone().or(file.nsid);
         if let Some(id) = &nsid
             && (id.is_empty() || id.len() > MAX_NSID_LEN)
@@ -740,6 +756,7 @@ impl Settings {
             metrics,
             tcp,
             udp_queue,
+            nice,
             listen,
             ifaces,
             xdp_mode,
@@ -896,6 +913,8 @@ mod tests {
             (RunArgs { tcp_max_pipelined: Some(0), ..Default::default() }, "tcp_max_pipelined"),
             (RunArgs { tcp_connection_buffer: Some(100), ..Default::default() }, "tcp_connection_buffer"),
             (RunArgs { udp_queue: Some(0), ..Default::default() }, "udp_queue"),
+            (RunArgs { nice: Some(20), ..Default::default() }, "nice"),
+            (RunArgs { nice: Some(-1), ..Default::default() }, "nice"),
         ] {
             let err = Settings::resolve(&RunArgs { config: Some(path.clone()), ..bad }).expect_err(says).to_string();
             assert!(err.contains(says), "{err}");

@@ -220,6 +220,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if !dropped.is_empty() {
         tracing::info!(dropped = ?dropped, "capabilities dropped: none is needed from here on");
     }
+    // Still before any thread starts, so every thread inherits it.
+    let nice = privileges::lower_priority(settings.nice)?;
+    tracing::info!(nice, "daemon threads run below the kernel's packet processing");
     if let Some(writer) = writer_to_start {
         let (feed, thread) = writer.spawn()?;
         writer_thread = Some(thread);
@@ -498,6 +501,7 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     check("pid_file", old.pid_file != new.pid_file);
     check("udp_threads", old.udp_threads != new.udp_threads);
     check("udp_queue", old.udp_queue != new.udp_queue);
+    check("nice", old.nice != new.nice);
     check("tcp_* limits", old.tcp != new.tcp);
     check("nsid", old.nsid != new.nsid);
     check("metrics", old.metrics != new.metrics);

@@ -47,3 +47,27 @@ pub fn missing() -> Vec<String> {
     let effective = caps::read(None, CapSet::Effective).unwrap_or_default();
     NEEDED.iter().filter(|c| !effective.contains(c)).map(|c| c.to_string()).collect()
 }
+
+/// Lowers the calling thread's CPU priority to `nice` (threads it starts
+/// afterwards inherit it), unless it already runs at that or lower. Lowering
+/// needs no capability; raising would (CAP_SYS_NICE), so a daemon started
+/// at a lower priority (systemd's `Nice=`) keeps it. Returns the nice value
+/// the daemon runs at.
+pub fn lower_priority(nice: i32) -> anyhow::Result<i32> {
+    // getpriority returns -1 for nice -1 as well as on error: errno tells.
+    // SAFETY: errno is thread-local; getpriority has no preconditions.
+    unsafe { *libc::__errno_location() = 0 };
+    let current = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    if current == -1 && std::io::Error::last_os_error().raw_os_error() != Some(0) {
+        return Err(std::io::Error::last_os_error()).context("reading the daemon's CPU priority");
+    }
+    if current >= nice {
+        return Ok(current);
+    }
+    // SAFETY: no preconditions; `0` is the calling thread.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("setting the daemon's nice value to {nice}"));
+    }
+    Ok(nice)
+}
