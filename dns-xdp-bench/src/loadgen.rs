@@ -209,27 +209,41 @@ pub struct CpuProbe<'a> {
 /// path out. (kxdpgun sets up for about a second before sending and waits
 /// about a second for late replies after: each step takes `seconds` + 2 s.)
 pub fn kxdpgun(topo: &Topology, queries: &Path, (rate, seconds): (u64, f64), label: &str, logs: &Path) -> Result<Step> {
+    let text = kxdpgun_output(topo, queries, (rate, seconds), &[], label, logs)?;
+    let mut step = parse_kxdpgun(&text).with_context(|| format!("parsing {label} output"))?;
+    step.requested_qps = rate;
+    step.seconds = seconds;
+    Ok(step)
+}
+
+/// Runs kxdpgun once from the client namespace (bounded by `seconds` plus
+/// the cell timeout), with `extra` arguments, and returns what it printed.
+pub fn kxdpgun_output(
+    topo: &Topology,
+    queries: &Path,
+    (rate, seconds): (u64, f64),
+    extra: &[&str],
+    label: &str,
+    logs: &Path,
+) -> Result<String> {
     topo.detach_client_xdp()?;
-    let result = (|| -> Result<Step> {
+    let result = (|| -> Result<String> {
         let mut cmd = topo.cli().command("kxdpgun");
-        cmd.args(["-t", &seconds.to_string(), "-Q", &rate.to_string(), "-F", "0", "-I", topo.cli_if(), "-i"]);
-        cmd.arg(queries).arg(SRV_V4.to_string());
+        cmd.args(["-t", &seconds.to_string(), "-Q", &rate.to_string(), "-F", "0", "-I", topo.cli_if()]);
+        cmd.args(extra).arg("-i").arg(queries).arg(SRV_V4.to_string());
         let mut proc = procs::spawn(cmd, label, 0, logs)?;
         proc.wait_success(cell_timeout(seconds))?;
-        let mut step = parse_kxdpgun(&proc.stdout()).with_context(|| format!("parsing {label} output"))?;
-        step.requested_qps = rate;
-        step.seconds = seconds;
-        Ok(step)
+        Ok(proc.stdout())
     })();
     let detached = topo.detach_client_xdp();
-    let step = result?;
+    let text = result?;
     detached?;
-    Ok(step)
+    Ok(text)
 }
 
 /// `total queries:     400010 (200005 pps)` and
 /// `total replies:     399800 (199900 pps) (99%)`.
-fn parse_kxdpgun(text: &str) -> Result<Step> {
+pub fn parse_kxdpgun(text: &str) -> Result<Step> {
     let totals = |key: &str| -> Result<(u64, f64)> {
         let rest = text
             .lines()

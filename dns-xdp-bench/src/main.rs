@@ -10,6 +10,7 @@
 //! included: guards ([`procs::Proc`], [`Topology`]) are dropped in
 //! reverse order of creation while the error unwinds.
 
+mod abuse;
 mod dnsq;
 mod loadgen;
 mod loadtime;
@@ -53,6 +54,10 @@ struct BenchArgs {
     /// Skip the zone load time and memory measurements.
     #[arg(long)]
     skip_load: bool,
+    /// Skip the measurements under attack (hit path under a miss flood,
+    /// amplification with rate limiting off and on).
+    #[arg(long)]
+    skip_abuse: bool,
     /// kxdpgun rates in q/s (comma-separated), instead of the mode's steps.
     #[arg(long, value_delimiter = ',')]
     rates: Vec<u64>,
@@ -139,9 +144,9 @@ fn main() -> ExitCode {
 fn bench(args: BenchArgs) -> Result<ExitCode> {
     // A run with a custom selection is not comparable with the mode's
     // regular runs: kept apart, and never written into BENCHMARKS.md.
-    let custom = !args.servers.is_empty() || !args.rates.is_empty() || args.skip_load;
+    let custom = !args.servers.is_empty() || !args.rates.is_empty() || args.skip_load || args.skip_abuse;
     if custom && args.write_md {
-        bail!("--write-md needs a complete run: drop --servers, --rates and --skip-load");
+        bail!("--write-md needs a complete run: drop --servers, --rates, --skip-load and --skip-abuse");
     }
     if !is_root() {
         bail!("the benchmark needs root (network namespaces, XDP, AF_XDP): run `cargo xtask bench` as root");
@@ -245,6 +250,16 @@ fn bench(args: BenchArgs) -> Result<ExitCode> {
     }
     let rows: Vec<Row> = samples.into_iter().filter_map(report::merge_rounds).collect();
 
+    let abuse = if args.skip_abuse {
+        None
+    } else {
+        println!("\n== dns-xdp, XDP, under attack ==");
+        Some(
+            abuse::measure(&env, &zone, ZONE_NAMES, plan.kxdpgun_secs, &out, START_TIMEOUT)
+                .context("measuring dns-xdp under attack")?,
+        )
+    };
+
     let load = if args.skip_load {
         Vec::new()
     } else {
@@ -273,6 +288,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode> {
         rows,
         prog,
         load,
+        abuse,
         reproducibility: Vec::new(),
         elapsed_secs: started.elapsed().as_secs_f64(),
     };

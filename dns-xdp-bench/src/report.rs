@@ -172,6 +172,9 @@ pub struct Results {
     pub ratios: Vec<Ratio>,
     pub prog: Vec<ProgCase>,
     pub load: Vec<LoadResult>,
+    /// Under attack (absent with --skip-abuse and in older results).
+    #[serde(default)]
+    pub abuse: Option<crate::abuse::Abuse>,
     /// The ratio comparison with the previous run of the same mode, if any.
     #[serde(default)]
     pub reproducibility: Vec<String>,
@@ -422,6 +425,9 @@ pub fn print(r: &Results) {
     print!("{}", cpu_table(r).text());
     println!("\n== XDP program cost per packet (BPF_PROG_TEST_RUN) ==");
     print!("{}", prog_table(r).text());
+    if let Some(a) = &r.abuse {
+        print!("{}", crate::abuse::markdown(a));
+    }
     if !r.load.is_empty() {
         println!("\n== Zone load time and memory ==");
         print!("{}", load_table(r).text());
@@ -678,6 +684,9 @@ pub fn markdown(r: &Results, svg_path: &str) -> String {
         p.prog_runs
     );
     m.push_str(&prog_table(r).markdown());
+    if let Some(a) = &r.abuse {
+        m.push_str(&crate::abuse::markdown(a));
+    }
     if !r.load.is_empty() {
         let _ = writeln!(m, "\n## Zone load time and memory\n");
         let _ = writeln!(

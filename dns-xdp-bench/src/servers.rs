@@ -107,6 +107,19 @@ pub struct Running {
 /// caller then checks that it answers (for XDP servers that needs the client
 /// veth's program first).
 pub fn start(kind: ServerKind, env: &Env, zone: &Path, tag: &str, timeout: Duration) -> Result<Running> {
+    start_with(kind, env, zone, tag, timeout, &[])
+}
+
+/// [`start`], with `extra` arguments appended to dns-xdp's `run` command
+/// line (ignored for the other servers).
+pub fn start_with(
+    kind: ServerKind,
+    env: &Env,
+    zone: &Path,
+    tag: &str,
+    timeout: Duration,
+    extra: &[&str],
+) -> Result<Running> {
     let topo = env.topo;
     let label = format!("{}{tag}", kind.id());
     let daemon_run = |xdp: bool| {
@@ -122,6 +135,7 @@ pub fn start(kind: ServerKind, env: &Env, zone: &Path, tag: &str, timeout: Durat
         } else {
             cmd.args(["--xdp-mode", "off"]);
         }
+        cmd.args(extra);
         cmd
     };
     let mut running = match kind {
