@@ -10,6 +10,7 @@
 #![no_std]
 
 pub mod checksum;
+pub mod cookie;
 pub mod name;
 pub mod net;
 pub mod rrl;
@@ -52,9 +53,7 @@ pub mod edns {
     pub const OPT_TYPE: u16 = 41;
     /// The DO bit in the OPT TTL's flags half (RFC 3225).
     pub const DO: u16 = 0x8000;
-    /// DNS COOKIE option code (RFC 7873). The server does not implement
-    /// cookies, so it ignores the option (RFC 7873 5.2: a server that does not
-    /// support cookies processes the request as if the option were absent).
+    /// DNS COOKIE option code (RFC 7873); see [`crate::cookie`].
     pub const OPTION_COOKIE: u16 = 10;
     /// Name server identifier option (RFC 5001); the daemon answers it.
     pub const OPTION_NSID: u16 = 3;
