@@ -22,17 +22,32 @@ use crate::{
     scratch::{Scratch, byte, carried, launder},
 };
 
-/// What the query's cookie was, for the verdict and rate limiting.
+/// What the query's cookie was, for the verdict and rate limiting; kept
+/// in `carried[COOKIE_VERDICT]` (see there) and read back with [`kind`].
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
 pub enum Cookie {
     /// None, or cookies are off: the reply carries none.
-    None,
+    None = 0,
     /// A client cookie alone.
-    ClientOnly,
+    ClientOnly = 1,
     /// A server cookie of ours: the source is proven.
-    Valid,
+    Valid = 2,
 }
 
+/// The kind of cookie [`check`] found in this query.
+#[inline(always)]
+pub fn kind(scratch: &Scratch) -> Cookie {
+    // SAFETY: a valid, aligned u64 in per-CPU map memory, written by `check`.
+    match unsafe { core::ptr::read_volatile(&scratch.carried[carried::COOKIE_VERDICT]) } {
+        1 => Cookie::ClientOnly,
+        2 => Cookie::Valid,
+        _ => Cookie::None,
+    }
+}
+
+/// Checks the query's cookie; `Ok` when the answer may go out, with
+/// [`kind`] saying what the cookie was.
 #[inline(always)]
 pub fn check(
     ctx: &XdpContext,
@@ -40,13 +55,14 @@ pub fn check(
     config: &Config,
     scratch: &mut Scratch,
     edns: &Edns,
-) -> Result<Cookie, Verdict> {
+) -> Result<(), Verdict> {
     launder(&mut scratch.carried[carried::COOKIE_OUT_LEN], 0);
+    launder(&mut scratch.carried[carried::COOKIE_VERDICT], Cookie::None as u64);
     // SAFETY: a valid, aligned u64 in per-CPU map memory; `edns::parse`
     // wrote it for this query when it has an OPT record.
     let len = unsafe { core::ptr::read_volatile(&scratch.carried[carried::COOKIE_LEN]) } as usize;
     if !edns.present || len == 0 || config.cookies == 0 {
-        return Ok(Cookie::None);
+        return Ok(());
     }
     if len != CLIENT_COOKIE_LEN && len != COOKIE_DATA_LEN {
         // A server cookie of another length is not one this server makes.
@@ -91,5 +107,6 @@ pub fn check(
     let sum = checksum::sum_bytes(option);
     launder(&mut scratch.carried[carried::COOKIE_OUT_SUM], u64::from(sum));
     launder(&mut scratch.carried[carried::COOKIE_OUT_LEN], cookie::COOKIE_OPTION_LEN as u64);
-    Ok(verdict)
+    launder(&mut scratch.carried[carried::COOKIE_VERDICT], verdict as u64);
+    Ok(())
 }

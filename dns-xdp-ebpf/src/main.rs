@@ -78,15 +78,16 @@ fn stages(ctx: &XdpContext) -> Result<Verdict, Verdict> {
     let slot = answer::find(&question.key(), config.answer_slot_mask).ok_or(Verdict::PassMiss)?;
     let edns = edns::parse(&scratch.msg, &mut scratch.carried, &header, &question)?;
     let answer = answer::read(slot, &mut question, scratch)?;
-    let cookie = cookie::check(ctx, &pkt, config, scratch, &edns)?;
+    cookie::check(ctx, &pkt, config, scratch, &edns)?;
     let query = reply::Query { pkt: &pkt, header: &header, question: &question, edns: &edns };
     // A valid server cookie proves the source address (RFC 7873 1): not
     // rate limited, as in Knot and in the daemon.
-    let rate = if cookie == cookie::Cookie::Valid { RrlAction::Answer } else { rrl::check(ctx, &pkt, config)? };
+    let proven = cookie::kind(scratch) == cookie::Cookie::Valid;
+    let rate = if proven { RrlAction::Answer } else { rrl::check(ctx, &pkt, config)? };
     match rate {
         RrlAction::Answer => {
             reply::answer(ctx, &query, &answer, config, scratch)?;
-            Ok(match cookie {
+            Ok(match cookie::kind(scratch) {
                 cookie::Cookie::None => Verdict::TxAnswer,
                 cookie::Cookie::ClientOnly => Verdict::TxCookieClientOnly,
                 cookie::Cookie::Valid => Verdict::TxCookie,

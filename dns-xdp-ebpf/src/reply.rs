@@ -63,9 +63,14 @@ pub fn answer(
     }
     // The COOKIE option `cookie::check` prepared, after the NSID option as
     // the daemon puts it; 0 or its one length.
+    // Laundered like the NSID length, so both ways converge on one state.
     // SAFETY: valid, aligned u64s in per-CPU map memory.
     let cookie_len = unsafe { core::ptr::read_volatile(&scratch.carried[carried::COOKIE_OUT_LEN]) } as usize;
-    let cookie_len = if has_edns && cookie_len != 0 { COOKIE_OPTION_LEN } else { 0 };
+    let cookie_len = if has_edns { cookie_len } else { 0 };
+    let cookie_len = launder(&mut scratch.carried[carried::COOKIE_OUT_LEN], cookie_len as u64) as usize;
+    if cookie_len != 0 && cookie_len != COOKIE_OPTION_LEN {
+        return Err(Verdict::DropInternal);
+    }
     let cookie_sum = unsafe { core::ptr::read_volatile(&scratch.carried[carried::COOKIE_OUT_SUM]) } as u32;
     let opt_len = if has_edns { OPT_RR_LEN + nsid_len + cookie_len } else { 0 };
     let reply_len = question_end + body_len + opt_len;

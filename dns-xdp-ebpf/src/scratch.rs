@@ -40,7 +40,11 @@ pub mod carried {
     /// length), and their checksum sum (see `cookie::check`).
     pub const COOKIE_OUT_LEN: usize = 14;
     pub const COOKIE_OUT_SUM: usize = 15;
-    pub const COUNT: usize = 16;
+    /// What the query's cookie was (`cookie::Cookie`), kept in memory until
+    /// the verdict: a constant live in a register through the reply would
+    /// have the verifier walk the reply once for each kind of cookie.
+    pub const COOKIE_VERDICT: usize = 16;
+    pub const COUNT: usize = 17;
 }
 
 #[repr(C)]
