@@ -1048,7 +1048,8 @@ mod tests {
 
     #[test]
     fn cookies_are_on_by_default_and_secrets_come_from_flags_the_file_or_a_secret_file() {
-        let base = || RunArgs { zones: vec!["a.zone".to_owned()], xdp_mode: Some(AttachMode::Off), ..Default::default() };
+        let base =
+            || RunArgs { zones: vec!["a.zone".to_owned()], xdp_mode: Some(AttachMode::Off), ..Default::default() };
         let resolve = |args: &RunArgs| Settings::resolve(args).map(|s| s.cookies);
         assert_eq!(resolve(&base()).expect("resolves"), Some(CookieSettings { secret: None, previous: None }));
         assert_eq!(resolve(&RunArgs { cookies: Some(CookieMode::Off), ..base() }).expect("resolves"), None);
@@ -1073,13 +1074,17 @@ mod tests {
             .expect("write");
         let from_file = RunArgs { config: Some(config.clone()), xdp_mode: Some(AttachMode::Off), ..Default::default() };
         assert_eq!(resolve(&from_file).expect("resolves"), Some(both));
-        std::fs::write(&config, format!("cookie_secret = \"{current}\"\n[[zone]]\nfile = \"a.zone\"\n")).expect("write");
+        std::fs::write(&config, format!("cookie_secret = \"{current}\"\n[[zone]]\nfile = \"a.zone\"\n"))
+            .expect("write");
         assert_eq!(resolve(&from_file).expect("resolves").and_then(|c| c.secret), both.secret);
         for (args, needle) in [
             (RunArgs { cookie_secret: Some("e5e973".to_owned()), ..base() }, "16 bytes"),
             (RunArgs { cookie_secret: Some("not hex at all, not hex at all!!".to_owned()), ..base() }, "32 hex digits"),
             (RunArgs { cookie_secret_previous: Some(previous.to_owned()), ..base() }, "needs cookie_secret"),
-            (RunArgs { cookies: Some(CookieMode::Off), cookie_secret: Some(current.to_owned()), ..base() }, "cookies on"),
+            (
+                RunArgs { cookies: Some(CookieMode::Off), cookie_secret: Some(current.to_owned()), ..base() },
+                "cookies on",
+            ),
             (RunArgs { cookie_secret_file: Some(dir.join("missing")), ..base() }, "missing"),
             (
                 RunArgs { cookie_secret_file: Some(file.clone()), cookie_secret: Some(current.to_owned()), ..base() },
