@@ -10,6 +10,7 @@
 #![no_std]
 
 pub mod checksum;
+pub mod cookie;
 pub mod name;
 pub mod net;
 pub mod rrl;
@@ -52,9 +53,7 @@ pub mod edns {
     pub const OPT_TYPE: u16 = 41;
     /// The DO bit in the OPT TTL's flags half (RFC 3225).
     pub const DO: u16 = 0x8000;
-    /// DNS COOKIE option code (RFC 7873). The server does not implement
-    /// cookies, so it ignores the option (RFC 7873 5.2: a server that does not
-    /// support cookies processes the request as if the option were absent).
+    /// DNS COOKIE option code (RFC 7873); see [`crate::cookie`].
     pub const OPTION_COOKIE: u16 = 10;
     /// Name server identifier option (RFC 5001); the daemon answers it.
     pub const OPTION_NSID: u16 = 3;
@@ -72,7 +71,7 @@ pub const CLASS_CH: u16 = 3;
 /// maps pinned by an earlier one only when that one stamped the same
 /// version in [`Config::layout`] (and the map definitions agree); bump it
 /// with any change of meaning a size check cannot see.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Longest server identity the fast path sends in an NSID option (RFC
 /// 5001); the daemon's limit for the setting.
@@ -412,6 +411,22 @@ pub struct Config {
     pub rrl_v4_prefix: u8,
     pub rrl_v6_prefix: u8,
     pub _pad_rrl: u16,
+    /// CLOCK_REALTIME minus CLOCK_MONOTONIC_COARSE in nanoseconds, as of
+    /// the last heartbeat. XDP has no wall-clock helper, and a server
+    /// cookie's timestamp is wall-clock seconds (RFC 9018) that every PoP
+    /// must agree on: the program adds `bpf_ktime_get_coarse_ns` to this.
+    /// Refreshed with the heartbeat, so a stepped clock is followed.
+    pub wall_offset_ns: u64,
+    /// The secret server cookies are issued with ([`cookie`]).
+    pub cookie_secret: [u8; cookie::SECRET_LEN],
+    /// The secret before it, still accepted when `cookie_previous` is set.
+    pub cookie_secret_previous: [u8; cookie::SECRET_LEN],
+    /// Nonzero when the server answers COOKIE options; zero: the program
+    /// ignores them as the daemon then does.
+    pub cookies: u8,
+    /// Nonzero when `cookie_secret_previous` holds a secret.
+    pub cookie_previous: u8,
+    pub _pad_cookie: [u8; 6],
     /// One's complement sum of `nsid_option[..nsid_option_len]` taken as
     /// big-endian words from an even offset, not folded.
     pub nsid_option_csum: u32,
@@ -421,7 +436,7 @@ pub struct Config {
 /// Room for the longest NSID option, rounded up to keep `Config` 8-aligned.
 pub const NSID_OPTION_BUF: usize = (MAX_NSID_OPTION_LEN + 4).next_multiple_of(8) - 4;
 const _: () =
-    assert!(core::mem::size_of::<Config>() == 32 + core::mem::size_of::<DaemonStats>() + 24 + 4 + NSID_OPTION_BUF);
+    assert!(core::mem::size_of::<Config>() == 32 + core::mem::size_of::<DaemonStats>() + 24 + 48 + 4 + NSID_OPTION_BUF);
 
 impl Default for Config {
     fn default() -> Self {
@@ -442,6 +457,12 @@ impl Default for Config {
             rrl_v4_prefix: 0,
             rrl_v6_prefix: 0,
             _pad_rrl: 0,
+            wall_offset_ns: 0,
+            cookie_secret: [0; cookie::SECRET_LEN],
+            cookie_secret_previous: [0; cookie::SECRET_LEN],
+            cookies: 0,
+            cookie_previous: 0,
+            _pad_cookie: [0; 6],
             nsid_option_csum: 0,
             nsid_option: [0; NSID_OPTION_BUF],
         }
@@ -472,6 +493,15 @@ impl Config {
         self.rrl_slip = l.slip;
         self.rrl_v4_prefix = l.v4_prefix;
         self.rrl_v6_prefix = l.v6_prefix;
+    }
+
+    /// Sets (or, with `None`, turns off) the cookie secrets.
+    pub fn set_cookies(&mut self, secrets: Option<&cookie::Secrets>) {
+        self.cookies = u8::from(secrets.is_some());
+        self.cookie_secret = secrets.map_or([0; cookie::SECRET_LEN], |s| s.current);
+        let previous = secrets.and_then(|s| s.previous);
+        self.cookie_previous = u8::from(previous.is_some());
+        self.cookie_secret_previous = previous.unwrap_or([0; cookie::SECRET_LEN]);
     }
 
     /// Sets the identity sent in NSID options; `false` (and no identity)
@@ -516,8 +546,13 @@ pub struct DaemonStats {
     pub rrl_dropped: u64,
     /// UDP answers over the rate limit the daemon sent truncated (slipped).
     pub rrl_slipped: u64,
+    /// Queries with a COOKIE option the daemon answered, by server cookie:
+    /// valid, invalid, none (a client cookie alone).
+    pub cookie_valid: u64,
+    pub cookie_invalid: u64,
+    pub cookie_client_only: u64,
 }
-const _: () = assert!(core::mem::size_of::<DaemonStats>() == 12 * 8);
+const _: () = assert!(core::mem::size_of::<DaemonStats>() == 15 * 8);
 
 /// Map names, as the XDP program declares them and as they are pinned.
 pub mod maps {

@@ -85,6 +85,14 @@ verdicts! {
     /// Over the rate limit, slipped: answered truncated (TC=1, question
     /// only) so a real client retries over TCP.
     TxRrlSlip => Tx, "tx_rrl_slip";
+    /// Answered a query with a valid server cookie (RFC 9018), with a
+    /// fresh one; not rate limited (the source is proven).
+    TxCookie => Tx, "tx_cookie";
+    /// Answered a query with a client cookie alone, with a server cookie.
+    TxCookieClientOnly => Tx, "tx_cookie_client_only";
+    /// A server cookie this server did not issue, or a stale one: the
+    /// daemon answers it (with a new cookie).
+    PassCookie => Pass, "pass_cookie";
 }
 
 impl Verdict {

@@ -1,7 +1,7 @@
 //! Stage 5: the OPT record, if the query has one (RFC 6891). Only what the
 //! daemon would answer the same way is let through.
 
-use dns_xdp_common::{MIN_UDP_PAYLOAD, OPT_RR_LEN, Verdict, edns};
+use dns_xdp_common::{MIN_UDP_PAYLOAD, OPT_RR_LEN, Verdict, cookie, edns};
 
 use crate::{
     dns::{DnsHeader, Question},
@@ -67,10 +67,11 @@ pub fn parse(
     if end != dns_len {
         return Err(Verdict::PassEdns);
     }
-    // Only options the daemon treats the same way may be present: cookies
-    // of a valid length (RFC 7873 4: 8, or 16 to 40 octets), which it
-    // ignores, and an empty NSID (RFC 5001 2.1), which it answers with its
-    // identity.
+    // Only options the daemon treats the same way may be present: one
+    // cookie of a valid length (RFC 7873 4: 8, or 16 to 40 octets), which
+    // the `cookie` stage answers (or ignores, with cookies off, as the
+    // daemon then does), and an empty NSID (RFC 5001 2.1), which it
+    // answers with its identity.
     let mut at = opt + OPT_RR_LEN;
     // Whether an (empty) NSID option was seen, which the reply answers with
     // the server's identity (RFC 5001 2.1), goes through memory rather
@@ -79,6 +80,7 @@ pub fn parse(
     // and the verifier walks the rest of the program once for each (see
     // `launder`). `be16` masks its offset, so no bound is lost.
     launder(&mut carried[carried::NSID_SEEN], 0);
+    launder(&mut carried[carried::COOKIE_LEN], 0);
     for _ in 0..MAX_EDNS_OPTIONS {
         if at >= end {
             break;
@@ -89,7 +91,7 @@ pub fn parse(
         let code = be16(msg, at);
         let len = be16(msg, at + 2) as usize;
         let valid = match code {
-            edns::OPTION_COOKIE => len == 8 || (16..=40).contains(&len),
+            edns::OPTION_COOKIE => cookie::well_formed_len(len),
             edns::OPTION_NSID => len == 0,
             _ => false,
         };
@@ -98,6 +100,15 @@ pub fn parse(
         }
         if code == edns::OPTION_NSID {
             launder(&mut carried[carried::NSID_SEEN], 1);
+        }
+        if code == edns::OPTION_COOKIE {
+            // SAFETY: a valid, aligned u64 in per-CPU map memory.
+            if unsafe { core::ptr::read_volatile(&carried[carried::COOKIE_LEN]) } != 0 {
+                // Two COOKIE options: FORMERR from the daemon (RFC 7873 5.2.1).
+                return Err(Verdict::PassEdns);
+            }
+            launder(&mut carried[carried::COOKIE_AT], (at + 4) as u64);
+            launder(&mut carried[carried::COOKIE_LEN], len as u64);
         }
         at = launder(&mut carried[carried::EDNS_AT], (at + 4 + len) as u64) as usize;
     }

@@ -10,9 +10,11 @@
 //!    DO bit too, which [`edns::dnssec_ok`] peeks at first);
 //! 5. [`edns`]: the OPT record -> [`edns::Edns`];
 //! 6. [`answer::read`]: the slot read consistently, the name compared;
-//! 7. [`rrl`]: the source prefix's rate: answer, drop, or slip
-//!    ([`reply::slip`]);
-//! 8. [`reply`]: size, checksum, resize, rewrite.
+//! 7. [`cookie`]: the COOKIE option: a fresh server cookie for the reply,
+//!    or the daemon's for a server cookie not valid here;
+//! 8. [`rrl`]: the source prefix's rate: answer, drop, or slip
+//!    ([`reply::slip`]); a valid server cookie is never limited;
+//! 9. [`reply`]: size, checksum, resize, rewrite.
 //!
 //! Verdicts: not ours -> PASS; ours but not answerable here -> PASS (the
 //! daemon answers); malformed -> DROP; answered -> TX. Every packet bumps
@@ -21,6 +23,7 @@
 #![no_main]
 
 mod answer;
+mod cookie;
 mod dns;
 mod edns;
 mod headers;
@@ -52,14 +55,14 @@ pub fn dns_xdp(ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn try_dns_xdp(ctx: &XdpContext) -> Verdict {
     match stages(ctx) {
-        Ok(()) => Verdict::TxAnswer,
-        Err(verdict) => verdict,
+        Ok(verdict) | Err(verdict) => verdict,
     }
 }
 
-/// The stages in order; `Ok` when the packet is now the answer.
+/// The stages in order; `Ok` with the answer's verdict when the packet is
+/// now the answer.
 #[inline(always)]
-fn stages(ctx: &XdpContext) -> Result<(), Verdict> {
+fn stages(ctx: &XdpContext) -> Result<Verdict, Verdict> {
     let pkt = headers::parse(ctx)?;
     dns::check_len(&pkt)?;
     let scratch = maps::scratch().ok_or(Verdict::DropInternal)?;
@@ -75,9 +78,21 @@ fn stages(ctx: &XdpContext) -> Result<(), Verdict> {
     let slot = answer::find(&question.key(), config.answer_slot_mask).ok_or(Verdict::PassMiss)?;
     let edns = edns::parse(&scratch.msg, &mut scratch.carried, &header, &question)?;
     let answer = answer::read(slot, &mut question, scratch)?;
+    cookie::check(ctx, &pkt, config, scratch, &edns)?;
     let query = reply::Query { pkt: &pkt, header: &header, question: &question, edns: &edns };
-    match rrl::check(ctx, &pkt, config)? {
-        RrlAction::Answer => reply::answer(ctx, &query, &answer, config, scratch),
+    // A valid server cookie proves the source address (RFC 7873 1): not
+    // rate limited, as in Knot and in the daemon.
+    let proven = cookie::kind(scratch) == cookie::Cookie::Valid;
+    let rate = if proven { RrlAction::Answer } else { rrl::check(ctx, &pkt, config)? };
+    match rate {
+        RrlAction::Answer => {
+            reply::answer(ctx, &query, &answer, config, scratch)?;
+            Ok(match cookie::kind(scratch) {
+                cookie::Cookie::None => Verdict::TxAnswer,
+                cookie::Cookie::ClientOnly => Verdict::TxCookieClientOnly,
+                cookie::Cookie::Valid => Verdict::TxCookie,
+            })
+        }
         RrlAction::Drop => Err(Verdict::DropRrl),
         RrlAction::Slip => {
             reply::slip(ctx, &query, &answer, config, scratch)?;

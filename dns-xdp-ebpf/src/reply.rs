@@ -2,7 +2,8 @@
 //! against the client's limit, the checksum is built from partial sums, the
 //! frame is resized (at the tail, or at the head when the tail has no
 //! room), the body, header and OPT record (with the server's NSID option
-//! when the query asked for it) are written, and the Ethernet, IP and UDP
+//! when the query asked for it, and the COOKIE option `cookie` prepared)
+//! are written, and the Ethernet, IP and UDP
 //! headers are turned around.
 
 use aya_ebpf::{
@@ -11,6 +12,7 @@ use aya_ebpf::{
 };
 use dns_xdp_common::{
     Config, MAX_BODY_LEN, MAX_NSID_OPTION_LEN, MAX_QNAME_LEN, OPT_RR_LEN, Verdict, checksum,
+    cookie::COOKIE_OPTION_LEN,
     net::{EthHdr, IPPROTO_UDP, Ipv4Hdr, Ipv6Hdr, UdpHdr},
     opt_record, reply_flags, udp_reply_limit,
 };
@@ -59,7 +61,18 @@ pub fn answer(
     if nsid_len > MAX_NSID_OPTION_LEN {
         return Err(Verdict::DropInternal);
     }
-    let opt_len = if has_edns { OPT_RR_LEN + nsid_len } else { 0 };
+    // The COOKIE option `cookie::check` prepared, after the NSID option as
+    // the daemon puts it; 0 or its one length.
+    // Laundered like the NSID length, so both ways converge on one state.
+    // SAFETY: valid, aligned u64s in per-CPU map memory.
+    let cookie_len = unsafe { core::ptr::read_volatile(&scratch.carried[carried::COOKIE_OUT_LEN]) } as usize;
+    let cookie_len = if has_edns { cookie_len } else { 0 };
+    let cookie_len = launder(&mut scratch.carried[carried::COOKIE_OUT_LEN], cookie_len as u64) as usize;
+    if cookie_len != 0 && cookie_len != COOKIE_OPTION_LEN {
+        return Err(Verdict::DropInternal);
+    }
+    let cookie_sum = unsafe { core::ptr::read_volatile(&scratch.carried[carried::COOKIE_OUT_SUM]) } as u32;
+    let opt_len = if has_edns { OPT_RR_LEN + nsid_len + cookie_len } else { 0 };
     let reply_len = question_end + body_len + opt_len;
     let client_payload = if has_edns { Some(edns.client_payload) } else { None };
     if reply_len > udp_reply_limit(client_payload, config.edns_udp_payload) as usize {
@@ -86,9 +99,10 @@ pub fn answer(
         header_bytes[2 * i + 1] = b[1];
     }
     let mut opt_bytes = opt_record(config.edns_udp_payload, 0, edns.do_bit != 0);
-    // RDLENGTH: the NSID option, if any, is the record's one option.
-    opt_bytes[OPT_RR_LEN - 2] = (nsid_len >> 8) as u8;
-    opt_bytes[OPT_RR_LEN - 1] = nsid_len as u8;
+    // RDLENGTH: the NSID and COOKIE options, if any.
+    let options_len = nsid_len + cookie_len;
+    opt_bytes[OPT_RR_LEN - 2] = (options_len >> 8) as u8;
+    opt_bytes[OPT_RR_LEN - 1] = options_len as u8;
     let opt_sum = if has_edns {
         let mut s = 0u32;
         for i in 0..OPT_RR_LEN / 2 {
@@ -98,6 +112,9 @@ pub fn answer(
         let mut sum = checksum::at_offset(s, question_end + body_len);
         if nsid_len != 0 {
             sum += checksum::at_offset(config.nsid_option_csum, question_end + body_len + OPT_RR_LEN);
+        }
+        if cookie_len != 0 {
+            sum += checksum::at_offset(cookie_sum, question_end + body_len + OPT_RR_LEN + nsid_len);
         }
         sum
     } else {
@@ -183,6 +200,16 @@ pub fn answer(
         // SAFETY: the helper bounds-checks the packet offset; the source is
         // map memory at least MAX_NSID_OPTION_LEN long.
         if unsafe { bpf_xdp_store_bytes(ctx.ctx, at, nsid as *mut _, (nsid_m1 + 1) as u32) } != 0 {
+            return Err(Verdict::DropInternal);
+        }
+    }
+
+    if cookie_len != 0 {
+        let at = (body_off + body_len + OPT_RR_LEN + nsid_len) as u32;
+        // SAFETY: the helper bounds-checks the packet offset; the source is
+        // per-CPU map memory of exactly this length.
+        let cookie = scratch.cookie.as_ptr();
+        if unsafe { bpf_xdp_store_bytes(ctx.ctx, at, cookie as *mut _, COOKIE_OPTION_LEN as u32) } != 0 {
             return Err(Verdict::DropInternal);
         }
     }

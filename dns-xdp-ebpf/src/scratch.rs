@@ -1,7 +1,7 @@
 //! The per-CPU working memory (`DNS_SCRATCH`) and the ways the stages read
 //! and launder values through it.
 
-use dns_xdp_common::{MAX_QNAME_LEN, MAX_QUERY_LEN};
+use dns_xdp_common::{MAX_QNAME_LEN, MAX_QUERY_LEN, cookie::COOKIE_OPTION_LEN};
 
 pub const HEAD_BUF: usize = 512;
 const MSG_MASK: usize = MAX_QUERY_LEN - 1;
@@ -32,7 +32,19 @@ pub mod carried {
     pub const NSID_SEEN: usize = 10;
     /// The offset of the next EDNS option (see `edns::parse`).
     pub const EDNS_AT: usize = 11;
-    pub const COUNT: usize = 12;
+    /// The query's COOKIE option (see `edns::parse`): the offset of its
+    /// data, and its length (0: none).
+    pub const COOKIE_AT: usize = 12;
+    pub const COOKIE_LEN: usize = 13;
+    /// Bytes of `Scratch::cookie` the reply carries (0 or the option's
+    /// length), and their checksum sum (see `cookie::check`).
+    pub const COOKIE_OUT_LEN: usize = 14;
+    pub const COOKIE_OUT_SUM: usize = 15;
+    /// What the query's cookie was (`cookie::Cookie`), kept in memory until
+    /// the verdict: a constant live in a register through the reply would
+    /// have the verifier walk the reply once for each kind of cookie.
+    pub const COOKIE_VERDICT: usize = 16;
+    pub const COUNT: usize = 17;
 }
 
 #[repr(C)]
@@ -47,6 +59,9 @@ pub struct Scratch {
     pub head: [u8; HEAD_BUF],
     /// Loop results passed through memory; see [`launder`] and [`carried`].
     pub carried: [u64; carried::COUNT],
+    /// The COOKIE option of the reply: code, length, the client cookie and
+    /// a fresh server cookie.
+    pub cookie: [u8; COOKIE_OPTION_LEN],
 }
 
 /// The big-endian word at DNS offset `at` of the query in `msg`.

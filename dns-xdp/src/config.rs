@@ -38,6 +38,17 @@ pub enum AttachMode {
     Off,
 }
 
+/// Whether the server speaks DNS cookies (RFC 7873).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CookieMode {
+    /// Answer every COOKIE option with a server cookie (RFC 9018).
+    #[default]
+    On,
+    /// Ignore COOKIE options, as a server without cookies does.
+    Off,
+}
+
 /// What to preload for each zone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -285,6 +296,25 @@ pub struct RunArgs {
     /// or an address); repeatable, added to the config file's list.
     #[arg(long = "rrl-exempt", value_name = "PREFIX")]
     pub rrl_exempt: Vec<String>,
+    /// DNS cookies (RFC 7873, server cookies as RFC 9018 makes them):
+    /// `off` ignores COOKIE options as a server without cookies does
+    /// [default: on].
+    #[arg(long, value_name = "on|off")]
+    pub cookies: Option<CookieMode>,
+    /// The server cookie secret, 16 bytes as 32 hex digits; give every PoP
+    /// of an anycast service the same one [default: a random one at each
+    /// start, so cookies differ across PoPs and restarts].
+    #[arg(long, value_name = "HEX")]
+    pub cookie_secret: Option<String>,
+    /// The secret before --cookie-secret, during a roll-over: cookies made
+    /// with it are still accepted, never issued.
+    #[arg(long, value_name = "HEX")]
+    pub cookie_secret_previous: Option<String>,
+    /// A file holding the cookie secret in hex on its first line and,
+    /// optionally, the previous one on the second (instead of
+    /// --cookie-secret, which shows in the process list).
+    #[arg(long, value_name = "PATH")]
+    pub cookie_secret_file: Option<PathBuf>,
 }
 
 /// The config file's layout.
@@ -322,6 +352,10 @@ pub struct FileConfig {
     pub rrl_ipv6_prefix: Option<u8>,
     #[serde(default)]
     pub rrl_exempt: Vec<String>,
+    pub cookies: Option<CookieMode>,
+    pub cookie_secret: Option<String>,
+    pub cookie_secret_previous: Option<String>,
+    pub cookie_secret_file: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
     #[serde(default, rename = "zone")]
     pub zones: Vec<ZoneConfig>,
@@ -486,6 +520,8 @@ pub struct Settings {
     pub query_log_sample: u64,
     /// Response rate limiting; `None` when off.
     pub rrl: Option<RrlSettings>,
+    /// DNS cookies; `None` when off.
+    pub cookies: Option<CookieSettings>,
     pub zones: Vec<ZoneSpec>,
     /// The secondary zones (each also in `zones`, with its copy's file).
     pub secondaries: Vec<SecondarySpec>,
@@ -497,6 +533,67 @@ pub struct RrlSettings {
     pub limits: dns_xdp_common::rrl::RrlLimits,
     /// Source prefixes never limited.
     pub exempt: Vec<ipnet::IpNet>,
+}
+
+/// DNS cookies as configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CookieSettings {
+    /// The secret cookies are issued with; `None` when none is configured
+    /// (the daemon then draws one at start).
+    pub secret: Option<[u8; dns_xdp_common::cookie::SECRET_LEN]>,
+    /// The secret before it, still accepted.
+    pub previous: Option<[u8; dns_xdp_common::cookie::SECRET_LEN]>,
+}
+
+impl CookieSettings {
+    fn resolve(args: &RunArgs, file: &FileConfig) -> anyhow::Result<Option<Self>> {
+        let inline = args.cookie_secret.clone().or(file.cookie_secret.clone());
+        let previous = args.cookie_secret_previous.clone().or(file.cookie_secret_previous.clone());
+        let secret_file = args.cookie_secret_file.clone().or(file.cookie_secret_file.clone());
+        if args.cookies.or(file.cookies).unwrap_or_default() == CookieMode::Off {
+            if inline.is_some() || previous.is_some() || secret_file.is_some() {
+                bail!("cookie_secret, cookie_secret_previous and cookie_secret_file need cookies on");
+            }
+            return Ok(None);
+        }
+        let (secret, previous) = match secret_file {
+            Some(path) => {
+                if inline.is_some() || previous.is_some() {
+                    bail!(
+                        "give the cookie secret either in cookie_secret_file or as cookie_secret(_previous), not both"
+                    );
+                }
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading the cookie secret file {}", path.display()))?;
+                let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
+                let secret = lines.next().ok_or_else(|| anyhow!("{}: no cookie secret in it", path.display()))?;
+                let previous = lines.next();
+                if lines.next().is_some() {
+                    bail!("{}: more than two lines (the secret, then the previous one)", path.display());
+                }
+                (
+                    Some(parse_secret(secret).with_context(|| format!("{}, line 1", path.display()))?),
+                    previous.map(parse_secret).transpose().with_context(|| format!("{}, line 2", path.display()))?,
+                )
+            }
+            None => (
+                inline.as_deref().map(parse_secret).transpose().context("cookie_secret")?,
+                previous.as_deref().map(parse_secret).transpose().context("cookie_secret_previous")?,
+            ),
+        };
+        if secret.is_none() && previous.is_some() {
+            bail!("cookie_secret_previous needs cookie_secret (the one to issue cookies with)");
+        }
+        Ok(Some(Self { secret, previous }))
+    }
+}
+
+/// A cookie secret: 16 bytes as 32 hex digits.
+fn parse_secret(text: &str) -> anyhow::Result<[u8; dns_xdp_common::cookie::SECRET_LEN]> {
+    let bytes = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(text.trim().as_bytes())
+        .map_err(|_| anyhow!("a cookie secret is 32 hex digits, not {:?}", text.trim()))?;
+    bytes.try_into().map_err(|b: Vec<u8>| anyhow!("a cookie secret is 16 bytes (32 hex digits), not {}", b.len()))
 }
 
 /// Default `--rrl-slip`: every second answer over the limit slips (BIND's
@@ -575,6 +672,7 @@ impl Settings {
             None => FileConfig::default(),
         };
         let rrl = RrlSettings::resolve(args, &file)?;
+        let cookies = CookieSettings::resolve(args, &file)?;
         // Relative zone paths in a config file are relative to the file.
         let base = args.config.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
         let default_preload = args.preload.or(file.preload).unwrap_or_default();
@@ -750,6 +848,7 @@ impl Settings {
         };
         Ok(Self {
             rrl,
+            cookies,
             control_socket,
             query_log_sample: args.query_log_sample.or(file.query_log_sample).unwrap_or(0),
             nsid,
@@ -964,5 +1063,56 @@ mod tests {
             let err = Settings::resolve(&args).expect_err(needle).to_string();
             assert!(err.contains(needle), "{err}");
         }
+    }
+
+    #[test]
+    fn cookies_are_on_by_default_and_secrets_come_from_flags_the_file_or_a_secret_file() {
+        let base =
+            || RunArgs { zones: vec!["a.zone".to_owned()], xdp_mode: Some(AttachMode::Off), ..Default::default() };
+        let resolve = |args: &RunArgs| Settings::resolve(args).map(|s| s.cookies);
+        assert_eq!(resolve(&base()).expect("resolves"), Some(CookieSettings { secret: None, previous: None }));
+        assert_eq!(resolve(&RunArgs { cookies: Some(CookieMode::Off), ..base() }).expect("resolves"), None);
+        let current = "e5e973e5a6b2a43f48e7dc849e37bfcf";
+        let previous = "DD3BDF9344B678B185A6F5CB60FCA715";
+        let both = CookieSettings {
+            secret: Some(*b"\xe5\xe9\x73\xe5\xa6\xb2\xa4\x3f\x48\xe7\xdc\x84\x9e\x37\xbf\xcf"),
+            previous: Some(*b"\xdd\x3b\xdf\x93\x44\xb6\x78\xb1\x85\xa6\xf5\xcb\x60\xfc\xa7\x15"),
+        };
+        let args = RunArgs {
+            cookie_secret: Some(current.to_owned()),
+            cookie_secret_previous: Some(previous.to_owned()),
+            ..base()
+        };
+        assert_eq!(resolve(&args).expect("resolves"), Some(both));
+        let dir = std::env::temp_dir().join(format!("dns-xdp-config-cookies-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("cookie.secret");
+        std::fs::write(&file, format!("{current}\n{previous}\n")).expect("write");
+        let config = dir.join("c.toml");
+        std::fs::write(&config, format!("cookie_secret_file = {:?}\n[[zone]]\nfile = \"a.zone\"\n", file))
+            .expect("write");
+        let from_file = RunArgs { config: Some(config.clone()), xdp_mode: Some(AttachMode::Off), ..Default::default() };
+        assert_eq!(resolve(&from_file).expect("resolves"), Some(both));
+        std::fs::write(&config, format!("cookie_secret = \"{current}\"\n[[zone]]\nfile = \"a.zone\"\n"))
+            .expect("write");
+        assert_eq!(resolve(&from_file).expect("resolves").and_then(|c| c.secret), both.secret);
+        for (args, needle) in [
+            (RunArgs { cookie_secret: Some("e5e973".to_owned()), ..base() }, "16 bytes"),
+            (RunArgs { cookie_secret: Some("not hex at all, not hex at all!!".to_owned()), ..base() }, "32 hex digits"),
+            (RunArgs { cookie_secret_previous: Some(previous.to_owned()), ..base() }, "needs cookie_secret"),
+            (
+                RunArgs { cookies: Some(CookieMode::Off), cookie_secret: Some(current.to_owned()), ..base() },
+                "cookies on",
+            ),
+            (RunArgs { cookie_secret_file: Some(dir.join("missing")), ..base() }, "missing"),
+            (
+                RunArgs { cookie_secret_file: Some(file.clone()), cookie_secret: Some(current.to_owned()), ..base() },
+                "not both",
+            ),
+        ] {
+            let err = format!("{:#}", resolve(&args).expect_err(needle));
+            assert!(err.contains(needle), "{err}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -36,6 +36,12 @@ pub struct Counters {
     /// UDP answers over the rate limit, dropped and slipped.
     pub rrl_dropped: AtomicU64,
     pub rrl_slipped: AtomicU64,
+    /// Queries with a COOKIE option the daemon answered, by what their
+    /// server cookie was (RFC 7873 5.2): valid, invalid (another server's,
+    /// or stale), or absent (a client cookie alone).
+    pub cookie_valid: AtomicU64,
+    pub cookie_invalid: AtomicU64,
+    pub cookie_client_only: AtomicU64,
     /// By answering zone (`None`: no zone's data, e.g. REFUSED or FORMERR).
     /// Bounded by the zones configured since start: a zone's counters stay
     /// after it is removed, as Prometheus counters should.
@@ -43,6 +49,17 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Counts the verdict on one query's server cookie.
+    pub fn count_cookie(&self, verdict: dns_xdp_common::cookie::Received) {
+        use dns_xdp_common::cookie::Received;
+        let counter = match verdict {
+            Received::Valid => &self.cookie_valid,
+            Received::Invalid => &self.cookie_invalid,
+            Received::ClientOnly => &self.cookie_client_only,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
     pub fn snapshot_into(&self, out: &mut DaemonStats) {
         out.udp_queries = self.udp_queries.load(Relaxed);
         out.tcp_queries = self.tcp_queries.load(Relaxed);
@@ -53,6 +70,9 @@ impl Counters {
         out.udp_shed = self.udp_shed.load(Relaxed);
         out.rrl_dropped = self.rrl_dropped.load(Relaxed);
         out.rrl_slipped = self.rrl_slipped.load(Relaxed);
+        out.cookie_valid = self.cookie_valid.load(Relaxed);
+        out.cookie_invalid = self.cookie_invalid.load(Relaxed);
+        out.cookie_client_only = self.cookie_client_only.load(Relaxed);
     }
 
     /// Counts one reply sent. `transport` indexes [`TRANSPORTS`].

@@ -181,6 +181,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics_listener = settings.metrics.map(metrics::bind).transpose()?;
     let control_listener = settings.control_socket.as_deref().map(control::bind).transpose()?;
 
+    let cookie_secrets = settings.cookies.as_ref().map(crate::cookies::secrets).transpose()?;
     let counters = Arc::new(Counters::default());
     let mut writer_thread = None;
     let mut map_feed = None;
@@ -197,6 +198,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             services: listen.clone(),
             nsid: settings.nsid.clone().map(String::into_bytes),
             rrl: settings.rrl.clone(),
+            cookies: cookie_secrets,
         })
         .map_err(with_missing_capabilities)?;
         let mut writer = MapWriter::new(fast_path, Arc::clone(&counters));
@@ -235,6 +237,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             edns_udp_payload: settings.edns_udp_payload,
             // Lives as long as the process; reloads do not change it.
             nsid: settings.nsid.clone().map(|id| &*Box::leak(id.into_bytes().into_boxed_slice())),
+            cookies: cookie_secrets,
         },
         counters,
         map_feed: map_feed.clone(),
@@ -507,6 +510,7 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     check("metrics", old.metrics != new.metrics);
     check("control_socket", old.control_socket != new.control_socket);
     check("query_log_sample", old.query_log_sample != new.query_log_sample);
+    check("cookies, cookie_secret*", old.cookies != new.cookies);
     changed
 }
 

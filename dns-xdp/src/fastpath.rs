@@ -49,6 +49,8 @@ pub struct FastPathOptions {
     pub nsid: Option<Vec<u8>>,
     /// Response rate limiting; `None` when off.
     pub rrl: Option<crate::config::RrlSettings>,
+    /// DNS cookie secrets; `None` when cookies are off.
+    pub cookies: Option<dns_xdp_common::cookie::Secrets>,
 }
 
 /// The maps a restarted daemon adopts (pinned as `PIN_DIR/NAME`); the
@@ -267,6 +269,8 @@ impl FastPath {
             config.daemon = previous.daemon;
         }
         config.set_rrl(opts.rrl.as_ref().map(|rrl| rrl.limits));
+        config.set_cookies(opts.cookies.as_ref());
+        config.wall_offset_ns = wall_offset_ns();
         if !config.set_nsid(opts.nsid.as_deref()) {
             bail!("the nsid is longer than {} bytes", dns_xdp_common::MAX_NSID_LEN);
         }
@@ -440,6 +444,7 @@ impl FastPath {
     /// Refreshes the heartbeat and publishes the daemon's counters.
     pub fn heartbeat(&mut self, stats: &DaemonStats) -> anyhow::Result<()> {
         self.config.heartbeat_ns = monotonic_ns();
+        self.config.wall_offset_ns = wall_offset_ns();
         self.config.daemon = *stats;
         self.config_map.set(0, self.config, 0).context("writing the heartbeat")
     }
@@ -674,6 +679,18 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}
+
+/// CLOCK_REALTIME_COARSE minus CLOCK_MONOTONIC_COARSE (both advance at the
+/// same tick), for the program's wall clock (`Config::wall_offset_ns`).
+pub fn wall_offset_ns() -> u64 {
+    let read = |clock| {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+    };
+    read(libc::CLOCK_REALTIME_COARSE).wrapping_sub(read(libc::CLOCK_MONOTONIC_COARSE))
 }
 
 /// Makes sure `dir`'s parent is on a bpf filesystem, mounting one at

@@ -17,6 +17,7 @@ pub mod answer_cache;
 pub mod authority;
 pub mod config;
 pub mod control;
+pub mod cookies;
 pub mod counters;
 pub mod daemon;
 pub mod fastpath;

@@ -126,6 +126,8 @@ struct Snapshot {
     shed: u64,
     /// UDP answers over the rate limit: (action, count).
     rrl: [(&'static str, u64); 2],
+    /// Queries with a COOKIE option: (server cookie verdict, count).
+    cookies: [(&'static str, u64); 3],
     /// (zone, serial, seconds since the epoch of the load).
     zones: Vec<(String, u32, f64)>,
     /// (secondary zone, seconds until it expires; negative once expired).
@@ -143,6 +145,11 @@ impl Snapshot {
             tcp_refused: counters.tcp_refused.load(Relaxed),
             shed: counters.udp_shed.load(Relaxed),
             rrl: [("drop", counters.rrl_dropped.load(Relaxed)), ("slip", counters.rrl_slipped.load(Relaxed))],
+            cookies: [
+                ("valid", counters.cookie_valid.load(Relaxed)),
+                ("invalid", counters.cookie_invalid.load(Relaxed)),
+                ("client_only", counters.cookie_client_only.load(Relaxed)),
+            ],
             ..Default::default()
         };
         snap.replies = counters
@@ -230,6 +237,12 @@ impl Collector for Snapshot {
             "daemon_rrl",
             "UDP answers over the rate limit the daemon dropped or slipped (sent truncated), by action; the XDP program's are xdp_verdicts drop_rrl and tx_rrl_slip",
             self.rrl.iter().map(|(action, n)| (vec![("action", action.to_string())], *n)),
+        )?;
+        counter_family(
+            &mut encoder,
+            "daemon_cookies",
+            "Queries with a DNS COOKIE option the daemon answered, by their server cookie: valid, invalid (not ours or stale) or client_only; the XDP program's are xdp_verdicts tx_cookie and pass_cookie",
+            self.cookies.iter().map(|(verdict, n)| (vec![("verdict", verdict.to_string())], *n)),
         )?;
         counter_family(
             &mut encoder,

@@ -25,7 +25,7 @@ use crate::{
     missed::MissedNames,
     querylog::QueryLog,
     secondary::Notifier,
-    wire::{ReplySettings, Transport, respond_cached},
+    wire::{ReplySettings, Transport, respond_to},
 };
 
 /// The live catalog, its generation and its answer cache, swapped whole on
@@ -81,8 +81,15 @@ impl Shared {
         self.handle_from(query, transport, None)
     }
 
-    /// [`Shared::handle`] for a query from `client` (for the query log).
+    /// [`Shared::handle`] for a query from `client` (for the query log and
+    /// the cookies).
     pub fn handle_from(&self, query: &[u8], transport: Transport, client: Option<SocketAddr>) -> Option<Vec<u8>> {
+        self.handle_peer(query, transport, client).map(|(reply, _)| reply)
+    }
+
+    /// [`Shared::handle_from`], and whether the query carried a valid
+    /// server cookie (its source is then proven: no rate limiting).
+    fn handle_peer(&self, query: &[u8], transport: Transport, client: Option<SocketAddr>) -> Option<(Vec<u8>, bool)> {
         if transport == Transport::Udp {
             self.missed.offer(query);
         }
@@ -90,10 +97,11 @@ impl Shared {
             && let Some(reply) = notifier.handle(query, client)
         {
             self.counters.responses.fetch_add(1, Relaxed);
-            return Some(reply);
+            return Some((reply, false));
         }
         let (catalog, answers, generation) = self.current();
-        let Some(reply) = respond_cached(&catalog, Some(&answers), &self.settings, query, transport) else {
+        let peer = client.filter(|_| self.settings.cookies.is_some()).map(|c| crate::cookies::Peer::now(c.ip()));
+        let Some(reply) = respond_to(&catalog, Some(&answers), &self.settings, query, transport, peer.as_ref()) else {
             self.counters.dropped.fetch_add(1, Relaxed);
             return None;
         };
@@ -106,10 +114,14 @@ impl Shared {
         if reply.truncated {
             self.counters.truncated.fetch_add(1, Relaxed);
         }
+        if let Some(verdict) = reply.cookie {
+            self.counters.count_cookie(verdict);
+        }
+        let proven = reply.cookie == Some(dns_xdp_common::cookie::Received::Valid);
         if let (Some(feed), Some((qname, qtype, dnssec_ok, prepared))) = (&self.map_feed, reply.cacheable) {
             feed.offer(qname, qtype, dnssec_ok, prepared, generation);
         }
-        Some(reply.bytes)
+        Some((reply.bytes, proven))
     }
 }
 
@@ -236,17 +248,24 @@ fn udp_worker(
             // limiting, and a NOTIFY (its source decides whether it is acted on).
             let wants_peer = shared.query_log.enabled()
                 || shared.rrl.is_some()
+                || shared.settings.cookies.is_some()
                 || (shared.notifier.is_some() && query.get(2).is_some_and(|b| (b >> 3) & 0x0f == 4));
             let client = if wants_peer { batch.peer(i) } else { None };
-            let reply =
-                if cut { crate::wire::formerr(query) } else { shared.handle_from(query, Transport::Udp, client) };
+            let reply = if cut {
+                crate::wire::formerr(query).map(|reply| (reply, false))
+            } else {
+                shared.handle_peer(query, Transport::Udp, client)
+            };
+            // A valid server cookie proves the source (RFC 7873 1): such
+            // answers are not rate limited, as in Knot.
             let reply = match (reply, &shared.rrl, client) {
-                (Some(reply), Some(rrl), Some(peer)) => match rrl.check(peer.ip(), &shared.counters) {
+                (Some((reply, true)), _, _) => Some(reply),
+                (Some((reply, false)), Some(rrl), Some(peer)) => match rrl.check(peer.ip(), &shared.counters) {
                     RrlAction::Answer => Some(reply),
                     RrlAction::Drop => None,
                     RrlAction::Slip => crate::wire::slip(query, &reply, shared.settings.edns_udp_payload),
                 },
-                (reply, _, _) => reply,
+                (reply, _, _) => reply.map(|(reply, _)| reply),
             };
             if let Some(reply) = reply {
                 replies.push((i, reply));

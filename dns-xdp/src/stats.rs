@@ -146,7 +146,7 @@ fn xdp_counters(data: MapData) -> anyhow::Result<([u64; Verdict::COUNT], Vec<u64
     Ok((total, answers))
 }
 
-fn daemon_stats_fields(s: &DaemonStats) -> [(&'static str, u64); 12] {
+fn daemon_stats_fields(s: &DaemonStats) -> [(&'static str, u64); 15] {
     [
         ("udp_queries", s.udp_queries),
         ("tcp_queries", s.tcp_queries),
@@ -160,6 +160,9 @@ fn daemon_stats_fields(s: &DaemonStats) -> [(&'static str, u64); 12] {
         ("udp_shed", s.udp_shed),
         ("rrl_dropped", s.rrl_dropped),
         ("rrl_slipped", s.rrl_slipped),
+        ("cookie_valid", s.cookie_valid),
+        ("cookie_invalid", s.cookie_invalid),
+        ("cookie_client_only", s.cookie_client_only),
     ]
 }
 
@@ -193,6 +196,9 @@ mod tests {
                 "drop_torn",
                 "drop_rrl",
                 "tx_rrl_slip",
+                "tx_cookie",
+                "tx_cookie_client_only",
+                "pass_cookie",
             ]
         );
     }

@@ -21,6 +21,7 @@ use dns_xdp_common::{self as common, MAX_QNAME_LEN, OPT_RR_LEN, flags, opt_recor
 use crate::{
     answer_cache::{AnswerCache, CacheKey, CachedAnswer},
     authority::{Catalog, ExtendedError},
+    cookies::{self, Peer, QueryCookie},
     identity,
     prepared::{HEADER_LEN, PreparedAnswer},
 };
@@ -46,11 +47,14 @@ pub struct ReplySettings {
     /// (RFC 5001) and as the TXT answer to `id.server.`/`hostname.bind.`
     /// in class CH (RFC 4892). Set once at start.
     pub nsid: Option<&'static [u8]>,
+    /// The DNS cookie secrets; `None` when cookies are off (COOKIE options
+    /// are then ignored, RFC 7873 5.2).
+    pub cookies: Option<dns_xdp_common::cookie::Secrets>,
 }
 
 impl Default for ReplySettings {
     fn default() -> Self {
-        Self { edns_udp_payload: 1232, nsid: None }
+        Self { edns_udp_payload: 1232, nsid: None, cookies: None }
     }
 }
 
@@ -67,6 +71,9 @@ pub struct Reply {
     pub rcode: ResponseCode,
     /// The zone whose data answered, if any.
     pub zone: Option<Name>,
+    /// What the query's server cookie was, when it had a COOKIE option
+    /// the server answered.
+    pub cookie: Option<dns_xdp_common::cookie::Received>,
 }
 
 /// What a query asked, as far as the reply needs it.
@@ -80,6 +87,9 @@ struct ParsedQuery<'a> {
     edns: Option<(u16, bool)>,
     /// The OPT carried an NSID option.
     nsid_requested: bool,
+    /// The COOKIE option data to answer with (client cookie, fresh server
+    /// cookie), when the query had one and cookies are on.
+    cookie: Option<[u8; dns_xdp_common::cookie::COOKIE_DATA_LEN]>,
 }
 
 /// Answers one query. `None` means no reply at all: too short to carry a
@@ -95,6 +105,20 @@ pub fn respond_cached(
     settings: &ReplySettings,
     query: &[u8],
     transport: Transport,
+) -> Option<Reply> {
+    respond_to(catalog, cache, settings, query, transport, None)
+}
+
+/// Like [`respond_cached`], for a query from `peer`: what a server cookie
+/// is computed over. Without a peer, COOKIE options are ignored as with
+/// cookies off.
+pub fn respond_to(
+    catalog: &Catalog,
+    cache: Option<&AnswerCache>,
+    settings: &ReplySettings,
+    query: &[u8],
+    transport: Transport,
+    peer: Option<&Peer>,
 ) -> Option<Reply> {
     if query.len() < HEADER_LEN {
         return None;
@@ -117,38 +141,81 @@ pub fn respond_cached(
     let raw_question = question_bytes(query, &message);
     let edns = message.edns.as_ref().map(|e| (e.max_payload(), e.flags().dnssec_ok));
     let nsid_requested = message.edns.as_ref().is_some_and(|e| e.option(EdnsCode::NSID).is_some());
-    let parsed = ParsedQuery { id, flags: qflags, raw_question: raw_question.unwrap_or(&[]), edns, nsid_requested };
+    let mut parsed = ParsedQuery {
+        id,
+        flags: qflags,
+        raw_question: raw_question.unwrap_or(&[]),
+        edns,
+        nsid_requested,
+        cookie: None,
+    };
+    let mut cookie_verdict = None;
+    if let (Some(secrets), Some(peer), Some(e)) = (&settings.cookies, peer, &message.edns) {
+        match cookies::find(e.options()) {
+            QueryCookie::Absent => {}
+            // RFC 7873 5.2.1.
+            QueryCookie::Malformed => {
+                return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::FormErr));
+            }
+            QueryCookie::Present(data) => {
+                let (verdict, answer) = cookies::answer(secrets, data, peer);
+                cookie_verdict = Some(verdict);
+                parsed.cookie = Some(answer);
+            }
+        }
+    }
+    let mut reply = respond_parsed(catalog, cache, settings, &message, &parsed, raw_question, opcode_bits, transport);
+    reply.cookie = cookie_verdict;
+    Some(reply)
+}
 
+/// The reply to a query that parsed.
+#[expect(clippy::too_many_arguments, reason = "the parts of one query, each used")]
+fn respond_parsed(
+    catalog: &Catalog,
+    cache: Option<&AnswerCache>,
+    settings: &ReplySettings,
+    message: &Message,
+    parsed: &ParsedQuery<'_>,
+    raw_question: Option<&[u8]>,
+    opcode_bits: u16,
+    transport: Transport,
+) -> Reply {
     if message.metadata.op_code != OpCode::Query {
-        return Some(reply_without_answer(&parsed, settings, opcode_bits, ResponseCode::NotImp));
+        return reply_without_answer(parsed, settings, opcode_bits, ResponseCode::NotImp);
+    }
+    if parsed.cookie.is_some() && message.queries.is_empty() && message.answers.is_empty() {
+        // A query for a server cookie alone (RFC 7873 5.4): NOERROR with
+        // the cookie, as Knot answers it.
+        return reply_without_answer(parsed, settings, 0, ResponseCode::NoError);
     }
     let (Some(_), [question]) = (raw_question, message.queries.as_slice()) else {
-        return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::FormErr));
+        return reply_without_answer(parsed, settings, 0, ResponseCode::FormErr);
     };
     if let Some(e) = &message.edns
         && e.version() > 0
     {
-        return Some(badvers(&parsed, settings));
+        return badvers(parsed, settings);
     }
     if question.query_class() == DNSClass::CH {
-        return Some(identity_reply(&parsed, settings, question, transport));
+        return identity_reply(parsed, settings, question, transport);
     }
     let class_any = question.query_class() == DNSClass::ANY;
     if question.query_class() != DNSClass::IN && !class_any {
-        return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::Refused));
+        return reply_without_answer(parsed, settings, 0, ResponseCode::Refused);
     }
     let qtype = question.query_type();
     if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
         // Zone transfers are not offered, over TCP or UDP (where RFC 5936
         // 4.2 does not define them anyway). Looking the type up would give
         // a cacheable NODATA that the fast path could then serve over UDP.
-        return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::Refused));
+        return reply_without_answer(parsed, settings, 0, ResponseCode::Refused);
     }
 
     let qname = question.name().to_lowercase();
     let dnssec_ok = parsed.edns.is_some_and(|(_, dnssec_ok)| dnssec_ok);
     if class_any {
-        return Some(class_any_reply(catalog, &parsed, settings, &qname, qtype, transport));
+        return class_any_reply(catalog, parsed, settings, &qname, qtype, transport);
     }
     // The question minus QTYPE/QCLASS, folded: the name as the map keys it.
     let name_len = parsed.raw_question.len() - 4;
@@ -162,7 +229,7 @@ pub fn respond_cached(
                 Ok(p) => p,
                 Err(err) => {
                     tracing::warn!(%qname, ?qtype, %err, "cannot encode answer; replying SERVFAIL");
-                    return Some(reply_without_answer(&parsed, settings, 0, ResponseCode::ServFail));
+                    return reply_without_answer(parsed, settings, 0, ResponseCode::ServFail);
                 }
             };
             let entry = CachedAnswer {
@@ -176,10 +243,10 @@ pub fn respond_cached(
             entry
         }
     };
-    let (bytes, truncated) = assemble(&parsed, settings, &entry.prepared, transport);
+    let (bytes, truncated) = assemble(parsed, settings, &entry.prepared, transport);
     let rcode = ResponseCode::from(0, (entry.prepared.flags & flags::RCODE) as u8);
     let cacheable = entry.from_zone.then_some((qname, qtype, dnssec_ok, entry.prepared));
-    Some(Reply { bytes, truncated, cacheable, rcode, zone: entry.zone })
+    Reply { bytes, truncated, cacheable, rcode, zone: entry.zone, cookie: None }
 }
 
 /// QCLASS * (RFC 1035 §3.2.5), answered as NSD 4.6 answers it (see
@@ -197,7 +264,7 @@ fn class_any_reply(
     match PreparedAnswer::encode(qname, qtype, &answer) {
         Ok(prepared) => {
             let (bytes, truncated) = assemble(parsed, settings, &prepared, transport);
-            Reply { bytes, truncated, cacheable: None, rcode: answer.rcode, zone: answer.zone }
+            Reply { bytes, truncated, cacheable: None, rcode: answer.rcode, zone: answer.zone, cookie: None }
         }
         Err(err) => {
             tracing::warn!(%qname, ?qtype, %err, "cannot encode answer; replying SERVFAIL");
@@ -295,11 +362,13 @@ fn opt_len(parsed: &ParsedQuery<'_>, settings: &ReplySettings, ede: Option<Exten
     }
     OPT_RR_LEN
         + nsid_sent(parsed, settings).map_or(0, |nsid| 4 + nsid.len())
+        + parsed.cookie.map_or(0, |cookie| 4 + cookie.len())
         + ede.map_or(0, |ede| 4 + 2 + ede.text.len())
 }
 
-/// The OPT record, when the query had one: NSID if asked for and set, then
-/// the Extended DNS Error if the answer has one (RFC 8914 §3: only to
+/// The OPT record, when the query had one: NSID if asked for and set, the
+/// COOKIE (the client cookie and a fresh server cookie), then the Extended
+/// DNS Error if the answer has one (RFC 8914 §3: only to
 /// clients that sent EDNS).
 fn push_opt(
     out: &mut Vec<u8>,
@@ -320,6 +389,9 @@ fn push_opt(
     };
     if let Some(nsid) = nsid_sent(parsed, settings) {
         push_option(common::edns::OPTION_NSID, &[nsid]);
+    }
+    if let Some(cookie) = &parsed.cookie {
+        push_option(common::edns::OPTION_COOKIE, &[cookie]);
     }
     if let Some(ede) = ede {
         push_option(common::edns::OPTION_EDE, &[&ede.code.to_be_bytes(), ede.text.as_bytes()]);
@@ -342,7 +414,7 @@ fn identity_reply(parsed: &ParsedQuery<'_>, settings: &ReplySettings, question: 
     match PreparedAnswer::encode(&qname, question.query_type(), &answer) {
         Ok(prepared) => {
             let (bytes, truncated) = assemble(parsed, settings, &prepared, transport);
-            Reply { bytes, truncated, cacheable: None, rcode: answer.rcode, zone: None }
+            Reply { bytes, truncated, cacheable: None, rcode: answer.rcode, zone: None, cookie: None }
         }
         Err(_) => reply_without_answer(parsed, settings, 0, ResponseCode::ServFail),
     }
@@ -359,7 +431,7 @@ fn reply_without_answer(
     push_header(&mut out, parsed, flags::QR | opcode_bits | u16::from(rcode.low()), [0, 0, 0]);
     out.extend_from_slice(parsed.raw_question);
     push_opt(&mut out, parsed, settings, rcode.high(), None);
-    Reply { bytes: out, truncated: false, cacheable: None, rcode, zone: None }
+    Reply { bytes: out, truncated: false, cacheable: None, rcode, zone: None, cookie: None }
 }
 
 fn badvers(parsed: &ParsedQuery<'_>, settings: &ReplySettings) -> Reply {
@@ -367,7 +439,7 @@ fn badvers(parsed: &ParsedQuery<'_>, settings: &ReplySettings) -> Reply {
     push_header(&mut out, parsed, flags::QR, [0, 0, 0]);
     out.extend_from_slice(parsed.raw_question);
     push_opt(&mut out, parsed, settings, BADVERS_HIGH, None);
-    Reply { bytes: out, truncated: false, cacheable: None, rcode: ResponseCode::BADVERS, zone: None }
+    Reply { bytes: out, truncated: false, cacheable: None, rcode: ResponseCode::BADVERS, zone: None, cookie: None }
 }
 
 /// The slipped form of `reply` to `query` (response rate limiting): the
@@ -431,7 +503,7 @@ fn header_only(id: u16, qflags: u16, opcode_bits: u16, rcode: ResponseCode) -> R
     let f = flags::QR | opcode_bits | (qflags & flags::RD) | u16::from(rcode.low());
     out.extend_from_slice(&f.to_be_bytes());
     out.extend_from_slice(&[0; 8]);
-    Reply { bytes: out, truncated: false, cacheable: None, rcode, zone: None }
+    Reply { bytes: out, truncated: false, cacheable: None, rcode, zone: None, cookie: None }
 }
 
 /// The mnemonic of a response code (RFC 6895 2.3), as dig prints it;
@@ -606,7 +678,7 @@ mod identity_tests {
         rr::rdata::opt::{EdnsOption, NSIDPayload},
     };
 
-    const SETTINGS: ReplySettings = ReplySettings { edns_udp_payload: 1232, nsid: Some(b"pop-ams1") };
+    const SETTINGS: ReplySettings = ReplySettings { edns_udp_payload: 1232, nsid: Some(b"pop-ams1"), cookies: None };
 
     fn ask(settings: &ReplySettings, name: &str, class: DNSClass, nsid: bool) -> Message {
         let mut msg = Message::query();
@@ -642,7 +714,7 @@ mod identity_tests {
     #[test]
     fn a_long_nsid_still_fits_the_udp_limit() {
         let long: &'static [u8] = Box::leak(vec![b'x'; 255].into_boxed_slice());
-        let settings = ReplySettings { edns_udp_payload: 1232, nsid: Some(long) };
+        let settings = ReplySettings { edns_udp_payload: 1232, nsid: Some(long), cookies: None };
         let mut text = String::from("$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n");
         for i in 0..20 {
             text.push_str(&format!("big TXT \"{}\"\n", "t".repeat(10 + i)));

@@ -23,7 +23,7 @@ const ZONES: [(&str, &str); 2] = [
 
 fn settings() -> &'static ReplySettings {
     static SETTINGS: OnceLock<ReplySettings> = OnceLock::new();
-    SETTINGS.get_or_init(|| ReplySettings { edns_udp_payload: 1232, nsid: Some(b"fuzz") })
+    SETTINGS.get_or_init(|| ReplySettings { edns_udp_payload: 1232, nsid: Some(b"fuzz"), cookies: None })
 }
 
 fn catalog() -> &'static Catalog {

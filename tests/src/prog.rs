@@ -5,20 +5,23 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
+use dns_xdp_common::cookie::{Received, Secrets};
+
 use dns_xdp::lab::frame::{Endpoints, ParsedFrame, parse_udp_frame};
 use dns_xdp::{
     authority::Catalog,
     config::{AttachMode, Preload},
+    cookies::Peer,
     counters::Counters,
     fastpath::{FastPath, FastPathOptions},
     map_writer::MapWriter,
-    wire::{ReplySettings, Transport, respond},
+    wire::{ReplySettings, Transport, respond, respond_to},
     zone::Zone,
 };
 
 /// The reply settings of both sides: the program's EDNS size is loaded from
 /// the same value.
-pub const SETTINGS: ReplySettings = ReplySettings { edns_udp_payload: 1232, nsid: None };
+pub const SETTINGS: ReplySettings = ReplySettings { edns_udp_payload: 1232, nsid: None, cookies: None };
 
 /// The service addresses the program is loaded with (the frames'
 /// `Endpoints::v4(53)` and `Endpoints::v6(53)` destinations).
@@ -43,6 +46,21 @@ impl Rig {
 
     /// A rig whose server has the identity `nsid` (`--nsid`).
     pub fn with_identity(zone_files: &[&str], map_entries: u32, preload: Preload, nsid: Option<&'static [u8]>) -> Self {
+        Self::with_options(zone_files, map_entries, preload, nsid, None)
+    }
+
+    /// A rig whose server answers DNS cookies with `cookies`.
+    pub fn with_cookies(zone_files: &[&str], cookies: Secrets) -> Self {
+        Self::with_options(zone_files, 4096, Preload::All, None, Some(cookies))
+    }
+
+    fn with_options(
+        zone_files: &[&str],
+        map_entries: u32,
+        preload: Preload,
+        nsid: Option<&'static [u8]>,
+        cookies: Option<Secrets>,
+    ) -> Self {
         let root = crate::workspace_root();
         let mut catalog = Catalog::default();
         let mut plan = Vec::new();
@@ -62,12 +80,13 @@ impl Rig {
             services: SERVICES.iter().map(|s| s.parse::<SocketAddr>().expect("literal")).collect(),
             nsid: nsid.map(<[u8]>::to_vec),
             rrl: None,
+            cookies,
         })
         .expect("loading the XDP program (needs root)");
         let mut writer = MapWriter::new(fast_path, Arc::new(Counters::default()));
         let report = writer.sync(&catalog, 0, &plan);
         assert!(preload == Preload::None || (report.preloaded > 0 && report.left_out == 0), "preload: {report:?}");
-        Self { writer, catalog, settings: ReplySettings { nsid, ..SETTINGS } }
+        Self { writer, catalog, settings: ReplySettings { nsid, cookies, ..SETTINGS } }
     }
 
     /// Each verdict's counter, by the name `dns-xdp stats` shows.
@@ -91,6 +110,14 @@ impl Rig {
     /// response or garbage shorter than a header).
     pub fn daemon_reply_if_any(&self, query: &[u8]) -> Option<Vec<u8>> {
         respond(&self.catalog, &self.settings, query, Transport::Udp).map(|reply| reply.bytes)
+    }
+
+    /// The daemon's reply to a query from `peer` (what its cookies are
+    /// computed over), and its verdict on the query's server cookie.
+    pub fn daemon_reply_from(&self, query: &[u8], peer: &Peer) -> (Vec<u8>, Option<Received>) {
+        let reply =
+            respond_to(&self.catalog, None, &self.settings, query, Transport::Udp, Some(peer)).expect("a reply");
+        (reply.bytes, reply.cookie)
     }
 }
 

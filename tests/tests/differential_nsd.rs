@@ -99,6 +99,11 @@ const ALLOWED: &[Allowed] = &[
                NXDOMAIN or SERVFAIL depending on its ACLs).",
     },
     Allowed {
+        id: "cookie",
+        rfc: "RFC 7873 5.2.2, RFC 9018 (NSD 4.6 does not implement cookies)",
+        what: "A COOKIE option: dns-xdp answers it with the client cookie and a server cookie, NSD ignores it.",
+    },
+    Allowed {
         id: "axfr-udp",
         rfc: "RFC 5936 §4.2 (AXFR over UDP is not defined)",
         what: "AXFR over UDP: dns-xdp REFUSED (it offers no transfers at all), NSD NOTIMP.",
@@ -636,6 +641,23 @@ fn compare(query: &QueryInfo, x: Option<&[u8]>, n: Option<&[u8]>, refetch: &mut 
     let mut nn = nn;
     if lower_mixed_ttls(&mut nn) {
         used.push("rrset-ttl");
+    }
+    // dns-xdp answers a COOKIE option with the client cookie and a server
+    // cookie (RFC 7873 5.2.2); NSD 4.6 has no cookies and ignores it.
+    if let (Some(xo), Some(no)) = (&xn.opt, &mut nn.opt) {
+        let cookie: Vec<_> =
+            xo.options.iter().filter(|(code, data)| *code == 10 && data.len() == 24).cloned().collect();
+        if cookie.len() == 1 && !no.options.iter().any(|(code, _)| *code == 10) {
+            let mut with_cookie = no.options.clone();
+            with_cookie.push(cookie[0].clone());
+            with_cookie.sort();
+            let mut ours = xo.options.clone();
+            ours.sort();
+            if with_cookie == ours {
+                no.options = xo.options.clone();
+                used.push("cookie");
+            }
+        }
     }
     if query.flags() & CD != 0 && xn.flags & CD != 0 && nn.flags & CD == 0 {
         nn.flags |= CD;
@@ -1298,13 +1320,25 @@ fn protocol_corner_cases() {
     ));
     let cookie = QueryEdns { options: vec![(10, vec![1, 2, 3, 4, 5, 6, 7, 8])], ..edns.clone() };
     cases.push((
-        "client cookie ignored (RFC 7873 5.2)",
+        "client cookie answered with a server cookie (RFC 7873 5.2.2, RFC 9018)",
         udp(build_query(next_id(), 0, &www, 1, 1, Some(&cookie))),
         and(
-            and(rcode_is(0), opt_present(true)),
+            rcode_is(0),
             Box::new(|r| {
                 let r = r.ok_or("no reply")?;
-                if r.sections[0].is_empty() { Err("no answer".into()) } else { Ok(()) }
+                if r.sections[0].is_empty() {
+                    return Err("no answer".into());
+                }
+                // The one option: the client cookie echoed, then a 16-byte
+                // server cookie of version 1.
+                match r.opt.as_ref().map(|o| (o.version, o.payload, o.options.as_slice())) {
+                    Some((0, SERVER_PAYLOAD, [(10, data)]))
+                        if data.len() == 24 && data[..8] == [1, 2, 3, 4, 5, 6, 7, 8] && data[8] == 1 =>
+                    {
+                        Ok(())
+                    }
+                    other => Err(format!("OPT {other:?}, wanted the client cookie and an RFC 9018 server cookie")),
+                }
             }),
         ),
     ));

@@ -2,19 +2,47 @@
 //! from one IPv4 /24 at 5x `--rrl-rate`; that prefix must get at most the
 //! rate (plus its one-second burst) and the slips, counted by verdict,
 //! while a client in another prefix (the IPv6 /56 of the client veth) is
-//! answered with no loss throughout.
+//! answered with no loss throughout, and so is a client in the flooded
+//! prefix that sends a valid DNS server cookie (its source is proven).
 
 use std::{net::SocketAddr, time::Duration};
 
 use dns_xdp_tests::{
-    CLI_V6, ChildGuard, NetNsExt as _, SRV_V4, SRV_V6, Topology, TopologyExt as _,
+    CLI_V4, CLI_V6, ChildGuard, NetNsExt as _, SRV_V4, SRV_V6, Topology, TopologyExt as _,
     daemon::{Daemon, EXAMPLE_ZONE, PUBLISH_WAIT, ask, client_pass, counter, query},
     require_root, temp_dir, udp_exchange, udp_socket,
 };
 use hickory_proto::{
-    op::{Message, ResponseCode},
-    rr::RecordType,
+    op::{Edns, Message, Query, ResponseCode},
+    rr::{
+        Name, RecordType,
+        rdata::opt::{EdnsCode, EdnsOption},
+    },
 };
+
+/// `www.example.test. A` with a COOKIE option.
+fn cookie_query(cookie: &[u8], id: u16) -> Vec<u8> {
+    let mut msg = Message::query();
+    msg.metadata.id = id;
+    msg.add_query(Query::query(Name::from_ascii("www.example.test.").expect("name"), RecordType::A));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    edns.options_mut().insert(EdnsOption::Unknown(10, cookie.to_vec()));
+    msg.set_edns(edns);
+    msg.to_vec().expect("encode")
+}
+
+/// The COOKIE option of a full answer with ID `id`, if it is one.
+fn answered_cookie(reply: Option<Vec<u8>>, id: u16) -> Option<Vec<u8>> {
+    let msg = Message::from_vec(&reply?).ok()?;
+    if msg.metadata.id != id || msg.metadata.truncation || msg.answers.is_empty() {
+        return None;
+    }
+    match msg.edns.as_ref()?.option(EdnsCode::Cookie)? {
+        EdnsOption::Unknown(_, data) => Some(data.clone()),
+        _ => None,
+    }
+}
 
 const RATE: u64 = 100;
 const SLIP: u64 = 2;
@@ -46,6 +74,17 @@ fn a_flooded_prefix_gets_its_rate_and_slips_while_another_prefix_is_answered() {
         assert_eq!(msg.metadata.response_code, ResponseCode::NoError);
         std::thread::sleep(PUBLISH_WAIT);
     }
+    // A real client in the flooded prefix learns a server cookie first
+    // (a client cookie alone is rate limited like any query: one answer of
+    // the prefix's budget, before the flood).
+    let cookie_socket = udp_socket(topo.cli(), SocketAddr::from((CLI_V4, 0)));
+    let server4 = SocketAddr::from((SRV_V4, 53));
+    let mut cookie = {
+        let _pass = client_pass(&topo);
+        let reply = udp_exchange(&cookie_socket, server4, &cookie_query(b"realclnt", 0x4000), Duration::from_secs(1));
+        answered_cookie(reply, 0x4000).expect("a server cookie for the flooded prefix's client")
+    };
+    assert_eq!(cookie.len(), 24);
     topo.detach_client_xdp().expect("detaching the pass program");
     let (xdp_before, _) = daemon.stats();
 
@@ -77,11 +116,26 @@ fn a_flooded_prefix_gets_its_rate_and_slips_while_another_prefix_is_answered() {
         "the other prefix got no answer once kxdpgun was up:\n{}",
         daemon.child.stderr()
     );
-    let (mut asked, mut answered) = (0u16, 0u16);
-    for _ in 0..40 {
+    // kxdpgun's program is up before it sends: ask only once the flood
+    // is over the limit, so every query below meets the limited prefix.
+    let flooding = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        counter(&daemon.stats().0, "drop_rrl") > counter(&xdp_before, "drop_rrl")
+    });
+    assert!(flooding, "the flood never went over the limit");
+    let (mut asked, mut answered, mut with_cookie) = (0u16, 0u16, 0u16);
+    for i in 0..40u16 {
         asked += 1;
         if answered_once() {
             answered += 1;
+        }
+        // The flooded prefix's own client, with its valid cookie (renewed
+        // from each answer, as a resolver does).
+        let id = 0x4100 + i;
+        let reply = udp_exchange(&cookie_socket, server4, &cookie_query(&cookie, id), Duration::from_millis(300));
+        if let Some(fresh) = answered_cookie(reply, id) {
+            with_cookie += 1;
+            cookie = fresh;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -93,12 +147,16 @@ fn a_flooded_prefix_gets_its_rate_and_slips_while_another_prefix_is_answered() {
     let (xdp_after, _) = daemon.stats();
     let delta = |name: &str| counter(&xdp_after, name) - counter(&xdp_before, name);
     let (tx, dropped, slipped) = (delta("tx_answer"), delta("drop_rrl"), delta("tx_rrl_slip"));
+    let cookie_answers = delta("tx_cookie");
     eprintln!(
         "kxdpgun sent {sent}, got {replies} replies; XDP answered {tx}, dropped {dropped}, slipped {slipped}; \
-         the other prefix: {answered}/{asked}"
+         the other prefix: {answered}/{asked}; the flooded prefix's client with a cookie: {with_cookie}/{asked} \
+         ({cookie_answers} from XDP)"
     );
     assert!(sent >= FLOOD_QPS * FLOOD_SECS * 9 / 10, "kxdpgun sent only {sent}");
     assert_eq!(answered, asked, "the client in another prefix lost answers during the flood");
+    assert_eq!(with_cookie, asked, "the flooded prefix's client with a valid cookie lost answers during the flood");
+    assert_eq!(cookie_answers, u64::from(asked), "its answers came from XDP, exempt from the limit");
     // The flooded prefix: the rate for the flood's length plus a second's
     // burst, and its slips; the rest dropped.
     // The other prefix's answers (and its warm-up) came from XDP too.

@@ -733,3 +733,97 @@ fn vlan_reply_keeps_the_tag_and_matches_the_daemon() {
     assert_eq!(reply.vlan, Some(42));
     assert_eq!(reply.payload, rig.daemon_reply(&q));
 }
+
+/// A query with a COOKIE option: `client_cookie` then `server_cookie`.
+fn cookie_query(name: &str, cookie: &[u8], id: u16) -> Vec<u8> {
+    let mut msg = Message::query();
+    msg.metadata.id = id;
+    msg.add_query(Query::query(Name::from_ascii(name).expect("name"), RecordType::A));
+    let mut e = Edns::new();
+    e.set_max_payload(1232);
+    e.options_mut().insert(EdnsOption::Unknown(10, cookie.to_vec()));
+    msg.set_edns(e);
+    msg.to_vec().expect("encode query")
+}
+
+/// The COOKIE option data of a reply.
+fn reply_cookie(payload: &[u8]) -> Vec<u8> {
+    let msg = Message::from_vec(payload).expect("reply parses");
+    match msg.edns.as_ref().and_then(|e| e.option(EdnsCode::Cookie)) {
+        Some(EdnsOption::Unknown(_, data)) => data.clone(),
+        other => panic!("no cookie in the reply: {other:?}"),
+    }
+}
+
+/// DNS cookies from the fast path: a client cookie alone and a valid server
+/// cookie (current secret, previous secret) are answered with a fresh
+/// server cookie, byte for byte the daemon's; a tampered, stale or foreign
+/// server cookie is passed to the daemon untouched. Each verdict counted.
+#[test]
+fn cookie_answers_equal_daemon_answers() {
+    use dns_xdp::cookies::{Peer, client_addr, unix_now};
+    use dns_xdp_common::cookie::{self, Received, Secrets};
+    const PREVIOUS: [u8; 16] = *b"the-old-secret!!";
+    let secrets = Secrets { current: *b"the-new-secret!!", previous: Some(PREVIOUS) };
+    let mut rig = Rig::with_cookies(&["zones/example.test.zone"], secrets);
+    let client_cookie = *b"\x24\x64\xc4\xab\xcf\x10\xc9\x57";
+    for ep in [Endpoints::v4(53), Endpoints::v6(53)] {
+        let client = client_addr(ep.src);
+        let serve = |rig: &mut Rig, cookie: &[u8], verdict: &str, expect: Received| -> Vec<u8> {
+            let q = cookie_query("www.example.test.", cookie, 0x5151);
+            let before = rig.counters();
+            let earliest = unix_now() - 1;
+            let (action, frame) = rig.run(&udp_frame(&ep, &q, None, 0));
+            let latest = unix_now();
+            let what = format!("{verdict} from {}", ep.src);
+            assert_eq!(action, XDP_TX, "{what}");
+            assert_eq!(rig.counters()[verdict], before[verdict] + 1, "{what}: counter");
+            let reply = check_reply_frame(&ep, &frame).unwrap_or_else(|p| panic!("{what}: {p}"));
+            // The program's clock and the daemon's may be on either side of
+            // a second: one of the seconds the run spanned must give the
+            // same bytes.
+            let same = (earliest..=latest).any(|now| {
+                let (daemon, daemon_verdict) = rig.daemon_reply_from(&q, &Peer { client, now });
+                assert_eq!(daemon_verdict, Some(expect), "{what}: the daemon's verdict");
+                daemon == reply.payload
+            });
+            assert!(same, "{what}: the XDP reply differs from the daemon's\n  xdp {:02x?}", reply.payload);
+            reply_cookie(&reply.payload)
+        };
+        let first = serve(&mut rig, &client_cookie, "tx_cookie_client_only", Received::ClientOnly);
+        assert_eq!(first.len(), 24);
+        assert_eq!(first[..8], client_cookie);
+        let second = serve(&mut rig, &first, "tx_cookie", Received::Valid);
+        assert_eq!(second[..8], client_cookie);
+        // A cookie from before the roll-over is still accepted.
+        let old = cookie::answer_data(&PREVIOUS, &client_cookie, &client, unix_now() - 600);
+        let renewed = serve(&mut rig, &old, "tx_cookie", Received::Valid);
+        assert!(cookie::valid_with(&secrets.current, renewed[..].try_into().unwrap(), &client, unix_now()));
+
+        // Server cookies the fast path leaves to the daemon.
+        let mut tampered = second.clone();
+        tampered[20] ^= 0x40;
+        let stale = cookie::answer_data(&secrets.current, &client_cookie, &client, unix_now() - 3700);
+        let other_client =
+            cookie::answer_data(&secrets.current, &client_cookie, &client_addr(Endpoints::v4(1).dst), unix_now());
+        let unknown_secret = cookie::answer_data(b"another-secret!!", &client_cookie, &client, unix_now());
+        let foreign_length = [client_cookie, [7; 8]].concat();
+        for (what, cookie) in [
+            ("tampered", &tampered[..]),
+            ("stale", &stale[..]),
+            ("another client's", &other_client[..]),
+            ("another secret's", &unknown_secret[..]),
+            ("16 bytes", &foreign_length[..]),
+        ] {
+            let q = cookie_query("www.example.test.", cookie, 0x5252);
+            let frame = udp_frame(&ep, &q, None, 0);
+            let before = rig.counters();
+            let (action, out) = rig.run(&frame);
+            assert_eq!(action, XDP_PASS, "{what} cookie from {}", ep.src);
+            assert_eq!(out, frame, "{what}: a passed query is untouched");
+            assert_eq!(rig.counters()["pass_cookie"], before["pass_cookie"] + 1, "{what}");
+            let (_, verdict) = rig.daemon_reply_from(&q, &Peer::now(ep.src));
+            assert_eq!(verdict, Some(Received::Invalid), "{what}: the daemon's verdict");
+        }
+    }
+}

@@ -38,6 +38,7 @@ const SELECTED: &[(&str, &[&str])] = &[
             "xdp_answers_equal_daemon_answers",
             "answers_rewritten_while_served_are_never_mixed",
             "nsid_and_chaos_identity_answers_equal_daemon_answers",
+            "cookie_answers_equal_daemon_answers",
         ],
     ),
     ("e2e", &["answers_come_from_xdp_over_ipv4_and_ipv6"]),

@@ -85,6 +85,7 @@ pub fn run(runs: u32) -> anyhow::Result<Vec<CaseResult>> {
         services: vec![service],
         nsid: None,
         rrl: None,
+        cookies: None,
     })?;
     let mut writer = MapWriter::new(fast_path, Arc::new(Counters::default()));
     writer.sync(&catalog, 0, &[(origin, Preload::All)]);
