@@ -40,11 +40,13 @@
 //! `presentation` holds the field layouts of the types it writes by hand
 //! (where a new record type's text form goes).
 
+mod diff;
 mod lexer;
 mod loader;
 mod presentation;
 mod rdata;
 
+pub use diff::{ApplyError, Reach, ZoneDiff};
 use lexer::{Lexer, Token};
 use loader::Loader;
 pub use presentation::civil_from_days;
