@@ -470,10 +470,9 @@ impl MapWriter {
     }
 
     /// [`MapWriter::sync`] for `changes` only: an entry is looked up again
-    /// when its qname is in a changed zone and either within a change's
-    /// reach or its answer depends on more than its own name's data
-    /// (negative answers and referrals, whose SOA and proofs may change;
-    /// answers with authority or additional records or a CNAME chain).
+    /// when its qname is in a changed zone and its answer may have changed
+    /// ([`may_have_changed`]: a change reaches a name it holds, or it
+    /// depends on data no change can be traced to, as negative answers do).
     /// Every other entry is left alone, unread. The same order as `sync`:
     /// the catalog is live before this runs, each entry is rewritten in
     /// its slot, and the reply comes only when every affected entry agrees.
@@ -495,9 +494,8 @@ impl MapWriter {
                 continue;
             };
             let lower = LowerName::new(&qname);
-            let affected = changes
-                .iter()
-                .any(|change| change.contains(&lower) && (change.reaches(&lower) || !self_contained(old, &lower)));
+            let affected =
+                changes.iter().any(|change| change.contains(&lower) && may_have_changed(old, &lower, change));
             if !affected || self.recheck(catalog, old, &mut report) {
                 present.insert(old.key);
             }
@@ -610,15 +608,21 @@ impl MapWriter {
     }
 }
 
-/// Whether an entry's answer is its own name's data alone: NOERROR with
-/// answer records all owned by `qname` and no authority or additional
-/// records. Such an answer changes only when `qname`'s data (or a
-/// delegation, DNAME or wildcard above it, which a change's reach covers)
-/// does. A body that does not parse counts as not self-contained.
-fn self_contained(entry: &AnswerSlot, qname: &LowerName) -> bool {
+/// Whether an entry's answer may have changed with `change` (its qname
+/// being in the changed zone): when the change reaches its qname, or any
+/// other name the answer holds (the apex NS in authority, their addresses
+/// in additional, and the NS targets), or when the answer depends on data
+/// the change cannot be traced to: negative answers and referrals (their
+/// SOA and proofs), CNAME/DNAME chains, answers whose targets get
+/// additional processing (MX, NS, SRV, SVCB, HTTPS, NAPTR), and any other
+/// authority record. A body that does not parse counts as changed.
+fn may_have_changed(entry: &AnswerSlot, qname: &LowerName, change: &ZoneChange) -> bool {
+    if change.reaches(qname) {
+        return true;
+    }
     let header = entry.header();
-    if header.flags & 0x000f != 0 || header.ancount == 0 || header.nscount != 0 || header.arcount != 0 {
-        return false;
+    if header.flags & 0x000f != 0 || header.ancount == 0 {
+        return true;
     }
     // The message the slot's parts make: its compression pointers count
     // from the start of the header.
@@ -632,10 +636,35 @@ fn self_contained(entry: &AnswerSlot, qname: &LowerName) -> bool {
     wire.extend_from_slice(&entry.key.qtype.to_be_bytes());
     wire.extend_from_slice(&entry.key.qclass.to_be_bytes());
     wire.extend_from_slice(entry.body());
-    match Message::from_vec(&wire) {
-        Ok(message) => message.answers.iter().all(|record| LowerName::new(&record.name) == *qname),
-        Err(_) => false,
+    let Ok(message) = Message::from_vec(&wire) else { return true };
+    let origin = LowerName::new(&change.origin);
+    let leaf = |record: &hickory_proto::rr::Record| {
+        LowerName::new(&record.name) == *qname
+            && !matches!(
+                record.record_type(),
+                RecordType::CNAME
+                    | RecordType::DNAME
+                    | RecordType::MX
+                    | RecordType::NS
+                    | RecordType::SRV
+                    | RecordType::SVCB
+                    | RecordType::HTTPS
+                    | RecordType::NAPTR
+            )
+    };
+    let apex_ns = |record: &hickory_proto::rr::Record| {
+        LowerName::new(&record.name) == origin
+            && (record.record_type() == RecordType::NS || hickory_proto::rr::RecordType::RRSIG == record.record_type())
+    };
+    if !message.answers.iter().all(leaf) || !message.authorities.iter().all(apex_ns) {
+        return true;
     }
+    let ns_targets = message.authorities.iter().filter_map(|record| match &record.data {
+        hickory_proto::rr::RData::NS(ns) => Some(LowerName::new(&ns.0)),
+        _ => None,
+    });
+    let other_names = message.additionals.iter().map(|record| LowerName::new(&record.name));
+    ns_targets.chain(other_names).any(|name| change.reaches(&name))
 }
 
 /// The question an entry answers, rebuilt from the entry itself.

@@ -190,16 +190,23 @@ impl ZoneDiff {
     /// `origin`, with how far below each the change reaches. A changed
     /// owner reaches the names below it (a delegation, a DNAME, names that
     /// come and go); a wildcard reaches its parent's subtree; the apex only
-    /// itself (SOA, apex NS and DNSKEY changes show in the apex's own
-    /// answers and in negative answers), unless a DNAME changed there.
+    /// itself (SOA and DNSKEY changes show in the apex's own answers and in
+    /// negative answers), unless its NS RRset (in the authority section of
+    /// positive answers) or a DNAME changed there.
     pub fn reach(&self, origin: &Name) -> Vec<(Name, Reach)> {
         let apex = LowerName::new(origin);
         let mut reach = Vec::new();
         for owner in self.changed_owners() {
             let lower = LowerName::new(&owner);
             if lower == apex {
-                let dname = self.changed_types_at(&owner).contains(&RecordType::DNAME);
-                reach.push((owner, if dname { Reach::Subtree } else { Reach::Name }));
+                // The apex NS RRset (and its RRSIGs) is in the authority
+                // section of every positive answer; a DNAME redirects all.
+                let everywhere = self.removed.iter().chain(&self.added).any(|record| {
+                    LowerName::new(&record.name) == apex
+                        && (matches!(record.record_type(), RecordType::NS | RecordType::DNAME)
+                            || super::rrsig_covered(&record.data) == Some(RecordType::NS))
+                });
+                reach.push((owner, if everywhere { Reach::Subtree } else { Reach::Name }));
             } else if owner.is_wildcard() {
                 reach.push((owner.base_name(), Reach::Subtree));
             } else {
