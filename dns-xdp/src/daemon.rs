@@ -43,8 +43,8 @@ struct LoadedZones {
 /// One zone file as loaded.
 #[derive(Clone)]
 struct LoadedFile {
-    /// Modification time and size when it was read; `None`: always read.
-    stamp: Option<(std::time::SystemTime, u64)>,
+    /// What [`file_stamp`] said when it was read; `None`: always read.
+    stamp: Option<FileStamp>,
     text_hash: u64,
     /// A file with $INCLUDE is always parsed again: the included files may
     /// have changed while it did not.
@@ -52,9 +52,15 @@ struct LoadedFile {
     zone: Arc<Zone>,
 }
 
-fn file_stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+/// Modification time, size and inode: a file replaced by rename (as
+/// editors and tooling do) gets a new inode even within one tick of the
+/// clock.
+type FileStamp = (std::time::SystemTime, u64, u64);
+
+fn file_stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+    Some((meta.modified().ok()?, meta.len(), meta.ino()))
 }
 
 /// A configured zone file that did not load.
