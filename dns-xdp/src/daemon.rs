@@ -18,7 +18,7 @@ use crate::{
     counters::Counters,
     fastpath::{FastPath, FastPathOptions},
     health,
-    map_writer::{MapWriter, SyncReport},
+    map_writer::{self, MapWriter, SyncReport},
     metrics, privileges,
     querylog::QueryLog,
     secondary::{self, Expired},
@@ -27,17 +27,44 @@ use crate::{
     zone::Zone,
 };
 
-/// Zones as loaded, keyed by file, with the text they were parsed from so an
-/// unchanged file is not parsed again on reload; and the zones that did not
-/// load. One broken zone never takes the others down: it is logged, and
-/// answered SERVFAIL (see [`Catalog::insert_failed`]).
-#[derive(Default)]
+/// Zones as loaded, keyed by file, with what tells an unchanged file (its
+/// modification time and size, then its text's hash) so that a reload
+/// reads and parses only the files that changed; and the zones that did
+/// not load. One broken zone never takes the others down: it is logged,
+/// and answered SERVFAIL (see [`Catalog::insert_failed`]).
+#[derive(Default, Clone)]
 struct LoadedZones {
-    by_file: HashMap<PathBuf, (String, Arc<Zone>)>,
+    by_file: HashMap<PathBuf, LoadedFile>,
     failed: Vec<FailedZone>,
+    /// Zone files this load read (the others were unchanged).
+    files_read: usize,
+}
+
+/// One zone file as loaded.
+#[derive(Clone)]
+struct LoadedFile {
+    /// What [`file_stamp`] said when it was read; `None`: always read.
+    stamp: Option<FileStamp>,
+    text_hash: u64,
+    /// A file with $INCLUDE is always parsed again: the included files may
+    /// have changed while it did not.
+    includes: bool,
+    zone: Arc<Zone>,
+}
+
+/// Modification time, size and inode: a file replaced by rename (as
+/// editors and tooling do) gets a new inode even within one tick of the
+/// clock.
+type FileStamp = (std::time::SystemTime, u64, u64);
+
+fn file_stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len(), meta.ino()))
 }
 
 /// A configured zone file that did not load.
+#[derive(Clone)]
 struct FailedZone {
     file: PathBuf,
     /// The zone it is for, when the configuration, the file or its name
@@ -51,13 +78,22 @@ struct FailedZone {
 
 impl LoadedZones {
     /// Loads every zone in `specs`; a zone that fails is recorded in
-    /// `failed` and logged with file and line. With `previous`, unchanged
-    /// files reuse the zone already parsed, and a file that no longer loads
-    /// keeps its previous copy.
+    /// `failed` and logged with file and line. With `previous`, a file
+    /// whose modification time and size are unchanged is not read, one
+    /// whose text is unchanged is not parsed, and a file that no longer
+    /// loads keeps its previous copy.
     fn load(specs: &[ZoneSpec], previous: Option<&LoadedZones>) -> Self {
         let mut loaded = Self::default();
         for spec in specs {
-            let previous_copy = previous.and_then(|p| p.by_file.get(&spec.file));
+            let previous_copy = previous
+                .and_then(|p| p.by_file.get(&spec.file))
+                .filter(|old| spec.origin.as_ref().is_none_or(|o| o == old.zone.origin()));
+            let stamp = file_stamp(&spec.file);
+            if let Some(old) = previous_copy.filter(|old| !old.includes && old.stamp.is_some() && old.stamp == stamp) {
+                loaded.by_file.insert(spec.file.clone(), old.clone());
+                continue;
+            }
+            loaded.files_read += 1;
             let text = match std::fs::read_to_string(&spec.file) {
                 Ok(text) => text,
                 Err(err) => {
@@ -66,14 +102,10 @@ impl LoadedZones {
                     continue;
                 }
             };
-            // A file with $INCLUDE is always parsed again: the included
-            // files may have changed while it did not.
+            let text_hash = crate::zone::text_fingerprint(&text);
             let includes = text.to_ascii_uppercase().contains("$INCLUDE");
-            let reused = previous_copy
-                .filter(|(old_text, zone)| {
-                    !includes && *old_text == text && spec.origin.as_ref().is_none_or(|o| o == zone.origin())
-                })
-                .map(|(_, zone)| Arc::clone(zone));
+            let reused =
+                previous_copy.filter(|old| !includes && old.text_hash == text_hash).map(|old| Arc::clone(&old.zone));
             let zone = match reused {
                 Some(zone) => zone,
                 None => match Zone::parse_file_text(&text, &spec.file, spec.origin.as_ref()) {
@@ -84,12 +116,27 @@ impl LoadedZones {
                     }
                 },
             };
-            loaded.by_file.insert(spec.file.clone(), (text, zone));
+            loaded.by_file.insert(spec.file.clone(), LoadedFile { stamp, text_hash, includes, zone });
         }
         loaded
     }
 
-    fn fail(&mut self, spec: &ZoneSpec, text: Option<&str>, error: String, previous: Option<&(String, Arc<Zone>)>) {
+    /// These zones with a secondary's new version in place of its file's.
+    fn with_update(&self, update: &secondary::ZoneUpdate) -> Self {
+        let mut zones = self.clone();
+        zones.files_read = 0;
+        zones.failed.retain(|failed| failed.file != update.file);
+        let file = LoadedFile {
+            stamp: file_stamp(&update.file),
+            text_hash: update.text_hash,
+            includes: false,
+            zone: Arc::clone(&update.zone),
+        };
+        zones.by_file.insert(update.file.clone(), file);
+        zones
+    }
+
+    fn fail(&mut self, spec: &ZoneSpec, text: Option<&str>, error: String, previous: Option<&LoadedFile>) {
         let origin = Zone::file_origin(text, &spec.file, spec.origin.as_ref());
         let kept_previous = previous.is_some();
         match &origin {
@@ -99,8 +146,10 @@ impl LoadedZones {
             Some(origin) => tracing::error!(zone = %origin, "zone failed to load, answering SERVFAIL for it: {error}"),
             None => tracing::error!("zone failed to load and its origin is unknown: {error}"),
         }
-        if let Some((old_text, zone)) = previous {
-            self.by_file.insert(spec.file.clone(), (old_text.clone(), Arc::clone(zone)));
+        if let Some(old) = previous {
+            // Its stamp is not kept: the file is read again at the next
+            // reload, and loads once it is fixed.
+            self.by_file.insert(spec.file.clone(), LoadedFile { stamp: None, ..old.clone() });
         }
         self.failed.push(FailedZone { file: spec.file.clone(), origin, error, kept_previous });
     }
@@ -126,7 +175,7 @@ impl LoadedZones {
     /// as failed (SERVFAIL, nothing in the answer table) whatever its copy.
     fn catalog(&self, expired: &Expired) -> anyhow::Result<Catalog> {
         let mut catalog = Catalog::default();
-        for (file, (_, zone)) in &self.by_file {
+        for (file, LoadedFile { zone, .. }) in &self.by_file {
             if catalog.zone(zone.origin()).is_some() {
                 return Err(anyhow!("zone {} is defined twice (again in {})", zone.origin(), file.display()));
             }
@@ -151,7 +200,7 @@ fn preload_plan(settings: &Settings, zones: &LoadedZones) -> Vec<(Name, Preload)
     settings
         .zones
         .iter()
-        .filter_map(|spec| zones.by_file.get(&spec.file).map(|(_, zone)| (zone.origin().clone(), spec.preload)))
+        .filter_map(|spec| zones.by_file.get(&spec.file).map(|file| (file.zone.origin().clone(), spec.preload)))
         .collect()
 }
 
@@ -166,7 +215,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let expired = Arc::new(Expired::default());
     let catalog = Arc::new(zones.catalog(&expired)?);
-    for (file, (_, zone)) in &zones.by_file {
+    for (file, LoadedFile { zone, .. }) in &zones.by_file {
         tracing::info!(zone = %zone.origin(), file = %file.display(), serial = zone.serial(), "zone loaded");
     }
 
@@ -273,17 +322,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let (reload_requests, control_reloads) =
         tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<control::ReloadReply>>(4);
+    let (zone_updates, updates) = tokio::sync::mpsc::channel::<ZoneUpdateRequest>(4);
     let secondary_status = Arc::new(secondary::Status::default());
     let stop = Arc::new(tokio::sync::Notify::new());
     let result = runtime.block_on(async {
         if !settings.secondaries.is_empty() {
             let requests = reload_requests.clone();
-            let apply: secondary::ApplyFn = Arc::new(move || {
-                let requests = requests.clone();
+            let updates = zone_updates.clone();
+            let apply: secondary::ApplyFn = Arc::new(move |update| {
+                let (requests, updates) = (requests.clone(), updates.clone());
                 Box::pin(async move {
+                    let stopping = "the daemon is stopping".to_owned();
                     let (reply, outcome) = tokio::sync::oneshot::channel();
-                    requests.send(reply).await.map_err(|_| "the daemon is stopping".to_owned())?;
-                    outcome.await.map_err(|_| "the daemon is stopping".to_owned())?.map(|_| ())
+                    let sent = match update {
+                        Some(update) => updates.send((update, reply)).await.is_ok(),
+                        None => requests.send(reply).await.is_ok(),
+                    };
+                    if !sent {
+                        return Err(stopping);
+                    }
+                    outcome.await.map_err(|_| stopping)?.map(|_| ())
                 })
             });
             let notifier = shared.notifier.clone().unwrap_or_default();
@@ -332,7 +390,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::info!(listen = ?listen, elapsed_ms = started.elapsed().as_millis() as u64, "serving");
             notify_systemd(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
         };
-        let requests = ControlRequests { reloads: control_reloads, stop: &stop };
+        let requests = ControlRequests { reloads: control_reloads, updates, stop: &stop };
         serve_signals(&args, settings.clone(), zones, &shared, &expired, requests, serving).await
     });
 
@@ -391,12 +449,16 @@ fn with_missing_capabilities(err: anyhow::Error) -> anyhow::Error {
     ))
 }
 
+type ZoneUpdateRequest = (secondary::ZoneUpdate, tokio::sync::oneshot::Sender<control::ReloadReply>);
+
 /// Waits for signals and control requests: SIGHUP or a control `reload`
 /// reloads, SIGINT/SIGTERM return.
 /// What the control socket asks of the signal loop: reloads (each with
 /// the channel its outcome goes back on) and a stop (`dns-xdp drain`).
 struct ControlRequests<'a> {
     reloads: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<control::ReloadReply>>,
+    /// New versions of secondary zones (and where to say they are served).
+    updates: tokio::sync::mpsc::Receiver<ZoneUpdateRequest>,
     stop: &'a tokio::sync::Notify,
 }
 
@@ -409,7 +471,7 @@ async fn serve_signals(
     requests: ControlRequests<'_>,
     serving: impl FnOnce(),
 ) -> anyhow::Result<()> {
-    let ControlRequests { mut reloads, stop } = requests;
+    let ControlRequests { mut reloads, mut updates, stop } = requests;
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -418,9 +480,10 @@ async fn serve_signals(
     // it reports serving must reach these handlers, not the default action.
     serving();
     loop {
-        let reply = tokio::select! {
-            _ = hup.recv() => None,
-            Some(reply) = reloads.recv() => Some(reply),
+        let (reply, update) = tokio::select! {
+            _ = hup.recv() => (None, None),
+            Some(reply) = reloads.recv() => (Some(reply), None),
+            Some((update, reply)) = updates.recv() => (Some(reply), Some(update)),
             _ = int.recv() => return drain_then_stop(&settings, shared).await,
             _ = term.recv() => return drain_then_stop(&settings, shared).await,
             // `dns-xdp drain` has already waited for the traffic to move.
@@ -430,7 +493,11 @@ async fn serve_signals(
         let mut reloading = vec![sd_notify::NotifyState::Reloading];
         reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
         notify_systemd(&reloading);
-        let outcome = match reload(args, &settings, &zones, shared, expired).await {
+        let applied = match update {
+            Some(update) => apply_update(&settings, &zones, update, shared, expired).await,
+            None => reload(args, &settings, &zones, shared, expired).await,
+        };
+        let outcome = match applied {
             Ok((new_settings, new_zones, report, elapsed)) => {
                 settings = new_settings;
                 let problem = match (new_zones.problem(), expired.problem()) {
@@ -438,19 +505,26 @@ async fn serve_signals(
                     (failed, expired) => failed.or(expired),
                 };
                 *shared.zone_problem.write().unwrap_or_else(|p| p.into_inner()) = problem.clone();
+                let files_read = new_zones.files_read;
                 zones = new_zones;
                 tracing::info!(
                     updated = report.updated,
                     removed = report.removed,
                     preloaded = report.preloaded,
                     left_out = report.left_out,
+                    checked = report.checked,
+                    table_writes = report.table_writes(),
+                    zone_files_read = files_read,
                     elapsed_ms = elapsed.as_millis() as u64,
-                    "reload done",
+                    "reload done: {} entries rewritten",
+                    report.table_writes(),
                 );
                 match problem {
                     None => Ok(serde_json::json!({
                         "updated": report.updated, "removed": report.removed, "preloaded": report.preloaded,
-                        "left_out": report.left_out, "elapsed_ms": elapsed.as_millis() as u64,
+                        "left_out": report.left_out, "checked": report.checked,
+                        "table_writes": report.table_writes(), "zone_files_read": files_read,
+                        "elapsed_ms": elapsed.as_millis() as u64,
                     })),
                     // The other zones took their new data, but whoever asked
                     // for the reload must learn that one did not.
@@ -533,16 +607,50 @@ async fn reload(
     // reload compares against what is really in effect.
     let settings = Settings { zones: new_settings.zones, preload: new_settings.preload, ..old_settings.clone() };
     let zones = LoadedZones::load(&settings.zones, Some(old_zones));
+    let report = publish(&settings, &zones, shared, expired, None).await?;
+    Ok((settings, zones, report, started.elapsed()))
+}
+
+/// Serves a secondary zone's new version: the other zones keep their
+/// copies (no file is read), and the table re-checks only what the
+/// difference can have changed.
+async fn apply_update(
+    settings: &Settings,
+    old_zones: &LoadedZones,
+    update: secondary::ZoneUpdate,
+    shared: &Arc<Shared>,
+    expired: &Expired,
+) -> anyhow::Result<(Settings, LoadedZones, SyncReport, std::time::Duration)> {
+    let started = Instant::now();
+    let zones = old_zones.with_update(&update);
+    let known = update.diff.as_ref().map(|diff| (update.zone.origin(), diff));
+    let report = publish(settings, &zones, shared, expired, known).await?;
+    Ok((settings.clone(), zones, report, started.elapsed()))
+}
+
+/// Builds the catalog of `zones`, swaps it in, and waits until the answer
+/// table agrees: only the entries the zones' changes can affect are
+/// re-checked (`known`: a zone's difference when the caller has it).
+async fn publish(
+    settings: &Settings,
+    zones: &LoadedZones,
+    shared: &Arc<Shared>,
+    expired: &Expired,
+    known: Option<(&Name, &crate::zone::ZoneDiff)>,
+) -> anyhow::Result<SyncReport> {
     let catalog = Arc::new(zones.catalog(expired)?);
-    let generation = {
+    let (old_catalog, generation) = {
         let mut live = shared.live.write().unwrap_or_else(|p| p.into_inner());
+        let old = Arc::clone(&live.catalog);
         *live = Live::new(Arc::clone(&catalog), live.generation + 1);
-        live.generation
+        (old, live.generation)
     };
     let mut report = SyncReport::default();
     if let Some(feed) = shared.map_feed.clone() {
-        let preload = preload_plan(&settings, &zones);
-        report = tokio::task::spawn_blocking(move || feed.sync(catalog, generation, preload)).await??;
+        let changes = map_writer::changes_between(&old_catalog, &catalog, known);
+        let preload = preload_plan(settings, zones);
+        report =
+            tokio::task::spawn_blocking(move || feed.sync_changed(catalog, generation, changes, preload)).await??;
     }
-    Ok((settings, zones, report, started.elapsed()))
+    Ok(report)
 }

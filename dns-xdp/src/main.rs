@@ -353,8 +353,16 @@ fn reload(control_socket: &std::path::Path, pid_file: Option<&std::path::Path>) 
     let Some(pid_file) = pid_file else {
         let report = control::request(control_socket, &control::Request::Reload {})?;
         println!(
-            "reload done: {} answers updated, {} removed, {} preloaded, {} left out, in {} ms",
-            report["updated"], report["removed"], report["preloaded"], report["left_out"], report["elapsed_ms"]
+            "reload done: {} answers updated, {} removed, {} preloaded, {} left out, in {} ms \
+             ({} table writes, {} answers looked up again, {} zone files read)",
+            report["updated"],
+            report["removed"],
+            report["preloaded"],
+            report["left_out"],
+            report["elapsed_ms"],
+            report["table_writes"],
+            report["checked"],
+            report["zone_files_read"],
         );
         return Ok(());
     };

@@ -191,6 +191,20 @@ pub fn in_netns<T: Send>(ns: &NetNs, f: impl FnOnce() -> T + Send) -> T {
 /// non-zero, e.g. on a timeout, so tests can assert on what it printed).
 /// Panics only if kdig cannot be started. Tip: `+time=1 +retry=0` keeps a
 /// failing query from stalling the test.
+/// dnsperf's count on a line like `  Queries lost:         0 (0.00%)`.
+pub fn dnsperf_count(out: &str, label: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no '{label}' in dnsperf's output:\n{out}"))
+}
+
+/// The number in `name=N` on a log line (the text log's fields).
+pub fn log_field(line: &str, name: &str) -> Option<u64> {
+    line.split(&format!("{name}=")).nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
 pub fn kdig(ns: &NetNs, args: &[&str]) -> String {
     String::from_utf8_lossy(&ns.exec("kdig", args).stdout).into_owned()
 }

@@ -14,8 +14,8 @@ use std::{
 
 use dns_xdp_tests::{
     SRV_V4, Topology, TopologyExt as _,
-    daemon::{Daemon, PUBLISH_WAIT, ask, client_pass, counter, query},
-    require_root, udp_exchange, udp_socket,
+    daemon::{Daemon, EXAMPLE_ZONE, PUBLISH_WAIT, ask, client_pass, counter, query},
+    log_field, require_root, udp_exchange, udp_socket,
 };
 use hickory_proto::{
     op::Message,
@@ -223,4 +223,54 @@ fn dnsperf_loses_no_query_across_reloads() {
     assert!(lost.split_whitespace().nth(2) == Some("0"), "queries lost across reloads: {lost}\n{out}");
     let completed = out.lines().find(|l| l.trim_start().starts_with("Queries completed:")).unwrap_or_default();
     assert!(!completed.contains(" 0 ("), "nothing completed: {out}");
+}
+
+/// Must-show 2 for a file: a reload after one record changed reads only
+/// that zone's file, looks up a fraction of the table again and rewrites
+/// only the entries of the changed RRsets; a reload with nothing changed
+/// reads and writes nothing.
+#[test]
+fn a_reload_of_one_changed_record_rewrites_only_its_entries() {
+    require_root();
+    const HOSTS: u32 = 30;
+    let text = |serial, octet| {
+        let mut text = ZoneFile::text(serial, octet);
+        for host in 1..=HOSTS {
+            text.push_str(&format!("h{host} A 198.18.31.{host}\n"));
+        }
+        text
+    };
+    let zone = ZoneFile::new("targeted");
+    zone.write(&text(1, 1));
+    let topo = Topology::new();
+    let _pass = client_pass(&topo);
+    let mut daemon = Daemon::on_veth(&topo, zone.path(), &["--zone", EXAMPLE_ZONE]);
+    let server = SocketAddr::from((SRV_V4, 53));
+    assert_eq!(last_octet(&ask(topo.cli(), server, "changing.reload.test.", RecordType::A, 1)), Some(1));
+    std::thread::sleep(PUBLISH_WAIT);
+    let (_, before) = daemon.stats();
+    let held = counter(&before, "map_entries");
+    assert!(held > u64::from(HOSTS) * 2, "only {held} entries preloaded");
+
+    zone.write(&text(2, 2));
+    reload_and_wait(&mut daemon, "reload done", 1);
+    let log = daemon.child.stderr();
+    let done = log.lines().rfind(|l| l.contains("reload done")).expect("reload done");
+    // changing A and the SOA, each with and without DO.
+    assert_eq!(log_field(done, "table_writes"), Some(4), "{done}");
+    assert_eq!(log_field(done, "zone_files_read"), Some(1), "only the changed file is read: {done}");
+    let checked = log_field(done, "checked").expect(done);
+    assert!(checked < held / 4, "{checked} of {held} entries looked up again: {done}");
+    std::thread::sleep(PUBLISH_WAIT);
+    let (xdp0, _) = daemon.stats();
+    assert_eq!(last_octet(&ask(topo.cli(), server, "changing.reload.test.", RecordType::A, 2)), Some(2));
+    std::thread::sleep(PUBLISH_WAIT);
+    let (xdp1, _) = daemon.stats();
+    assert_eq!(counter(&xdp1, "tx_answer"), counter(&xdp0, "tx_answer") + 1, "new data served by XDP");
+
+    reload_and_wait(&mut daemon, "reload done", 2);
+    let log = daemon.child.stderr();
+    let done = log.lines().rfind(|l| l.contains("reload done")).expect("reload done");
+    assert_eq!(log_field(done, "zone_files_read"), Some(0), "{done}");
+    assert_eq!(log_field(done, "table_writes"), Some(0), "{done}");
 }

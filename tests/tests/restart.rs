@@ -16,7 +16,7 @@ use std::{
 use dns_xdp_tests::{
     NetNsExt as _, SRV_V4, Topology, TopologyExt as _,
     daemon::{Daemon, EXAMPLE_ZONE, PUBLISH_WAIT, ask, client_pass, counter},
-    daemon_bin, host_exec_ok, require_root,
+    daemon_bin, dnsperf_count, host_exec_ok, require_root,
 };
 use hickory_proto::{
     op::ResponseCode,
@@ -88,15 +88,6 @@ fn a_from_xdp(topo: &Topology, daemon: &Daemon, name: &str, id: u16) -> Vec<Stri
     assert_eq!(counter(&xdp1, "tx_answer"), counter(&xdp0, "tx_answer") + 1, "{name} answered by XDP");
     assert_eq!(counter(&daemon1, "udp_queries"), counter(&daemon0, "udp_queries"), "{name} reached the daemon");
     addrs
-}
-
-/// dnsperf's count on a line like `  Queries lost:         0 (0.00%)`.
-fn dnsperf_count(out: &str, label: &str) -> u64 {
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix(label))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no '{label}' in dnsperf's output:\n{out}"))
 }
 
 /// Must-show: a restart, and an upgrade to another binary that replaces the

@@ -20,7 +20,8 @@ use std::{
 };
 
 use hickory_proto::{
-    rr::{DNSClass, Name, RecordType},
+    op::Message,
+    rr::{DNSClass, LowerName, Name, RecordType},
     serialize::binary::BinDecodable as _,
 };
 
@@ -35,6 +36,7 @@ use crate::{
     identity,
     prepared::PreparedAnswer,
     table::Placement,
+    zone::{Reach, ZoneDiff},
 };
 use slot::answer_key;
 
@@ -64,6 +66,14 @@ enum Command {
     Sync {
         catalog: Arc<Catalog>,
         generation: u64,
+        preload: Vec<(Name, Preload)>,
+        done: mpsc::SyncSender<SyncReport>,
+    },
+    /// Some zones changed: re-check the entries the changes can affect.
+    SyncChanged {
+        catalog: Arc<Catalog>,
+        generation: u64,
+        changes: Vec<ZoneChange>,
         preload: Vec<(Name, Preload)>,
         done: mpsc::SyncSender<SyncReport>,
     },
@@ -101,6 +111,81 @@ pub struct SyncReport {
     pub preloaded: usize,
     /// Answers to preload that found no room in the table.
     pub left_out: usize,
+    /// Entries whose answer was looked up and encoded again.
+    pub checked: usize,
+}
+
+impl SyncReport {
+    /// Writes to the table (rewrites, removals, new entries): what a sync
+    /// cost the program's readers.
+    pub fn table_writes(&self) -> usize {
+        self.updated + self.removed + self.preloaded
+    }
+}
+
+/// What differs between the catalog in the table (`old`) and the one
+/// going live (`new`), zone by zone: nothing for a zone both hold the same
+/// copy of; its difference's reach for a zone with a new version (`known`
+/// when the caller has it, as after an IXFR, else compared RRset by
+/// RRset); the whole zone for one added, removed or failed.
+pub fn changes_between(old: &Catalog, new: &Catalog, known: Option<(&Name, &ZoneDiff)>) -> Vec<ZoneChange> {
+    let origins: std::collections::BTreeSet<LowerName> =
+        old.zones().chain(new.zones()).map(|zone| LowerName::new(zone.origin())).collect();
+    let mut changes = Vec::new();
+    for origin in origins {
+        let origin = Name::from(origin);
+        match (old.zone(&origin), new.zone(&origin)) {
+            (Some(was), Some(is)) if Arc::ptr_eq(was, is) => {}
+            (Some(was), Some(is)) => {
+                let compared;
+                let diff = match known {
+                    Some((of, diff))
+                        if *of == origin && diff.from_serial == was.serial() && diff.to_serial == is.serial() =>
+                    {
+                        diff
+                    }
+                    _ => {
+                        compared = ZoneDiff::between(was, is);
+                        &compared
+                    }
+                };
+                if !diff.is_empty() {
+                    changes.push(ZoneChange { reach: diff.reach(&origin), origin });
+                }
+            }
+            _ => changes.push(ZoneChange::whole(&origin)),
+        }
+    }
+    changes
+}
+
+/// What changed in one zone, for [`MapFeed::sync_changed`]: the names
+/// whose answers can differ (see [`crate::zone::ZoneDiff::reach`]).
+#[derive(Debug, Clone)]
+pub struct ZoneChange {
+    pub origin: Name,
+    pub reach: Vec<(Name, Reach)>,
+}
+
+impl ZoneChange {
+    /// Every answer of the zone may differ (a zone added, removed, failed).
+    pub fn whole(origin: &Name) -> Self {
+        Self { origin: origin.clone(), reach: vec![(origin.clone(), Reach::Subtree)] }
+    }
+
+    fn contains(&self, qname: &LowerName) -> bool {
+        LowerName::new(&self.origin).zone_of(qname)
+    }
+
+    fn reaches(&self, qname: &LowerName) -> bool {
+        self.reach.iter().any(|(name, reach)| {
+            let name = LowerName::new(name);
+            match reach {
+                Reach::Name => name == *qname,
+                Reach::Subtree => name.zone_of(qname),
+            }
+        })
+    }
 }
 
 /// The handle through which the rest of the daemon reaches the writer
@@ -138,6 +223,23 @@ impl MapFeed {
         let (done, report) = mpsc::sync_channel(1);
         self.commands
             .send(Command::Sync { catalog, generation, preload, done })
+            .map_err(|_| anyhow!("the map writer has stopped"))?;
+        report.recv().map_err(|_| anyhow!("the map writer stopped during the sync"))
+    }
+
+    /// [`MapFeed::sync`] limited to what `changes` can affect: only those
+    /// entries are looked up again, and only those zones' parts preloaded.
+    /// Blocks: call it off the async runtime.
+    pub fn sync_changed(
+        &self,
+        catalog: Arc<Catalog>,
+        generation: u64,
+        changes: Vec<ZoneChange>,
+        preload: Vec<(Name, Preload)>,
+    ) -> anyhow::Result<SyncReport> {
+        let (done, report) = mpsc::sync_channel(1);
+        self.commands
+            .send(Command::SyncChanged { catalog, generation, changes, preload, done })
             .map_err(|_| anyhow!("the map writer has stopped"))?;
         report.recv().map_err(|_| anyhow!("the map writer stopped during the sync"))
     }
@@ -210,6 +312,10 @@ impl MapWriter {
                 }
                 Ok(Command::Sync { catalog, generation, preload, done }) => {
                     let report = self.sync(&catalog, generation, &preload);
+                    let _ = done.send(report);
+                }
+                Ok(Command::SyncChanged { catalog, generation, changes, preload, done }) => {
+                    let report = self.sync_changed(&catalog, generation, &changes, &preload);
                     let _ = done.send(report);
                 }
                 Ok(Command::List { done }) => {
@@ -340,31 +446,8 @@ impl MapWriter {
         // Keys in the table that now hold the new catalog's answer.
         let mut fresh_keys = HashSet::with_capacity(entries.len());
         for old in &entries {
-            let key = &old.key;
-            self.maybe_heartbeat();
-            let dnssec_ok = key.dnssec_ok != 0;
-            let fresh = question_of(old)
-                .and_then(|(qname, qtype, qclass)| match qclass {
-                    DNSClass::CH => self.identity_slot(&qname, qtype, dnssec_ok),
-                    _ => servable_slot(catalog, &qname, qtype, dnssec_ok),
-                })
-                .filter(|(new_key, _)| new_key == key);
-            match fresh {
-                Some((_, new)) if same_answer(&new, old) => {
-                    fresh_keys.insert(*key);
-                }
-                // Rewritten in its slot: a reader sees the old or the new
-                // answer, never a mix.
-                Some((_, new)) => {
-                    self.put(&new, false);
-                    report.updated += 1;
-                    fresh_keys.insert(*key);
-                }
-                // No new answer for it: the old one must not stay.
-                None => {
-                    self.fast_path.remove(key);
-                    report.removed += 1;
-                }
+            if self.recheck(catalog, old, &mut report) {
+                fresh_keys.insert(old.key);
             }
         }
         // The identity's CH TXT answers are always in the table (they are
@@ -381,6 +464,97 @@ impl MapWriter {
                 report.left_out += 1;
             }
         }
+        self.preload(catalog, preload, &mut fresh_keys, &mut report, |_| true);
+        self.finish_sync(&report);
+        report
+    }
+
+    /// [`MapWriter::sync`] for `changes` only: an entry is looked up again
+    /// when its qname is in a changed zone and its answer may have changed
+    /// ([`may_have_changed`]: a change reaches a name it holds, or it
+    /// depends on data no change can be traced to, as negative answers do).
+    /// Every other entry is left alone, unread. The same order as `sync`:
+    /// the catalog is live before this runs, each entry is rewritten in
+    /// its slot, and the reply comes only when every affected entry agrees.
+    pub fn sync_changed(
+        &mut self,
+        catalog: &Catalog,
+        generation: u64,
+        changes: &[ZoneChange],
+        preload: &[(Name, Preload)],
+    ) -> SyncReport {
+        self.generation = generation;
+        let mut report = SyncReport::default();
+        self.recent.clear();
+        let entries = self.fast_path.entries();
+        let mut present = HashSet::with_capacity(entries.len());
+        for old in &entries {
+            let Some((qname, _, DNSClass::IN)) = question_of(old) else {
+                present.insert(old.key);
+                continue;
+            };
+            let lower = LowerName::new(&qname);
+            let affected =
+                changes.iter().any(|change| change.contains(&lower) && may_have_changed(old, &lower, change));
+            if !affected || self.recheck(catalog, old, &mut report) {
+                present.insert(old.key);
+            }
+        }
+        let zones: Vec<(Name, Preload)> = preload
+            .iter()
+            .filter(|(origin, _)| changes.iter().any(|change| change.origin == *origin))
+            .cloned()
+            .collect();
+        self.preload(catalog, &zones, &mut present, &mut report, |qname| {
+            let lower = LowerName::new(qname);
+            changes.iter().any(|change| change.contains(&lower) && change.reaches(&lower))
+        });
+        self.finish_sync(&report);
+        report
+    }
+
+    /// Looks the entry's question up in `catalog` again and rewrites or
+    /// removes it when the answer changed. True when the table now holds
+    /// the catalog's answer for its key.
+    fn recheck(&mut self, catalog: &Catalog, old: &AnswerSlot, report: &mut SyncReport) -> bool {
+        let key = &old.key;
+        self.maybe_heartbeat();
+        report.checked += 1;
+        let dnssec_ok = key.dnssec_ok != 0;
+        let fresh = question_of(old)
+            .and_then(|(qname, qtype, qclass)| match qclass {
+                DNSClass::CH => self.identity_slot(&qname, qtype, dnssec_ok),
+                _ => servable_slot(catalog, &qname, qtype, dnssec_ok),
+            })
+            .filter(|(new_key, _)| new_key == key);
+        match fresh {
+            Some((_, new)) if same_answer(&new, old) => true,
+            // Rewritten in its slot: a reader sees the old or the new
+            // answer, never a mix.
+            Some((_, new)) => {
+                self.put(&new, false);
+                report.updated += 1;
+                true
+            }
+            // No new answer for it: the old one must not stay.
+            None => {
+                self.fast_path.remove(key);
+                report.removed += 1;
+                false
+            }
+        }
+    }
+
+    /// Adds the preload set's questions that `wanted` picks and the table
+    /// does not hold (`fresh_keys`).
+    fn preload(
+        &mut self,
+        catalog: &Catalog,
+        preload: &[(Name, Preload)],
+        fresh_keys: &mut HashSet<AnswerKey>,
+        report: &mut SyncReport,
+        wanted: impl Fn(&Name) -> bool,
+    ) {
         // Preloading never evicts: what does not fit is cached as it is
         // asked for, replacing answers not served lately. Each question is
         // preloaded with and without DO: validating resolvers, most of an
@@ -391,6 +565,9 @@ impl MapWriter {
                 continue;
             }
             for (qname, qtype) in catalog.preload_questions(origin) {
+                if !wanted(&qname) {
+                    continue;
+                }
                 for dnssec_ok in [false, true] {
                     let Some(key) = answer_key(&qname, qtype, dnssec_ok) else { continue };
                     if fresh_keys.contains(&key) {
@@ -407,6 +584,11 @@ impl MapWriter {
                 }
             }
         }
+    }
+
+    /// What every sync ends with: the warning when preloading found no
+    /// room, the counters, the program enabled, the heartbeat released.
+    fn finish_sync(&mut self, report: &SyncReport) {
         if report.left_out > 0 {
             tracing::warn!(
                 left_out = report.left_out,
@@ -423,8 +605,66 @@ impl MapWriter {
             self.heartbeat_held = false;
             self.heartbeat_now();
         }
-        report
     }
+}
+
+/// Whether an entry's answer may have changed with `change` (its qname
+/// being in the changed zone): when the change reaches its qname, or any
+/// other name the answer holds (the apex NS in authority, their addresses
+/// in additional, and the NS targets), or when the answer depends on data
+/// the change cannot be traced to: negative answers and referrals (their
+/// SOA and proofs), CNAME/DNAME chains, answers whose targets get
+/// additional processing (MX, NS, SRV, SVCB, HTTPS, NAPTR), and any other
+/// authority record. A body that does not parse counts as changed.
+fn may_have_changed(entry: &AnswerSlot, qname: &LowerName, change: &ZoneChange) -> bool {
+    if change.reaches(qname) {
+        return true;
+    }
+    let header = entry.header();
+    if header.flags & 0x000f != 0 || header.ancount == 0 {
+        return true;
+    }
+    // The message the slot's parts make: its compression pointers count
+    // from the start of the header.
+    let mut wire = Vec::with_capacity(12 + entry.qname().len() + 4 + entry.body().len());
+    wire.extend_from_slice(&[0, 0]);
+    wire.extend_from_slice(&header.flags.to_be_bytes());
+    for count in [1, header.ancount, header.nscount, header.arcount] {
+        wire.extend_from_slice(&count.to_be_bytes());
+    }
+    wire.extend_from_slice(entry.qname());
+    wire.extend_from_slice(&entry.key.qtype.to_be_bytes());
+    wire.extend_from_slice(&entry.key.qclass.to_be_bytes());
+    wire.extend_from_slice(entry.body());
+    let Ok(message) = Message::from_vec(&wire) else { return true };
+    let origin = LowerName::new(&change.origin);
+    let leaf = |record: &hickory_proto::rr::Record| {
+        LowerName::new(&record.name) == *qname
+            && !matches!(
+                record.record_type(),
+                RecordType::CNAME
+                    | RecordType::DNAME
+                    | RecordType::MX
+                    | RecordType::NS
+                    | RecordType::SRV
+                    | RecordType::SVCB
+                    | RecordType::HTTPS
+                    | RecordType::NAPTR
+            )
+    };
+    let apex_ns = |record: &hickory_proto::rr::Record| {
+        LowerName::new(&record.name) == origin
+            && (record.record_type() == RecordType::NS || hickory_proto::rr::RecordType::RRSIG == record.record_type())
+    };
+    if !message.answers.iter().all(leaf) || !message.authorities.iter().all(apex_ns) {
+        return true;
+    }
+    let ns_targets = message.authorities.iter().filter_map(|record| match &record.data {
+        hickory_proto::rr::RData::NS(ns) => Some(LowerName::new(&ns.0)),
+        _ => None,
+    });
+    let other_names = message.additionals.iter().map(|record| LowerName::new(&record.name));
+    ns_targets.chain(other_names).any(|name| change.reaches(&name))
 }
 
 /// The question an entry answers, rebuilt from the entry itself.

@@ -1,12 +1,17 @@
-//! Secondary zones: refresh from a hidden primary by AXFR over TCP (TSIG
-//! signed when a key is configured), keep the last good copy on disk, and
-//! stop serving a zone whose EXPIRE passes without a successful refresh.
+//! Secondary zones: refresh from a hidden primary by IXFR (RFC 1995), or
+//! AXFR when the primary offers no differences or the IXFR fails, over TCP
+//! (TSIG signed when a key is configured); keep the last good copy on disk,
+//! and stop serving a zone whose EXPIRE passes without a successful refresh.
 //!
-//! A transfer never touches the live data itself: the copy is written to the
-//! zone's state file (write, fsync, rename) and the daemon is asked to
-//! reload, so a transfer is applied exactly as a reload is (the catalog
-//! built aside and swapped whole, the answer table synced without stale
-//! answers), and a restart finds the copy on disk with the primary down.
+//! Each zone's task keeps its current version in memory: an IXFR is applied
+//! to it ([`Zone::apply`]), an AXFR parsed aside. The new version is written
+//! to the zone's state file (write, fsync, rename) and handed to the daemon
+//! ([`ZoneUpdate`]), which swaps it into a new catalog whole and has the
+//! answer table re-check only what the difference can have changed; no
+//! zone file is read again, and a restart finds the copy on disk with the
+//! primary down.
+
+mod ixfr;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -27,7 +32,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::{
     config::{SecondarySpec, TimerOverrides, TsigKey},
-    zone::Zone,
+    zone::{Zone, ZoneDiff},
 };
 
 /// How long one exchange with a primary may take before it counts as
@@ -173,9 +178,24 @@ impl Status {
     }
 }
 
-/// Asks the daemon to apply what is on disk (a reload); returns once the
-/// answer table agrees, or the reload's error.
-pub type ApplyFn = Arc<dyn Fn() -> futures_like::BoxFuture + Send + Sync>;
+/// A new version of a secondary zone, already on disk, for the daemon to
+/// serve.
+pub struct ZoneUpdate {
+    /// The zone's state file (its key in the daemon's zone list).
+    pub file: std::path::PathBuf,
+    pub zone: Arc<Zone>,
+    /// What changed, when the transfer said so (IXFR); an AXFR leaves it to
+    /// the daemon to compare the versions.
+    pub diff: Option<ZoneDiff>,
+    /// [`crate::zone::text_fingerprint`] of the file's text, so that a
+    /// reload that finds the same text does not parse it again.
+    pub text_hash: u64,
+}
+
+/// Asks the daemon to apply a new version of a zone (`Some`), or to reload
+/// to apply an expiry (`None`); returns once the answer table agrees, or
+/// the error.
+pub type ApplyFn = Arc<dyn Fn(Option<ZoneUpdate>) -> futures_like::BoxFuture + Send + Sync>;
 
 /// A minimal boxed-future alias, to keep `futures` out of the dependencies.
 pub mod futures_like {
@@ -218,11 +238,19 @@ pub fn spawn(
 }
 
 /// The copy on disk, if any, and when it was last confirmed (the file's
-/// modification time: each successful refresh touches it).
-fn copy_on_disk(spec: &SecondarySpec) -> Option<(u32, Timers, SystemTime)> {
+/// modification time: each successful refresh touches it). Read once, when
+/// the task starts; from then on the task keeps the version it serves.
+fn copy_on_disk(spec: &SecondarySpec) -> Option<(Arc<Zone>, SystemTime)> {
     let zone = Zone::load(&spec.file, Some(&spec.origin)).ok()?;
     let modified = std::fs::metadata(&spec.file).and_then(|m| m.modified()).ok()?;
-    Some((zone.serial(), timers(zone.soa(), spec.timers), modified))
+    Some((Arc::new(zone), modified))
+}
+
+/// The version a task serves, and until when without a refresh.
+struct Current {
+    zone: Arc<Zone>,
+    timers: Timers,
+    expires_at: Instant,
 }
 
 async fn refresh_loop(
@@ -233,39 +261,37 @@ async fn refresh_loop(
     apply: ApplyFn,
 ) {
     let origin = spec.origin.clone();
-    let mut current = copy_on_disk(&spec).map(|(serial, timers, confirmed)| {
+    let mut current = copy_on_disk(&spec).map(|(zone, confirmed)| {
         let age = SystemTime::now().duration_since(confirmed).unwrap_or_default();
-        let expires_at = Instant::now() + timers.expire.saturating_sub(age);
-        (serial, timers, expires_at)
+        let timers = timers(zone.soa(), spec.timers);
+        Current { expires_at: Instant::now() + timers.expire.saturating_sub(age), timers, zone }
     });
-    if let Some((serial, _, expires_at)) = &current {
-        status.record(&origin, Some(*expires_at));
-        tracing::info!(zone = %origin, serial, file = %spec.file.display(), "secondary zone: serving the copy on disk until it refreshes");
+    if let Some(current) = &current {
+        status.record(&origin, Some(current.expires_at));
+        tracing::info!(zone = %origin, serial = current.zone.serial(), file = %spec.file.display(), "secondary zone: serving the copy on disk until it refreshes");
     } else {
         status.record(&origin, None);
         tracing::info!(zone = %origin, "secondary zone: no copy yet, answering SERVFAIL until the first transfer");
     }
     loop {
         // Expiry first: a copy past EXPIRE is never served, even briefly.
-        if let Some((serial, _, expires_at)) = &current
-            && Instant::now() >= *expires_at
+        if let Some(current) = &current
+            && Instant::now() >= current.expires_at
             && expired.set(&origin, true)
         {
-            tracing::error!(zone = %origin, serial, "secondary zone expired: no refresh from any primary within EXPIRE, answering SERVFAIL");
-            if let Err(err) = apply().await {
+            tracing::error!(zone = %origin, serial = current.zone.serial(), "secondary zone expired: no refresh from any primary within EXPIRE, answering SERVFAIL");
+            if let Err(err) = apply(None).await {
                 tracing::error!(zone = %origin, error = %err, "applying the expiry failed");
             }
         }
-        let serial = current.as_ref().map(|(serial, _, _)| *serial);
-        let next = match refresh_once(&spec, serial).await {
-            Ok(Some(new_serial)) => {
-                let (_, timers, _) =
-                    copy_on_disk(&spec).unwrap_or((new_serial, timers_default(&spec), SystemTime::now()));
+        let next = match refresh_once(&spec, current.as_ref().map(|c| &c.zone)).await {
+            Ok(Some(transfer)) => {
+                let timers = timers(transfer.update.zone.soa(), spec.timers);
                 let expires_at = Instant::now() + timers.expire;
-                current = Some((new_serial, timers, expires_at));
+                current = Some(Current { zone: Arc::clone(&transfer.update.zone), timers, expires_at });
                 expired.set(&origin, false);
                 status.record(&origin, Some(expires_at));
-                if let Err(err) = apply().await {
+                if let Err(err) = apply(Some(transfer.update)).await {
                     tracing::error!(zone = %origin, error = %err, "applying the transfer failed");
                 }
                 timers.refresh
@@ -273,30 +299,30 @@ async fn refresh_loop(
             Ok(None) => {
                 // Up to date: the copy is confirmed, its expiry restarts.
                 touch(&spec.file);
-                let timers = current.as_ref().map_or(timers_default(&spec), |(_, timers, _)| *timers);
+                let timers = current.as_ref().map_or(timers_default(&spec), |c| c.timers);
                 let expires_at = Instant::now() + timers.expire;
-                if let Some(entry) = current.as_mut() {
-                    entry.2 = expires_at;
+                if let Some(current) = current.as_mut() {
+                    current.expires_at = expires_at;
                 }
                 status.record(&origin, Some(expires_at));
                 if expired.set(&origin, false) {
                     tracing::info!(zone = %origin, "secondary zone refreshed after expiry, serving it again");
-                    if let Err(err) = apply().await {
+                    if let Err(err) = apply(None).await {
                         tracing::error!(zone = %origin, error = %err, "applying the refresh failed");
                     }
                 }
                 timers.refresh
             }
             Err(err) => {
-                let retry = current.as_ref().map_or(spec.timers.retry.unwrap_or(DEFAULT_RETRY), |(_, t, _)| t.retry);
+                let retry = current.as_ref().map_or(spec.timers.retry.unwrap_or(DEFAULT_RETRY), |c| c.timers.retry);
                 tracing::warn!(zone = %origin, error = %format!("{err:#}"), retry_secs = retry.as_secs(), "secondary zone: refresh failed");
                 retry
             }
         };
         // Wake at expiry if that comes before the next attempt.
         let sleep_for = match &current {
-            Some((_, _, expires_at)) if !expired.contains(&origin) => {
-                next.min(expires_at.saturating_duration_since(Instant::now()).max(Duration::from_millis(10)))
+            Some(current) if !expired.contains(&origin) => {
+                next.min(current.expires_at.saturating_duration_since(Instant::now()).max(Duration::from_millis(10)))
             }
             _ => next,
         };
@@ -322,13 +348,18 @@ fn touch(path: &Path) {
     }
 }
 
+/// A transfer done and on disk.
+struct Transfer {
+    update: ZoneUpdate,
+}
+
 /// One refresh: asks each primary in turn for its SOA; when its serial is
-/// newer than `serial` (RFC 1982), transfers the zone and writes the copy.
-/// `Ok(Some(serial))`: a new copy is on disk; `Ok(None)`: up to date.
-async fn refresh_once(spec: &SecondarySpec, serial: Option<u32>) -> anyhow::Result<Option<u32>> {
+/// newer than `current`'s (RFC 1982), transfers the zone and writes the
+/// copy. `Ok(Some(_))`: a new copy is on disk; `Ok(None)`: up to date.
+async fn refresh_once(spec: &SecondarySpec, current: Option<&Arc<Zone>>) -> anyhow::Result<Option<Transfer>> {
     let mut errors = Vec::new();
     for primary in &spec.primaries {
-        match refresh_from(spec, *primary, serial).await {
+        match refresh_from(spec, *primary, current).await {
             Ok(outcome) => return Ok(outcome),
             Err(err) => errors.push(format!("{primary}: {err:#}")),
         }
@@ -336,9 +367,14 @@ async fn refresh_once(spec: &SecondarySpec, serial: Option<u32>) -> anyhow::Resu
     Err(anyhow!("no primary answered: {}", errors.join("; ")))
 }
 
-async fn refresh_from(spec: &SecondarySpec, primary: SocketAddr, serial: Option<u32>) -> anyhow::Result<Option<u32>> {
+async fn refresh_from(
+    spec: &SecondarySpec,
+    primary: SocketAddr,
+    current: Option<&Arc<Zone>>,
+) -> anyhow::Result<Option<Transfer>> {
     let origin = &spec.origin;
-    let soa = exchange(primary, origin, RecordType::SOA, spec.tsig.as_ref(), |_| Ok(false)).await?;
+    let serial = current.map(|zone| zone.serial());
+    let soa = exchange(primary, origin, RecordType::SOA, None, spec.tsig.as_ref(), |_| Ok(false)).await?;
     let primary_serial = soa
         .0
         .iter()
@@ -355,24 +391,108 @@ async fn refresh_from(spec: &SecondarySpec, primary: SocketAddr, serial: Option<
         }
         return Ok(None);
     }
+    if let Some(zone) = current {
+        let started = Instant::now();
+        match incremental(spec, primary, zone).await {
+            Ok(Some((new_zone, diff, kind, bytes))) => {
+                let new_zone = Arc::new(new_zone);
+                let update = keep(spec, new_zone, diff)?;
+                log_transfer(origin, primary, kind, serial, &update.zone, bytes, started);
+                return Ok(Some(Transfer { update }));
+            }
+            Ok(None) => return Ok(None),
+            Err(err) => tracing::warn!(
+                zone = %origin, %primary, serial_from = zone.serial(), serial_to = primary_serial,
+                reason = %format!("{err:#}"), "IXFR failed, falling back to AXFR",
+            ),
+        }
+    }
     let started = Instant::now();
     let mut soas = 0usize;
-    let (records, bytes) = exchange(primary, origin, RecordType::AXFR, spec.tsig.as_ref(), |message| {
+    let (records, bytes) = exchange(primary, origin, RecordType::AXFR, None, spec.tsig.as_ref(), |message| {
         // An AXFR ends with the SOA it started with (RFC 5936 2.2).
         soas += message.answers.iter().filter(|r| r.record_type() == RecordType::SOA).count();
         Ok(soas < 2)
     })
     .await?;
-    let text = zone_text(origin, &records)?;
-    // Parse before writing: a copy that would not load is never kept.
-    let zone = Zone::parse(&text, origin, &spec.file.display().to_string())
-        .map_err(|err| anyhow!("the transferred zone does not load: {err}"))?;
-    write_atomically(&spec.file, text.as_bytes())?;
+    let zone = Arc::new(whole_zone(spec, &records)?);
+    let update = keep(spec, zone, None)?;
+    log_transfer(origin, primary, "AXFR", serial, &update.zone, bytes, started);
+    Ok(Some(Transfer { update }))
+}
+
+fn log_transfer(
+    origin: &Name,
+    primary: SocketAddr,
+    kind: &str,
+    serial_from: Option<u32>,
+    zone: &Zone,
+    bytes: usize,
+    started: Instant,
+) {
     tracing::info!(
-        zone = %origin, %primary, kind = "AXFR", serial_from = ?serial, serial_to = zone.serial(), bytes,
+        zone = %origin, %primary, kind, serial_from = ?serial_from, serial_to = zone.serial(), bytes,
         records = zone.record_count(), duration_ms = started.elapsed().as_millis() as u64, "transfer done",
     );
-    Ok(Some(zone.serial()))
+}
+
+/// A whole zone as transferred (AXFR, or an IXFR answered in AXFR form),
+/// checked by loading it as a zone file would be. The copy that would not
+/// load is never kept.
+fn whole_zone(spec: &SecondarySpec, records: &[Record]) -> anyhow::Result<Zone> {
+    let text = zone_text(&spec.origin, records)?;
+    Zone::parse(&text, &spec.origin, &spec.file.display().to_string())
+        .map_err(|err| anyhow!("the transferred zone does not load: {err}"))
+}
+
+/// Writes the new version to the zone's state file (atomically) and makes
+/// the update the daemon applies.
+fn keep(spec: &SecondarySpec, zone: Arc<Zone>, diff: Option<ZoneDiff>) -> anyhow::Result<ZoneUpdate> {
+    let records: Vec<Record> = zone.records().cloned().collect();
+    let text = zone_text(&spec.origin, &records)?;
+    write_atomically(&spec.file, text.as_bytes())?;
+    Ok(ZoneUpdate { file: spec.file.clone(), zone, diff, text_hash: crate::zone::text_fingerprint(&text) })
+}
+
+/// An IXFR from `zone`'s serial (RFC 1995): our SOA in the authority
+/// section, every TSIG'd message verified. Returns the new version, the
+/// difference that led to it (`None` when the primary sent the whole zone),
+/// the kind to log and the bytes read; `Ok(None)` when the primary says we
+/// are current. Any error means: fall back to AXFR.
+async fn incremental(
+    spec: &SecondarySpec,
+    primary: SocketAddr,
+    zone: &Zone,
+) -> anyhow::Result<Option<(Zone, Option<ZoneDiff>, &'static str, usize)>> {
+    let origin = &spec.origin;
+    let mut progress = ixfr::Progress::new(origin, zone.serial());
+    let (records, bytes) =
+        exchange(primary, origin, RecordType::IXFR, Some(zone.soa().clone()), spec.tsig.as_ref(), |message| {
+            progress.more(&message.answers)
+        })
+        .await?;
+    match ixfr::parse(records, origin, zone.serial())? {
+        ixfr::IxfrReply::UpToDate => Ok(None),
+        ixfr::IxfrReply::Full(records) => Ok(Some((whole_zone(spec, &records)?, None, "AXFR", bytes))),
+        ixfr::IxfrReply::Incremental(diffs) => {
+            let mut version = None::<Zone>;
+            for diff in &diffs {
+                let next = version.as_ref().unwrap_or(zone).apply(diff).map_err(|err| {
+                    anyhow!("the difference {} -> {} does not apply: {err}", diff.from_serial, diff.to_serial)
+                })?;
+                version = Some(next);
+            }
+            let new_zone = version.ok_or_else(|| anyhow!("the IXFR holds no difference"))?;
+            // One difference for the answer table: every owner any step
+            // touched.
+            let mut all = ZoneDiff { from_serial: zone.serial(), to_serial: new_zone.serial(), ..Default::default() };
+            for diff in diffs {
+                all.removed.extend(diff.removed);
+                all.added.extend(diff.added);
+            }
+            Ok(Some((new_zone, Some(all), "IXFR", bytes)))
+        }
+    }
 }
 
 /// Sends one query over TCP and reads reply messages while `more` says so
@@ -383,11 +503,14 @@ async fn exchange(
     primary: SocketAddr,
     origin: &Name,
     qtype: RecordType,
+    authority: Option<Record>,
     tsig: Option<&TsigKey>,
     mut more: impl FnMut(&Message) -> anyhow::Result<bool>,
 ) -> anyhow::Result<(Vec<Record>, usize)> {
     let mut query = Message::new(rand_id(), MessageType::Query, OpCode::Query);
     query.add_query(Query::query(origin.clone(), qtype));
+    // IXFR: the version we have (RFC 1995 §3).
+    query.add_authorities(authority);
     let mut verifier = match tsig {
         Some(key) => {
             let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -431,8 +554,12 @@ async fn exchange(
         if message.metadata.id != query.metadata.id {
             bail!("the reply's ID does not match the query's");
         }
-        if message.metadata.response_code != ResponseCode::NoError {
-            bail!("the primary answered {}", message.metadata.response_code);
+        match message.metadata.response_code {
+            ResponseCode::NoError => {}
+            rcode @ (ResponseCode::Refused | ResponseCode::NotAuth) => {
+                bail!("the primary refused the {qtype} ({rcode}): this server is not on its ACL, or not with this key")
+            }
+            rcode => bail!("the primary answered the {qtype} with {rcode}"),
         }
         let go_on = more(&message)?;
         records.extend(message.answers);

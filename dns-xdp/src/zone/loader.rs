@@ -206,7 +206,7 @@ impl Loader {
     }
 }
 
-struct ZoneBuilder {
+pub(super) struct ZoneBuilder {
     origin: Name,
     soa: Option<Record>,
     nodes: BTreeMap<LowerName, Node>,
@@ -222,11 +222,11 @@ fn may_accompany_cname(record_type: RecordType) -> bool {
 }
 
 impl ZoneBuilder {
-    fn new(origin: Name) -> Self {
+    pub(super) fn new(origin: Name) -> Self {
         Self { origin, soa: None, nodes: BTreeMap::new(), record_count: 0, dname_count: 0 }
     }
 
-    fn add(&mut self, record: Record, file: &str, line: usize) -> Result<(), ZoneError> {
+    pub(super) fn add(&mut self, record: Record, file: &str, line: usize) -> Result<(), ZoneError> {
         let invalid =
             |problem| ZoneError::Invalid { file: file.to_owned(), line: Some(line), problem: Box::new(problem) };
         let owner = record.name.clone();
@@ -320,7 +320,7 @@ impl ZoneBuilder {
         })
     }
 
-    fn finish(mut self, source: &str) -> Result<Zone, ZoneError> {
+    pub(super) fn finish(mut self, source: &str) -> Result<Zone, ZoneError> {
         let Some(mut soa) = self.soa.take() else {
             return Err(ZoneError::Invalid {
                 file: source.to_owned(),

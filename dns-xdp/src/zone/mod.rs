@@ -40,11 +40,13 @@
 //! `presentation` holds the field layouts of the types it writes by hand
 //! (where a new record type's text form goes).
 
+mod diff;
 mod lexer;
 mod loader;
 mod presentation;
 mod rdata;
 
+pub use diff::{ApplyError, Reach, ZoneDiff};
 use lexer::{Lexer, Token};
 use loader::Loader;
 pub use presentation::civil_from_days;
@@ -343,6 +345,17 @@ impl Zone {
         self.nodes.get(name)
     }
 
+    /// Every record of the zone, the SOA first, then by owner in canonical
+    /// order (RRSIGs after each owner's other RRsets): what an AXFR sends
+    /// and a copy on disk holds.
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        let rest = self.nodes.values().flat_map(|node| {
+            let data = node.rrsets.iter().filter(|set| set.record_type != RecordType::SOA);
+            data.chain(node.signatures.iter().map(|(_, set)| set)).flat_map(|set| set.records.iter())
+        });
+        std::iter::once(&self.soa).chain(rest)
+    }
+
     /// Every existing name and its node, in canonical order.
     pub fn nodes(&self) -> impl Iterator<Item = (&LowerName, &Node)> {
         self.nodes.iter()
@@ -433,6 +446,16 @@ impl Zone {
         }
         (origin_labels + 1..=name_labels).any(|depth| self.is_delegation(&LowerName::new(&name.trim_to(depth))))
     }
+}
+
+/// A hash of a zone file's text: a reload whose file's hash is unchanged
+/// keeps the zone it parsed before. Not a defence against anyone: the
+/// file's writer is trusted.
+pub fn text_fingerprint(text: &str) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The number of labels of `name`, a leading `*` included (unlike
